@@ -1,0 +1,241 @@
+/*
+ * optim.cpp — AdamW and SGD (see optim.h): argument checks, lazy state, and the update loops.
+ *
+ * The AdamW element loop is kernels/cpu/adamw.h. The SGD loop is below; like the AdamW kernel it
+ * computes each "a.add(b, alpha=s)" of torch's code as one fused multiply-add b*s + a, because
+ * that is how PyTorch's vectorised CPU add kernel evaluates it.
+ */
+#include "engine/optim.h"
+
+#include <cmath>
+#include <cstdint>
+#include <unordered_set>
+
+#include "engine/ops_common.h"
+#include "engine/parallel.h"
+#include "kernels/cpu/adamw.h"
+
+namespace tgpt {
+
+namespace {
+
+bool is_finite_nonneg(double x) {
+  return std::isfinite(x) && x >= 0;
+}
+
+// Checks that `t` (a state tensor supplied by the caller) matches parameter `p`.
+void check_state_tensor(const Tensor& t, const Tensor& p, const char* op, const char* what,
+                        size_t i) {
+  TGPT_CHECK(t.defined(), op, ": ", what, " of parameter ", i, " is undefined");
+  TGPT_CHECK(t.device() == Device::CPU, op, ": ", what, " of parameter ", i,
+             " must be a CPU tensor, got ", t.str());
+  TGPT_CHECK(t.dtype() == p.dtype(), op, ": ", what, " of parameter ", i, " has dtype ",
+             dtype_name(t.dtype()), ", the parameter is ", dtype_name(p.dtype()));
+  TGPT_CHECK(t.shape() == p.shape(), op, ": ", what, " of parameter ", i, " has shape ",
+             t.shape().str(), ", the parameter is ", p.shape().str());
+}
+
+// A fresh contiguous copy of `t` that owns its memory (safe to update in place even when `t`
+// wraps a read-only file mapping).
+Tensor owned_copy(const Tensor& t) {
+  NoGradGuard no_grad;
+  Tensor c = Tensor::empty(t.shape(), t.dtype());
+  c.copy_(t.detach());
+  return c;
+}
+
+// One SGD update of n contiguous elements (torch.optim.SGD, single-tensor path). `buf` is the
+// momentum buffer (unused when momentum == 0); first == true initialises it to the gradient.
+template <typename T>
+void sgd_update_cpu(T* param, const T* grad, T* buf, bool first, int64_t n, double lr,
+                    const SGDOptions& o) {
+  const T wd = static_cast<T>(o.weight_decay);
+  const T momentum = static_cast<T>(o.momentum);
+  const T one_minus_dampening = static_cast<T>(1.0 - o.dampening);
+  const T neg_lr = static_cast<T>(-lr);
+  const bool use_wd = o.weight_decay != 0;
+  const bool use_momentum = o.momentum != 0;
+  constexpr int64_t kChunk = 4096;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  parallel_for(chunks, [&](int64_t c) {
+    const int64_t begin = c * kChunk;
+    const int64_t end = n - begin < kChunk ? n : begin + kChunk;
+    for (int64_t i = begin; i < end; ++i) {
+      const T p = param[i];
+      T d = grad[i];
+      if (use_wd) d = std::fma(p, wd, d);  // d_p = d_p.add(param, alpha=wd)
+      if (use_momentum) {
+        // buf = clone(d_p) on the first step, else buf.mul_(momentum).add_(d_p, alpha=1-damp)
+        const T b = first ? d : std::fma(d, one_minus_dampening, buf[i] * momentum);
+        buf[i] = b;
+        d = o.nesterov ? std::fma(b, momentum, d) : b;  // d_p.add(buf, alpha=momentum) or buf
+      }
+      param[i] = std::fma(d, neg_lr, p);  // param.add_(d_p, alpha=-lr)
+    }
+  });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Optimizer
+
+Optimizer::Optimizer(std::vector<Tensor> params, double lr, const char* name)
+    : params_(std::move(params)), name_(name) {
+  TGPT_CHECK(!params_.empty(), name_, ": got an empty parameter list");
+  std::unordered_set<const TensorImpl*> seen;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    TGPT_CHECK(p.defined(), name_, ": parameter ", i, " is undefined");
+    TGPT_CHECK(p.device() == Device::CPU, name_, ": parameter ", i, " is ", p.str(),
+               "; only CPU parameters are supported in this build");
+    TGPT_CHECK(p.dtype() != DType::f16 && p.dtype() != DType::bf16, name_, ": parameter ", i,
+               " is ", p.str(),
+               "; 16-bit parameters are not supported, keep an f32 master copy and optimize it");
+    TGPT_CHECK(p.dtype() == DType::f32 || p.dtype() == DType::f64, name_, ": parameter ", i, " is ",
+               p.str(), "; parameters must be f32 or f64");
+    TGPT_CHECK(p.is_leaf(), name_, ": parameter ", i, " (", p.str(),
+               ") is not a leaf tensor; cannot optimize the output of an op");
+    TGPT_CHECK(p.is_contiguous(), name_, ": parameter ", i, " (", p.str(), ") is not contiguous");
+    TGPT_CHECK(seen.insert(&p.impl()).second, name_, ": parameter ", i,
+               " appears more than once in the parameter list");
+  }
+  set_lr(lr);
+}
+
+void Optimizer::set_lr(double lr) {
+  TGPT_CHECK(is_finite_nonneg(lr), name_, ": invalid learning rate ", lr,
+             " (must be finite and >= 0)");
+  lr_ = lr;
+}
+
+void Optimizer::zero_grad() {
+  for (Tensor& p : params_) p.zero_grad();
+}
+
+void Optimizer::check_index(size_t i) const {
+  TGPT_CHECK(i < params_.size(), name_, ": parameter index ", i, " out of range (", params_.size(),
+             " parameters)");
+}
+
+Tensor Optimizer::grad_for_update(size_t i) const {
+  const Tensor& p = params_[i];
+  Tensor g = p.grad();
+  if (!g.defined()) return g;
+  TGPT_CHECK(g.device() == Device::CPU, name_, ": gradient of parameter ", i, " is ", g.str(),
+             ", expected a CPU tensor");
+  TGPT_CHECK(g.dtype() == p.dtype(), name_, ": gradient of parameter ", i, " is ",
+             dtype_name(g.dtype()), ", the parameter is ", dtype_name(p.dtype()));
+  TGPT_CHECK(g.shape() == p.shape(), name_, ": gradient of parameter ", i, " has shape ",
+             g.shape().str(), ", the parameter is ", p.shape().str());
+  NoGradGuard no_grad;
+  return g.detach().contiguous();
+}
+
+// ---------------------------------------------------------------------------------------------
+// AdamW
+
+AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options)
+    : Optimizer(std::move(params), options.lr, "AdamW"), options_(options) {
+  const AdamWOptions& o = options_;
+  TGPT_CHECK(is_finite_nonneg(o.eps), "AdamW: invalid eps ", o.eps, " (must be finite and >= 0)");
+  TGPT_CHECK(std::isfinite(o.beta1) && o.beta1 >= 0 && o.beta1 < 1, "AdamW: invalid beta1 ",
+             o.beta1, " (must be in [0, 1))");
+  TGPT_CHECK(std::isfinite(o.beta2) && o.beta2 >= 0 && o.beta2 < 1, "AdamW: invalid beta2 ",
+             o.beta2, " (must be in [0, 1))");
+  TGPT_CHECK(is_finite_nonneg(o.weight_decay), "AdamW: invalid weight_decay ", o.weight_decay,
+             " (must be finite and >= 0)");
+  state_.resize(params_.size());
+}
+
+void AdamW::step() {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor g = grad_for_update(i);
+    if (!g.defined()) continue;  // as torch: no grad, no update, no step count
+    Tensor& p = params_[i];
+    AdamWState& s = state_[i];
+    if (s.step == 0) {
+      s.exp_avg = Tensor::zeros(p.shape(), p.dtype());
+      s.exp_avg_sq = Tensor::zeros(p.shape(), p.dtype());
+    }
+    TGPT_CHECK(s.step < INT64_MAX, "AdamW: step count overflow for parameter ", i);
+    s.step += 1;
+    dispatch_float(p.dtype(), name_, [&](auto zero) {
+      using T = decltype(zero);
+      cpu::adamw_update_cpu<T>(p.data<T>(), g.data<T>(), s.exp_avg.data<T>(),
+                               s.exp_avg_sq.data<T>(), p.numel(), lr_, options_.beta1,
+                               options_.beta2, options_.eps, options_.weight_decay, s.step);
+    });
+  }
+}
+
+const AdamWState& AdamW::state(size_t i) const {
+  check_index(i);
+  return state_[i];
+}
+
+void AdamW::set_state(size_t i, const AdamWState& state) {
+  check_index(i);
+  TGPT_CHECK(state.step >= 0, "AdamW::set_state: negative step count ", state.step,
+             " for parameter ", i);
+  if (state.step == 0) {
+    TGPT_CHECK(!state.exp_avg.defined() && !state.exp_avg_sq.defined(),
+               "AdamW::set_state: parameter ", i,
+               " has step 0 but moment tensors; a state before the first step has none");
+    state_[i] = AdamWState{};
+    return;
+  }
+  const Tensor& p = params_[i];
+  check_state_tensor(state.exp_avg, p, "AdamW::set_state", "exp_avg", i);
+  check_state_tensor(state.exp_avg_sq, p, "AdamW::set_state", "exp_avg_sq", i);
+  state_[i] = AdamWState{state.step, owned_copy(state.exp_avg), owned_copy(state.exp_avg_sq)};
+}
+
+// ---------------------------------------------------------------------------------------------
+// SGD
+
+SGD::SGD(std::vector<Tensor> params, double lr, const SGDOptions& options)
+    : Optimizer(std::move(params), lr, "SGD"), options_(options) {
+  const SGDOptions& o = options_;
+  TGPT_CHECK(is_finite_nonneg(o.momentum), "SGD: invalid momentum ", o.momentum,
+             " (must be finite and >= 0)");
+  TGPT_CHECK(std::isfinite(o.dampening), "SGD: invalid dampening ", o.dampening);
+  TGPT_CHECK(is_finite_nonneg(o.weight_decay), "SGD: invalid weight_decay ", o.weight_decay,
+             " (must be finite and >= 0)");
+  TGPT_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0),
+             "SGD: Nesterov momentum requires a momentum > 0 and zero dampening");
+  momentum_buffers_.resize(params_.size());
+}
+
+void SGD::step() {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor g = grad_for_update(i);
+    if (!g.defined()) continue;
+    Tensor& p = params_[i];
+    Tensor& buf = momentum_buffers_[i];
+    const bool first = options_.momentum != 0 && !buf.defined();
+    if (first) buf = Tensor::empty(p.shape(), p.dtype());
+    dispatch_float(p.dtype(), name_, [&](auto zero) {
+      using T = decltype(zero);
+      sgd_update_cpu<T>(p.data<T>(), g.data<T>(), buf.defined() ? buf.data<T>() : nullptr, first,
+                        p.numel(), lr_, options_);
+    });
+  }
+}
+
+const Tensor& SGD::momentum_buffer(size_t i) const {
+  check_index(i);
+  return momentum_buffers_[i];
+}
+
+void SGD::set_momentum_buffer(size_t i, const Tensor& buf) {
+  check_index(i);
+  if (!buf.defined()) {
+    momentum_buffers_[i] = Tensor();
+    return;
+  }
+  check_state_tensor(buf, params_[i], "SGD::set_momentum_buffer", "momentum buffer", i);
+  momentum_buffers_[i] = owned_copy(buf);
+}
+
+}  // namespace tgpt
