@@ -28,7 +28,7 @@ WARMUP = 4
 MAX_ITER = 10
 STEPS = 10
 SHAPES = [(7, 13), (64,), (3, 5, 17)]
-GRAD_SCALES = [1.0, 1e-3, 10.0]
+GRAD_SCALES = [1.0, 1e-6, 10.0]  # 1e-6: sqrt(v) comparable to eps
 NO_GRAD_STEPS = {2: {3, 7}}  # parameter index -> 1-based steps without a gradient
 
 
