@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -84,6 +85,12 @@ size_t invalid_utf8_at(const unsigned char* s, size_t n) {
   return n;
 }
 
+std::string hex_byte(char c) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+  return buf;
+}
+
 bool is_valid_utf8(const std::string& s) {
   return invalid_utf8_at(reinterpret_cast<const unsigned char*>(s.data()), s.size()) == s.size();
 }
@@ -115,8 +122,11 @@ bool get_non_negative(const nlohmann::json& v, uint64_t* out) {
 // Parses the header, rejecting duplicate keys at any depth (nlohmann would keep the last one).
 nlohmann::json parse_header(const std::string& path, const char* begin, const char* end) {
   std::vector<std::set<std::string>> keys_per_object;
-  auto on_event = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+  auto on_event = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using E = nlohmann::json::parse_event_t;
+    // Values inside a tensor's shape/data_offsets arrays are at depth 3; stop deeper nesting
+    // early rather than building a huge tree from a hostile header.
+    if (depth > 3) fail(path, "header is nested deeper than a safetensors header can be");
     if (event == E::object_start) keys_per_object.emplace_back();
     if (event == E::object_end) keys_per_object.pop_back();
     if (event == E::key && !keys_per_object.back().insert(parsed.get<std::string>()).second)
@@ -246,8 +256,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   const char* header = bytes + 8;
   size_t bad = invalid_utf8_at(reinterpret_cast<const unsigned char*>(header), header_len);
   if (bad != header_len)
-    fail(path, "header is not valid UTF-8 (byte ",
-         static_cast<unsigned>(static_cast<unsigned char>(header[bad])), " at header offset ", bad,
+    fail(path, "header is not valid UTF-8 (byte ", hex_byte(header[bad]), " at header offset ", bad,
          ")");
   nlohmann::json j = parse_header(path, header, header + header_len);
   if (!j.is_object()) fail(path, "header is not a JSON object");
@@ -284,7 +293,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     expected = e.end;
   }
   if (expected != data_len)
-    fail(path, "data buffer is ", data_len, " bytes but the tensors cover ", expected);
+    fail(path, "data buffer is ", data_len, " bytes but the tensors end at ", expected);
 
   f.mapping_ = std::move(mapping);
   f.data_ = bytes + 8 + header_len;
@@ -392,6 +401,7 @@ void save_safetensors(const std::string& path,
   if (tmp.fd < 0)
     fail(path, "cannot create a temporary file in '", dir.string(), "': ", errno_text());
   tmp.path = templ;
+  // mkstemp creates the file 0600; give the result the usual 0644.
   if (::fchmod(tmp.fd, 0644) != 0) fail(path, "cannot chmod '", tmp.path, "': ", errno_text());
   write_all(path, tmp, len_bytes, 8);
   write_all(path, tmp, json.data(), json.size());

@@ -226,7 +226,7 @@ TEST_F(Safetensors, RejectsMalformedFiles) {
   expect_rejected("{} x", "", "not valid JSON");
   expect_rejected("[1, 2]", "", "not a JSON object");
   expect_rejected(" {}", "", "must start with '{'");
-  expect_rejected("{\"\xff\":1}", "", "not valid UTF-8");
+  expect_rejected("{\"\xff\":1}", "", "not valid UTF-8 (byte 0xff at header offset 2)");
   expect_rejected("{\"\xc0\xaf\":1}", "", "not valid UTF-8");      // overlong '/'
   expect_rejected("{\"\xed\xa0\x80\":1}", "", "not valid UTF-8");  // surrogate
   expect_rejected("{\"\xe2\x82\":1}", "", "not valid UTF-8");      // truncated sequence
@@ -244,13 +244,15 @@ TEST_F(Safetensors, RejectsMalformedFiles) {
                   std::string(12, '\0'), "leave a gap");
   expect_rejected("{" + entry_json("a", "F32", "[1]", "[4,8]") + "}", std::string(8, '\0'),
                   "first tensor must begin at 0");
-  expect_rejected("{" + a4 + "}", "abc", "data buffer is 3 bytes but the tensors cover 4");
-  expect_rejected("{" + a4 + "}", "abcde", "data buffer is 5 bytes but the tensors cover 4");
-  expect_rejected("{}", "x", "data buffer is 1 bytes but the tensors cover 0");
+  expect_rejected("{" + a4 + "}", "abc", "data buffer is 3 bytes but the tensors end at 4");
+  expect_rejected("{" + a4 + "}", "abcde", "data buffer is 5 bytes but the tensors end at 4");
+  expect_rejected("{}", "x", "data buffer is 1 bytes but the tensors end at 0");
   expect_rejected("{" + a4 + "," + a4 + "}", four, "duplicate key 'a'");
   expect_rejected(
       "{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", four,
       "duplicate key 'dtype'");
+  expect_rejected("{" + a4 + ",\"\\u0061\":{}}", four, "duplicate key 'a'");  // escaped 'a'
+  expect_rejected("{" + entry_json("a", "F32", "[[[[1]]]]", "[0,4]") + "}", four, "nested deeper");
   expect_rejected("{\"__metadata__\":{\"k\":1}}", "", "value of 'k' is not a string");
   expect_rejected("{\"__metadata__\":[\"k\"]}", "", "__metadata__ is not a JSON object");
   expect_rejected("{" + entry_json("a", "F32", "[-1]", "[0,0]") + "}", "",
