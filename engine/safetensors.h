@@ -39,7 +39,9 @@ class SafetensorsFile {
   const SafetensorsEntry& entry(const std::string& name) const;  // throws if absent
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   // The named tensor as a contiguous CPU tensor. Zero-copy (sharing the mapping) when the data
-  // are suitably aligned, otherwise a copy. Throws if absent.
+  // are suitably aligned, otherwise a copy. Throws if absent. The mapping is private and
+  // copy-on-write, so writing to a zero-copy tensor is allowed and never changes the file; the
+  // mapping stays alive while this object or any tensor from it does.
   Tensor get(const std::string& name) const;
 
  private:
@@ -51,9 +53,12 @@ class SafetensorsFile {
 };
 
 // Writes `tensors` (any device, any layout; stored contiguous, little-endian) with string
-// metadata, atomically. Names must be unique and non-empty; dtypes are written as F32, F64, F16,
-// BF16, I32, I64, U8.
-void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+// metadata, atomically. Names must be unique, non-empty, valid UTF-8 and not "__metadata__";
+// dtypes are written as F32, F64, F16, BF16, I32, I64, U8. Data are written in the given order
+// with no padding between tensors: order them by decreasing element size to keep every tensor
+// aligned (and so zero-copy when read back).
+void save_safetensors(const std::string& path,
+                      const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
 // Maps DType <-> safetensors dtype string ("F32", ...). parse throws on an unknown string.
