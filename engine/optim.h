@@ -90,6 +90,7 @@ class AdamW : public Optimizer {
 
   void step() override;
 
+  // The construction options; options().lr is the initial lr, lr() the current one.
   const AdamWOptions& options() const { return options_; }
   // State of parameter i (the tensors are the live state; clone them to keep a snapshot).
   const AdamWState& state(size_t i) const;
