@@ -6,6 +6,7 @@
  * file for hand-picked and random texts.
  */
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdio>
