@@ -1,0 +1,86 @@
+/*
+ * tokenizer.h — CLIP's byte-level BPE tokenizer and clip.tokenize, bit-exact with openai/CLIP
+ * (clip/simple_tokenizer.py, clip.tokenize) as specified in spec/clip.md §4.
+ *
+ * Pipeline of encode(text):
+ *   clean:       ftfy stand-in (uncurl quotes: U+02BC, U+2018..U+201B -> ', U+201C..U+201F -> ";
+ *                then NFC), html.unescape twice (complete HTML5 entity table and numeric
+ *                references, as Python's html.unescape), strip, White_Space runs -> ' ', strip,
+ *                Python's str.lower() (full Unicode mapping incl. U+0130 and final sigma).
+ *   pre-tokens:  the CLIP pattern <|startoftext|> | <|endoftext|> | 's|'t|'re|'ve|'m|'ll|'d |
+ *                \p{L}+ | \p{N} | [^\s\p{L}\p{N}]+ under IGNORECASE, matched by hand over code
+ * points. BPE:         per pre-token over the bytes_to_unicode alphabet with '</w>' on the last
+ * symbol. Unicode data is version 14.0 (Python 3.11's unicodedata), generated into
+ * tokenizer_tables.inc. Not reproduced from ftfy: mojibake repair, ligatures, character width,
+ * control-character and terminal-escape removal, ftfy's own HTML unescape; ordinary text is
+ * unaffected (clip.md §4).
+ */
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace tgpt {
+
+class ClipTokenizer {
+ public:
+  static constexpr int kContextLength = 77;
+  static constexpr int kNumMerges = 49152 - 256 - 2;  // merges used by CLIP: 48,894
+
+  // From merges text: a header line containing "#version", then one "a b" merge per line. Uses at
+  // most the first kNumMerges merges; fewer give a smaller vocabulary (the special tokens follow
+  // the merges). `source` names the text in error messages.
+  explicit ClipTokenizer(std::string_view merges_text, std::string_view source = "merges text");
+
+  // From OpenAI's bpe_simple_vocab_16e6.txt.gz (gzip) or a Hugging Face merges.txt (plain text);
+  // the file must hold at least kNumMerges merges.
+  static ClipTokenizer from_file(const std::string& path);
+
+  // BPE ids of `text` without start/end tokens.
+  std::vector<int32_t> encode(std::string_view text) const;
+
+  // clip.tokenize: per text [SOT] + ids + [EOT], zero padded. Returns [texts.size(),
+  // context_length] row-major. A text longer than context_length throws unless truncate, which
+  // keeps the first context_length ids and makes the last one EOT.
+  std::vector<int32_t> tokenize(const std::vector<std::string>& texts,
+                                int context_length = kContextLength, bool truncate = false) const;
+  // Same, as an i32 CPU tensor [N, context_length].
+  Tensor tokenize_tensor(const std::vector<std::string>& texts, int context_length = kContextLength,
+                         bool truncate = false) const;
+
+  int32_t sot_id() const { return sot_id_; }
+  int32_t eot_id() const { return eot_id_; }
+  int vocab_size() const { return static_cast<int>(vocab_.size()); }
+  int num_merges() const { return static_cast<int>(ranks_.size()); }
+  // Vocabulary entry of an id, in the bytes_to_unicode alphabet (UTF-8), e.g. "in", "cat</w>".
+  const std::string& token(int32_t id) const;
+
+ private:
+  void bpe(const std::string& pretoken, std::vector<int32_t>& out) const;
+
+  std::vector<std::string> vocab_;                    // id -> token
+  std::unordered_map<std::string, int32_t> encoder_;  // token -> id
+  std::unordered_map<std::string, int32_t> ranks_;    // "first second" -> merge rank
+  std::string byte_chars_[256];                       // byte -> UTF-8 of its unicode character
+  int32_t sot_id_ = 0, eot_id_ = 0;
+};
+
+// The cleaning steps of encode() (UTF-8 in and out), exposed for tests and tools.
+std::string clip_clean_text(std::string_view text);
+// Pre-tokens of cleaned text (UTF-8), as CLIP's regex findall returns them.
+std::vector<std::string> clip_pretokenize(std::string_view cleaned_text);
+// Python's html.unescape (HTML5 named and numeric character references).
+std::string html_unescape(std::string_view text);
+// Unicode NFC normalisation (Unicode 14.0).
+std::string nfc_normalize(std::string_view text);
+// Python's str.lower().
+std::string unicode_lower(std::string_view text);
+// Unicode version of the tables.
+const char* clip_tokenizer_unicode_version();
+
+}  // namespace tgpt

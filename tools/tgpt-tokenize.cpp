@@ -1,0 +1,58 @@
+/*
+ * tgpt-tokenize.cpp — prints CLIP token ids (clip.tokenize, context length 77) for each TEXT, one
+ * line per text, ids separated by spaces.
+ *
+ *   tgpt-tokenize (--weights W | --vocab FILE) [--truncate] [--] TEXT...
+ *
+ * --vocab takes OpenAI's bpe_simple_vocab_16e6.txt.gz or a Hugging Face merges.txt. --weights
+ * (merges embedded in a tgpt weight file) is not supported yet and is rejected.
+ */
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "models/tokenizer.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Print CLIP token ids (77 per text) for each TEXT"};
+  std::string weights, vocab;
+  bool truncate = false;
+  std::vector<std::string> texts;
+  auto* weights_opt = app.add_option("--weights", weights,
+                                     "tgpt weight file with embedded merges (not yet supported)");
+  auto* vocab_opt = app.add_option(
+      "--vocab", vocab, "BPE merges: bpe_simple_vocab_16e6.txt.gz or a Hugging Face merges.txt");
+  weights_opt->excludes(vocab_opt);
+  app.add_flag(
+      "--truncate", truncate,
+      "cut texts longer than the context instead of failing (last id becomes <|endoftext|>)");
+  app.add_option("texts", texts, "texts to tokenize")->required();
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    TGPT_CHECK(!weights.empty() || !vocab.empty(),
+               "tgpt-tokenize: give --vocab FILE (or --weights)");
+    TGPT_CHECK(weights.empty(),
+               "tgpt-tokenize: --weights is not yet supported (weight files with embedded merges "
+               "come later); use --vocab FILE");
+    const tgpt::ClipTokenizer tok = tgpt::ClipTokenizer::from_file(vocab);
+    const std::vector<int32_t> ids =
+        tok.tokenize(texts, tgpt::ClipTokenizer::kContextLength, truncate);
+    const size_t ctx = tgpt::ClipTokenizer::kContextLength;
+    std::string line;
+    for (size_t t = 0; t < texts.size(); ++t) {
+      line.clear();
+      for (size_t k = 0; k < ctx; ++k) {
+        if (k) line += ' ';
+        line += std::to_string(ids[t * ctx + k]);
+      }
+      std::printf("%s\n", line.c_str());
+    }
+  } catch (const tgpt::Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
