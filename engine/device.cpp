@@ -112,8 +112,17 @@ CopyFn& device_copy_slot() {
 
 }  // namespace
 
+#ifdef TGPT_WITH_CUDA
+bool cuda_backend_init();  // engine/cuda/cuda_backend.cu
+#else
+static bool cuda_backend_init() { return false; }
+#endif
+
+bool cuda_available() { return cuda_backend_init(); }
+
 Allocator& allocator_for(Device d) {
   if (d == Device::CPU) return cpu_allocator();
+  cuda_backend_init();
   Allocator* a = cuda_allocator_slot();
   TGPT_CHECK(a != nullptr,
              "no CUDA device available (tgpt built without TGPT_CUDA, or no GPU was found)");
@@ -136,6 +145,7 @@ void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size
     std::memmove(dst, src, nbytes);
     return;
   }
+  cuda_backend_init();
   CopyFn fn = device_copy_slot();
   TGPT_CHECK(fn != nullptr, "no CUDA device available for a copy involving CUDA memory");
   fn(dst, dst_dev, src, src_dev, nbytes);

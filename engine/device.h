@@ -17,6 +17,9 @@ enum class Device : uint8_t { CPU, CUDA };
 
 const char* device_name(Device d);
 
+// True when tgpt was built with TGPT_CUDA and a CUDA device is present (initialises the backend).
+bool cuda_available();
+
 struct MemoryStats {
   size_t current_bytes = 0;   // bytes held by live storages
   size_t peak_bytes = 0;      // maximum of current_bytes since the last reset_peak()
