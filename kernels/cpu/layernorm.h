@@ -1,0 +1,158 @@
+/*
+ * layernorm.h — CPU kernels for LayerNorm and L2 normalisation over the last dim.
+ *
+ * T is float or double. Row statistics are accumulated in double (cheap, and it keeps f32 results
+ * within an ulp or two of the exact value). Rows are independent and each is processed by one
+ * thread; the parameter gradients are reduced over rows by one thread per column block, in row
+ * order, so every result is bit-identical whatever the thread count.
+ */
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "engine/parallel.h"
+
+namespace tgpt::cpu {
+
+// inp [N, C], weight/bias [C] or null -> out [N, C]; mean/rstd [N] saved for backward.
+// out = (inp - mean) * rstd * weight + bias, rstd = 1 / sqrt(biased var + eps).
+template <typename T>
+void layernorm_forward_cpu(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias,
+                           int64_t N, int64_t C, double eps) {
+  parallel_for(
+      N,
+      [&](int64_t n) {
+        const T* x = inp + n * C;
+        double s = 0.0;
+        for (int64_t c = 0; c < C; ++c) s += static_cast<double>(x[c]);
+        double m = s / static_cast<double>(C);
+        double v = 0.0;
+        for (int64_t c = 0; c < C; ++c) {
+          double d = static_cast<double>(x[c]) - m;
+          v += d * d;
+        }
+        v /= static_cast<double>(C);
+        double r = 1.0 / std::sqrt(v + eps);
+        T* o = out + n * C;
+        for (int64_t c = 0; c < C; ++c) {
+          double y = (static_cast<double>(x[c]) - m) * r;
+          if (weight) y *= static_cast<double>(weight[c]);
+          if (bias) y += static_cast<double>(bias[c]);
+          o[c] = static_cast<T>(y);
+        }
+        mean[n] = static_cast<T>(m);
+        rstd[n] = static_cast<T>(r);
+      },
+      N * C >= 4096 ? 2 : N + 1);
+}
+
+// dout [N, C] -> dinp [N, C] (written, may be null), dweight/dbias [C] (written, may be null).
+// With xhat = (inp - mean) * rstd and g = dout * weight:
+//   dinp = rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)), dweight = sum_n dout * xhat,
+//   dbias = sum_n dout.
+template <typename T>
+void layernorm_backward_cpu(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
+                            const T* weight, const T* mean, const T* rstd, int64_t N, int64_t C) {
+  int64_t min_par = N * C >= 4096 ? 2 : N + 1;
+  if (dinp) {
+    parallel_for(
+        N,
+        [&](int64_t n) {
+          const T* x = inp + n * C;
+          const T* dy = dout + n * C;
+          double m = static_cast<double>(mean[n]), r = static_cast<double>(rstd[n]);
+          double g_mean = 0.0, gx_mean = 0.0;
+          for (int64_t c = 0; c < C; ++c) {
+            double g = static_cast<double>(dy[c]) * (weight ? static_cast<double>(weight[c]) : 1.0);
+            double xhat = (static_cast<double>(x[c]) - m) * r;
+            g_mean += g;
+            gx_mean += g * xhat;
+          }
+          g_mean /= static_cast<double>(C);
+          gx_mean /= static_cast<double>(C);
+          T* dx = dinp + n * C;
+          for (int64_t c = 0; c < C; ++c) {
+            double g = static_cast<double>(dy[c]) * (weight ? static_cast<double>(weight[c]) : 1.0);
+            double xhat = (static_cast<double>(x[c]) - m) * r;
+            dx[c] = static_cast<T>(r * (g - g_mean - xhat * gx_mean));
+          }
+        },
+        min_par);
+  }
+  if (dweight || dbias) {
+    constexpr int64_t kBlock = 64;
+    int64_t blocks = (C + kBlock - 1) / kBlock;
+    parallel_for(
+        blocks,
+        [&](int64_t blk) {
+          int64_t c0 = blk * kBlock, c1 = std::min(C, c0 + kBlock);
+          double dw[kBlock] = {}, db[kBlock] = {};
+          for (int64_t n = 0; n < N; ++n) {
+            const T* x = inp + n * C;
+            const T* dy = dout + n * C;
+            double m = static_cast<double>(mean[n]), r = static_cast<double>(rstd[n]);
+            for (int64_t c = c0; c < c1; ++c) {
+              double g = static_cast<double>(dy[c]);
+              dw[c - c0] += g * (static_cast<double>(x[c]) - m) * r;
+              db[c - c0] += g;
+            }
+          }
+          for (int64_t c = c0; c < c1; ++c) {
+            if (dweight) dweight[c] = static_cast<T>(dw[c - c0]);
+            if (dbias) dbias[c] = static_cast<T>(db[c - c0]);
+          }
+        },
+        N * C >= 4096 ? 2 : blocks + 1);
+  }
+}
+
+// inp [N, C] -> out [N, C] = inp / max(||inp||_2, eps) per row; norm [N] saved for backward.
+template <typename T>
+void l2_normalize_forward_cpu(T* out, T* norm, const T* inp, int64_t N, int64_t C, double eps) {
+  parallel_for(
+      N,
+      [&](int64_t n) {
+        const T* x = inp + n * C;
+        double s = 0.0;
+        for (int64_t c = 0; c < C; ++c) s += static_cast<double>(x[c]) * static_cast<double>(x[c]);
+        double nrm = std::sqrt(s);
+        double denom = std::max(nrm, eps);
+        T* o = out + n * C;
+        for (int64_t c = 0; c < C; ++c) o[c] = static_cast<T>(static_cast<double>(x[c]) / denom);
+        norm[n] = static_cast<T>(nrm);
+      },
+      N * C >= 4096 ? 2 : N + 1);
+}
+
+// dout [N, C] -> dinp [N, C]. Where ||x|| >= eps (PyTorch's clamp_min passes the gradient at
+// equality): dinp = (dout - y * (dout . y)) / ||x|| with y = x / ||x||; otherwise dinp = dout /
+// eps.
+template <typename T>
+void l2_normalize_backward_cpu(T* dinp, const T* dout, const T* inp, const T* norm, int64_t N,
+                               int64_t C, double eps) {
+  parallel_for(
+      N,
+      [&](int64_t n) {
+        const T* x = inp + n * C;
+        const T* dy = dout + n * C;
+        T* dx = dinp + n * C;
+        double nrm = static_cast<double>(norm[n]);
+        if (nrm >= eps && nrm > 0.0) {
+          double dot = 0.0;  // dout . x
+          for (int64_t c = 0; c < C; ++c)
+            dot += static_cast<double>(dy[c]) * static_cast<double>(x[c]);
+          double k = dot / (nrm * nrm * nrm);
+          for (int64_t c = 0; c < C; ++c)
+            dx[c] =
+                static_cast<T>(static_cast<double>(dy[c]) / nrm - static_cast<double>(x[c]) * k);
+        } else {
+          for (int64_t c = 0; c < C; ++c) dx[c] = static_cast<T>(static_cast<double>(dy[c]) / eps);
+        }
+      },
+      N * C >= 4096 ? 2 : N + 1);
+}
+
+}  // namespace tgpt::cpu
