@@ -149,32 +149,38 @@ void column_sum_cpu(T* out, const T* g, int64_t rows, int64_t cols) {
 template <typename T>
 void patchify_cpu(T* patches, const T* x, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t P) {
   int64_t Gh = H / P, Gw = W / P, D = Cin * P * P;
-  parallel_for(B * Gh, [&](int64_t bg) {  // one row of patches
-    int64_t b = bg / Gh, gy = bg % Gh;
-    for (int64_t gx = 0; gx < Gw; ++gx) {
-      T* dst = patches + (bg * Gw + gx) * D;
-      for (int64_t c = 0; c < Cin; ++c)
-        for (int64_t py = 0; py < P; ++py)
-          std::memcpy(dst + (c * P + py) * P, x + ((b * Cin + c) * H + gy * P + py) * W + gx * P,
-                      sizeof(T) * P);
-    }
-  });
+  parallel_for(
+      B * Gh,
+      [&](int64_t bg) {  // one row of patches
+        int64_t b = bg / Gh, gy = bg % Gh;
+        for (int64_t gx = 0; gx < Gw; ++gx) {
+          T* dst = patches + (bg * Gw + gx) * D;
+          for (int64_t c = 0; c < Cin; ++c)
+            for (int64_t py = 0; py < P; ++py)
+              std::memcpy(dst + (c * P + py) * P,
+                          x + ((b * Cin + c) * H + gy * P + py) * W + gx * P, sizeof(T) * P);
+        }
+      },
+      B * Cin * H * W >= 32768 ? 2 : B * Gh + 1);
 }
 
 template <typename T>
 void unpatchify_cpu(T* dx, const T* dpatches, int64_t B, int64_t Cin, int64_t H, int64_t W,
                     int64_t P) {
   int64_t Gh = H / P, Gw = W / P, D = Cin * P * P;
-  parallel_for(B * Gh, [&](int64_t bg) {
-    int64_t b = bg / Gh, gy = bg % Gh;
-    for (int64_t gx = 0; gx < Gw; ++gx) {
-      const T* src = dpatches + (bg * Gw + gx) * D;
-      for (int64_t c = 0; c < Cin; ++c)
-        for (int64_t py = 0; py < P; ++py)
-          std::memcpy(dx + ((b * Cin + c) * H + gy * P + py) * W + gx * P, src + (c * P + py) * P,
-                      sizeof(T) * P);
-    }
-  });
+  parallel_for(
+      B * Gh,
+      [&](int64_t bg) {
+        int64_t b = bg / Gh, gy = bg % Gh;
+        for (int64_t gx = 0; gx < Gw; ++gx) {
+          const T* src = dpatches + (bg * Gw + gx) * D;
+          for (int64_t c = 0; c < Cin; ++c)
+            for (int64_t py = 0; py < P; ++py)
+              std::memcpy(dx + ((b * Cin + c) * H + gy * P + py) * W + gx * P,
+                          src + (c * P + py) * P, sizeof(T) * P);
+        }
+      },
+      B * Cin * H * W >= 32768 ? 2 : B * Gh + 1);
 }
 
 template <typename T>
