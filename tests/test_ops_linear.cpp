@@ -282,3 +282,25 @@ TEST(OpsMatmul, ArgumentErrors) {
   EXPECT_THROW(matmul(Tensor::ones({3, 4}), Tensor::ones({4, 6}, DType::f64)), Error);
   EXPECT_THROW(matmul(Tensor::ones({3, 4}, DType::i64), Tensor::ones({4, 6}, DType::i64)), Error);
 }
+
+TEST(OpsMatmul, ZeroExtents) {
+  // K = 0: the product is all zeros (linear: just the bias); M = 0 or N = 0: empty results.
+  Tensor a = Tensor::empty({2, 3, 0}, DType::f64).set_requires_grad(true);
+  Tensor b = Tensor::empty({0, 4}, DType::f64).set_requires_grad(true);
+  Tensor y = matmul(a, b);
+  EXPECT_EQ(y.shape(), Shape({2, 3, 4}));
+  EXPECT_EQ(y.to_double_vector(), std::vector<double>(24, 0.0));
+  sum(y).backward();
+  EXPECT_EQ(a.grad().shape(), a.shape());
+  EXPECT_EQ(b.grad().shape(), b.shape());
+  Tensor bias = Tensor::from_vector({1, 2}, {2}, DType::f64);
+  EXPECT_EQ(linear(Tensor::empty({3, 0}, DType::f64), Tensor::empty({2, 0}, DType::f64), bias)
+                .to_double_vector(),
+            std::vector<double>({1, 2, 1, 2, 1, 2}));
+  Tensor a0 = Tensor::empty({0, 5}).set_requires_grad(true);
+  Tensor b0 = Generator(16).randn({5, 3}).set_requires_grad(true);
+  Tensor y0 = matmul(a0, b0);
+  EXPECT_EQ(y0.shape(), Shape({0, 3}));
+  sum(y0).backward();
+  EXPECT_EQ(b0.grad().to_double_vector(), std::vector<double>(15, 0.0));  // no rows: zero grad
+}
