@@ -1,0 +1,63 @@
+/*
+ * ops_loss_mse.cpp — mse_loss(a, b) = mean((a - b)^2) over all elements, with autograd for both
+ * inputs. Kernels in kernels/cpu/loss_mse.h; f16/bf16 inputs are computed in f32.
+ */
+#include "engine/ops_common.h"
+#include "kernels/cpu/loss_mse.h"
+
+namespace tgpt {
+
+namespace {
+
+struct MseNode : Node {
+  Tensor a, b;  // contiguous, detached
+  const char* name() const override { return "mse_loss"; }
+  void backward(const Tensor& g, std::vector<Tensor>& gi) override {
+    double gv = g.item();
+    Tensor da, db;
+    if (needs_grad(0)) da = Tensor::empty(a.shape(), a.dtype());
+    if (needs_grad(1)) db = Tensor::empty(b.shape(), b.dtype());
+    dispatch_float(a.dtype(), "mse_loss backward", [&](auto tag) {
+      using T = decltype(tag);
+      cpu::mse_backward<T>(da.defined() ? da.data<T>() : nullptr,
+                           db.defined() ? db.data<T>() : nullptr, a.data<T>(), b.data<T>(),
+                           a.numel(), gv);
+      return 0;
+    });
+    gi[0] = da;
+    gi[1] = db;
+  }
+  void release() override {
+    a = Tensor();
+    b = Tensor();
+  }
+};
+
+}  // namespace
+
+Tensor mse_loss(const Tensor& a_in, const Tensor& b_in) {
+  check_float(a_in, "mse_loss", "a");
+  check_float(b_in, "mse_loss", "b");
+  check_same_dtype(a_in, b_in, "mse_loss");
+  check_same_device(a_in, b_in, "mse_loss");
+  TGPT_CHECK(a_in.shape() == b_in.shape(), "mse_loss: shapes differ: ", a_in.shape().str(), " vs ",
+             b_in.shape().str());
+  if (is_half(a_in.dtype()))
+    return mse_loss(a_in.to(DType::f32), b_in.to(DType::f32)).to(a_in.dtype());
+  check_cpu_kernel(a_in, "mse_loss");
+  Tensor a = a_in.detach().contiguous(), b = b_in.detach().contiguous();
+  Tensor out = Tensor::empty({}, a.dtype());
+  dispatch_float(a.dtype(), "mse_loss", [&](auto tag) {
+    using T = decltype(tag);
+    out.data<T>()[0] = static_cast<T>(cpu::mse_forward<T>(a.data<T>(), b.data<T>(), a.numel()));
+    return 0;
+  });
+  if (auto node = make_node<MseNode>({&a_in, &b_in})) {
+    node->a = a;
+    node->b = b;
+    record(out, node);
+  }
+  return out;
+}
+
+}  // namespace tgpt
