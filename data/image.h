@@ -51,6 +51,11 @@ struct Image {
   bool empty() const { return height == 0 || width == 0; }
 };
 
+// A rectangle inside an image: rows [top, top + height), columns [left, left + width).
+struct CropBox {
+  int64_t top = 0, left = 0, height = 0, width = 0;
+};
+
 // Decodes an image file. `path` is only used for reading and in error messages.
 Image decode_image_file(const std::string& path);
 

@@ -122,8 +122,8 @@ Image clip_resize_center_crop(const Image& img, int64_t n) {
   TGPT_CHECK(!img.empty(), "clip_preprocess: empty image ", img.height, "x", img.width);
   int64_t rh = 0, rw = 0;
   shorter_side_resize_size(img.height, img.width, n, &rh, &rw);
-  const Image resized = resize_bicubic(img, rh, rw);
-  return crop_image(resized, center_crop_box(rh, rw, n, n));
+  // Only the cropped part of the resized image is computed (identical to resize-then-crop).
+  return resize_bicubic_crop(img, rh, rw, center_crop_box(rh, rw, n, n));
 }
 
 Tensor clip_preprocess(const Image& img, int64_t n) {

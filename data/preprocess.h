@@ -34,10 +34,6 @@ inline const float kClipMean[3] = {static_cast<float>(0.48145466), static_cast<f
 inline const float kClipStd[3] = {static_cast<float>(0.26862954), static_cast<float>(0.26130258),
                                   static_cast<float>(0.27577711)};
 
-struct CropBox {
-  int64_t top = 0, left = 0, height = 0, width = 0;
-};
-
 // torchvision Resize(size) with an int size: the {height, width} the image is resized to.
 void shorter_side_resize_size(int64_t h, int64_t w, int64_t size, int64_t* out_h, int64_t* out_w);
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "engine/parallel.h"
 
@@ -133,32 +134,64 @@ ResampleTaps bicubic_taps(int64_t in_size, int64_t out_size) {
   return taps;
 }
 
-Image resize_bicubic(const Image& src, int64_t out_h, int64_t out_w) {
+namespace {
+
+// Output samples [start, start + len) of a set of taps.
+ResampleTaps slice_taps(const ResampleTaps& t, int64_t start, int64_t len) {
+  ResampleTaps s;
+  s.ksize = t.ksize;
+  s.first.assign(t.first.begin() + start, t.first.begin() + start + len);
+  s.count.assign(t.count.begin() + start, t.count.begin() + start + len);
+  s.weights.assign(t.weights.begin() + start * t.ksize,
+                   t.weights.begin() + (start + len) * t.ksize);
+  return s;
+}
+
+}  // namespace
+
+Image resize_bicubic_crop(const Image& src, int64_t out_h, int64_t out_w, const CropBox& box) {
   TGPT_CHECK(!src.empty(), "resize_bicubic: empty source image (", src.height, "x", src.width, ")");
   TGPT_CHECK(out_h >= 1 && out_w >= 1, "resize_bicubic: target size must be >= 1, got ", out_h, "x",
              out_w);
   TGPT_CHECK(out_w <= kMaxImagePixels / out_h, "resize_bicubic: target ", out_h, "x", out_w,
              " exceeds the limit of ", kMaxImagePixels, " pixels");
+  TGPT_CHECK(box.top >= 0 && box.left >= 0 && box.height >= 1 && box.width >= 1 &&
+                 box.top <= out_h - box.height && box.left <= out_w - box.width,
+             "resize_bicubic: crop box (top ", box.top, ", left ", box.left, ", ", box.height, "x",
+             box.width, ") outside the resized image ", out_h, "x", out_w);
+  // PIL skips a pass whose size does not change (it would be the identity anyway).
   const bool need_horizontal = out_w != src.width;
   const bool need_vertical = out_h != src.height;
-  if (!need_horizontal && !need_vertical) return src;
 
-  const ResampleTaps vtaps = bicubic_taps(src.height, out_h);
+  Image out(box.height, box.width);
   if (!need_horizontal) {
-    Image out(out_h, out_w);
-    resample_vertical(src, 0, vtaps, out);
+    // Columns pass through unchanged: take the box's columns (and, without a vertical pass, rows).
+    Image cols(need_vertical ? src.height : box.height, box.width);
+    const int64_t row0 = need_vertical ? 0 : box.top;
+    for (int64_t y = 0; y < cols.height; ++y)
+      std::memcpy(cols.row(y), src.at(row0 + y, box.left), static_cast<size_t>(box.width * 3));
+    if (!need_vertical) return cols;
+    resample_vertical(cols, 0, slice_taps(bicubic_taps(src.height, out_h), box.top, box.height),
+                      out);
     return out;
   }
-  const ResampleTaps htaps = bicubic_taps(src.width, out_w);
+  const ResampleTaps htaps = slice_taps(bicubic_taps(src.width, out_w), box.left, box.width);
+  if (!need_vertical) {
+    resample_horizontal(src, box.top, box.top + box.height, htaps, out);
+    return out;
+  }
+  const ResampleTaps vtaps = slice_taps(bicubic_taps(src.height, out_h), box.top, box.height);
   // Only the source rows that the vertical pass reads go through the horizontal pass.
   const int64_t y_first = vtaps.first.front();
   const int64_t y_last = vtaps.first.back() + vtaps.count.back();
-  Image tmp(y_last - y_first, out_w);
+  Image tmp(y_last - y_first, box.width);
   resample_horizontal(src, y_first, y_last, htaps, tmp);
-  if (!need_vertical) return tmp;
-  Image out(out_h, out_w);
   resample_vertical(tmp, y_first, vtaps, out);
   return out;
+}
+
+Image resize_bicubic(const Image& src, int64_t out_h, int64_t out_w) {
+  return resize_bicubic_crop(src, out_h, out_w, CropBox{0, 0, out_h, out_w});
 }
 
 }  // namespace tgpt

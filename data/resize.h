@@ -38,4 +38,8 @@ ResampleTaps bicubic_taps(int64_t in_size, int64_t out_size);
 // PIL Image.resize((out_w, out_h), BICUBIC) of an RGB image. Sizes must be >= 1.
 Image resize_bicubic(const Image& src, int64_t out_h, int64_t out_w);
 
+// The `box` part of resize_bicubic(src, out_h, out_w), computing only those output pixels (each
+// output pixel depends only on its own taps, so this equals resizing everything then cropping).
+Image resize_bicubic_crop(const Image& src, int64_t out_h, int64_t out_w, const CropBox& box);
+
 }  // namespace tgpt

@@ -277,6 +277,26 @@ TEST(ImageResize, ConstantImageStaysConstantAndIdentityIsExact) {
   EXPECT_EQ(resize_bicubic(x, 13, 29).pixels, x.pixels);
 }
 
+TEST(ImageResize, CroppedResizeEqualsResizeThenCrop) {
+  Image x = random_image(41, 67, 17);
+  std::mt19937_64 rng(2);
+  for (auto [oh, ow] : std::vector<std::pair<int64_t, int64_t>>{
+           {224, 300}, {41, 30}, {20, 67}, {41, 67}, {9, 200}, {1, 1}}) {
+    Image full = resize_bicubic(x, oh, ow);
+    for (int k = 0; k < 6; ++k) {
+      CropBox b;
+      b.height = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(oh));
+      b.width = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(ow));
+      b.top = static_cast<int64_t>(rng() % static_cast<uint64_t>(oh - b.height + 1));
+      b.left = static_cast<int64_t>(rng() % static_cast<uint64_t>(ow - b.width + 1));
+      EXPECT_EQ(resize_bicubic_crop(x, oh, ow, b).pixels, crop_image(full, b).pixels)
+          << oh << "x" << ow << " box " << b.top << "," << b.left << " " << b.height << "x"
+          << b.width;
+    }
+  }
+  expect_error([&] { resize_bicubic_crop(x, 10, 10, CropBox{5, 0, 6, 10}); }, {"outside"});
+}
+
 TEST(ImageResize, ResultDoesNotDependOnThreadCount) {
   Image x = random_image(301, 257, 11);
   const int saved = num_threads();
