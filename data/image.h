@@ -1,0 +1,69 @@
+/*
+ * image.h — decoding image files (JPEG, PNG, BMP, GIF) into 8-bit RGB images.
+ *
+ * Decoding uses stb_image. Every source layout is converted to RGB the way PIL's convert("RGB")
+ * does it: grey is replicated into R, G and B; grey+alpha and RGBA simply drop the alpha channel
+ * (no compositing onto a background); palette images are looked up in the palette. GIFs yield
+ * their first frame. The result is the pixel data as stored in the file:
+ *
+ *   - EXIF orientation is NOT applied. CLIP's preprocessing hands the PIL image as opened to
+ *     Resize, and PIL's Image.open does not rotate by EXIF either, so a rotated phone photo is
+ *     seen by CLIP in its stored orientation. We do the same.
+ *   - No colour management (ICC profiles and PNG gamma are ignored, as PIL does by default).
+ *   - JPEG: stb's IDCT and chroma upsampling differ slightly from libjpeg(-turbo), which PIL
+ *     uses, so decoded JPEG pixels can differ from PIL's by a few levels (the golden test measures
+ *     and bounds this). PNG, BMP and GIF decode exactly as PIL does.
+ *   - 16-bit PNGs are reduced to 8 bits by keeping the high byte (PIL does the same for RGB(A);
+ *     PIL opens 16-bit greyscale as mode "I" and clips it when converting, which differs).
+ *   - Transparent GIF pixels: stb gives black where PIL gives the palette colour of the
+ *     transparent index. Opaque GIFs match.
+ *
+ * Errors (unreadable or empty file, unknown format, corrupt or truncated data, zero or absurd
+ * dimensions) throw tgpt::Error naming the file and stb's reason. Images with more than
+ * kMaxImagePixels pixels are refused before decoding (decompression-bomb guard).
+ */
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace tgpt {
+
+// 2^28 pixels (16384 x 16384): more than that is refused before any pixel is decoded.
+inline constexpr int64_t kMaxImagePixels = int64_t{1} << 28;
+
+// An 8-bit RGB image, row-major [height, width, 3].
+struct Image {
+  int64_t height = 0;
+  int64_t width = 0;
+  std::vector<uint8_t> pixels;  // [height, width, 3]
+
+  Image() = default;
+  Image(int64_t h, int64_t w);  // zero-filled; h, w >= 0 and h * w <= kMaxImagePixels
+
+  uint8_t* row(int64_t y) { return pixels.data() + y * width * 3; }
+  const uint8_t* row(int64_t y) const { return pixels.data() + y * width * 3; }
+  uint8_t* at(int64_t y, int64_t x) { return row(y) + x * 3; }
+  const uint8_t* at(int64_t y, int64_t x) const { return row(y) + x * 3; }
+  bool empty() const { return height == 0 || width == 0; }
+};
+
+// A rectangle inside an image: rows [top, top + height), columns [left, left + width).
+struct CropBox {
+  int64_t top = 0, left = 0, height = 0, width = 0;
+};
+
+// Decodes an image file. `path` is only used for reading and in error messages.
+Image decode_image_file(const std::string& path);
+
+// Decodes an encoded image held in memory; `name` identifies it in error messages.
+Image decode_image_memory(const uint8_t* data, size_t size, const std::string& name = "<memory>");
+
+// Image <-> u8 tensor [H, W, 3] (copies).
+Tensor image_to_tensor(const Image& img);
+Image image_from_tensor(const Tensor& t);
+
+}  // namespace tgpt
