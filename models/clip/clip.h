@@ -1,0 +1,83 @@
+/*
+ * clip.h — OpenAI CLIP (ViT image tower + causal text tower) on the tgpt engine.
+ *
+ * Loads the tgpt CLIP weight file (models/README.md) written by tgpt-convert. Architecture per
+ * ../shared/spec/clip.md §1: pre-LN residual blocks, packed-QKV multi-head attention (head dim
+ * W/heads), QuickGELU (OpenAI) or exact GELU (open_clip non-quickgelu), LayerNorm eps 1e-5.
+ * All weights are frozen (requires_grad = false); encode_text_embeddings is differentiable with
+ * respect to its input embeddings, which is what prompt tuning needs. The CPU path computes in
+ * f32 whatever the stored dtype.
+ */
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "engine/tensor.h"
+
+namespace tgpt {
+
+enum class Activation { quick_gelu, gelu };
+
+struct ClipConfig {
+  int64_t embed_dim = 0;
+  int64_t image_resolution = 0;
+  int64_t vision_layers = 0;
+  int64_t vision_width = 0;
+  int64_t vision_patch_size = 0;
+  int64_t vision_heads = 0;
+  int64_t context_length = 0;
+  int64_t vocab_size = 0;
+  int64_t transformer_width = 0;
+  int64_t transformer_heads = 0;
+  int64_t transformer_layers = 0;
+  Activation activation = Activation::quick_gelu;
+
+  int64_t vision_grid() const { return image_resolution / vision_patch_size; }
+  int64_t vision_tokens() const { return vision_grid() * vision_grid() + 1; }
+  // JSON as stored in the weight file's `tgpt.config` metadata; parse validates every field.
+  std::string to_json() const;
+  static ClipConfig from_json(const std::string& json);
+  // "ViT-B/16" when the numbers match an OpenAI model, else a description of the numbers.
+  std::string name() const;
+};
+
+class ClipModel {
+ public:
+  // Loads and validates a tgpt CLIP weight file (every tensor present with the right shape).
+  static ClipModel load(const std::string& path);
+  // Builds a model from named tensors (OpenAI names) and a config; validates like load().
+  static ClipModel from_tensors(const std::map<std::string, Tensor>& tensors,
+                                const ClipConfig& config);
+
+  const ClipConfig& config() const { return config_; }
+  const std::string& bpe_merges() const { return bpe_merges_; }  // empty when not embedded
+  double logit_scale() const;                                    // exp(logit_scale)
+  // A weight by its OpenAI name (throws when absent).
+  const Tensor& weight(const std::string& name) const;
+
+  // images [B,3,R,R] f32, preprocessed -> pooled image features [B,E] (ln_post(CLS) @ proj).
+  Tensor encode_image(const Tensor& images) const;
+  // Also returns the projected token sequence WITHOUT ln_post: tokens [B,T,E] (TGP-T §1.2).
+  struct ImageOutput {
+    Tensor pooled;  // [B,E]
+    Tensor tokens;  // [B,T,E], T = grid² + 1, CLS at index 0
+  };
+  ImageOutput encode_image_with_tokens(const Tensor& images) const;
+
+  // tokens [N,77] (i32/i64) -> text features [N,E], pooled at the first argmax (EOT).
+  Tensor encode_text(const Tensor& tokens) const;
+  // x [N,77,W] input embeddings (token embedding lookup, or prompts built from it), eot [N]
+  // (i32/i64) pooling positions -> [N,E]. Adds the positional embedding itself.
+  // Differentiable with respect to x.
+  Tensor encode_text_embeddings(const Tensor& x, const Tensor& eot) const;
+  // Token embedding lookup: tokens [N,77] -> [N,77,W].
+  Tensor embed_tokens(const Tensor& tokens) const;
+
+ private:
+  ClipConfig config_;
+  std::map<std::string, Tensor> w_;
+  std::string bpe_merges_;
+};
+
+}  // namespace tgpt
