@@ -115,8 +115,12 @@ inline std::string golden_dir() {
 // ../shared relative to the source tree (env TGPT_SHARED_DIR overrides).
 inline std::string shared_dir() {
   if (const char* d = std::getenv("TGPT_SHARED_DIR")) return d;
+#ifdef TGPT_TEST_SOURCE_DIR
+  return std::string(TGPT_TEST_SOURCE_DIR) + "/../shared";
+#else
   const char* s = std::getenv("TGPT_SOURCE_DIR");
   return std::string(s ? s : ".") + "/../shared";
+#endif
 }
 
 }  // namespace tgpt::test
