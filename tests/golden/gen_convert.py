@@ -18,8 +18,8 @@ included) is random. Files written under OUT/convert/:
   hf/merges.txt              tiny synthetic merges file
   bf16_state_dict.pt         torch.save of the state dict in bf16
 """
+import hashlib
 import json
-import os
 
 import torch
 import torch.nn as nn
@@ -201,6 +201,23 @@ def generate(out_dir):
 
     # bf16 state dict (dtype histogram / conversion checks).
     torch.save({k: v.bfloat16() for k, v in sd.items()}, out / "bf16_state_dict.pt")
+
+    # What the converter must report: build_model's config, the file hashes, the mixed layout.
+    def sha(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    expected = {
+        "config": {"embed_dim": EMBED, "image_resolution": IMAGE, "vision_layers": VL, "vision_width": VW,
+                   "vision_patch_size": PATCH, "vision_heads": VW // 64, "context_length": CTX,
+                   "vocab_size": VOCAB, "transformer_width": TW, "transformer_heads": TW // 64,
+                   "transformer_layers": TL},
+        "sha256": {n: sha(out / n) for n in ("openai_jit.pt", "state_dict.pt", "open_clip.pt",
+                                              "bf16_state_dict.pt", "reference.safetensors",
+                                              "hf/model.safetensors")},
+        "openai_f16": sorted(k for k in sd if is_f16_in_openai_layout(k)),
+        "parameter_count": sum(v.numel() for v in sd.values()),
+    }
+    with open(out / "expected.json", "w") as f:
+        json.dump(expected, f, indent=1)
 
 
 if __name__ == "__main__":
