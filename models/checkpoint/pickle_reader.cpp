@@ -279,8 +279,9 @@ class Machine {
         a[0]->text != "storage" || a[1]->kind != PickleKind::global ||
         a[2]->kind != PickleKind::string || a[3]->kind != PickleKind::string || !is_int(a[4]) ||
         a[4]->integer < 0)
-      fail("unsupported persistent id (expected ('storage', torch.<X>Storage, key, location, "
-           "numel))");
+      fail(
+          "unsupported persistent id (expected ('storage', torch.<X>Storage, key, location, "
+          "numel))");
     const std::string& cls = a[1]->text;
     if (cls.rfind("torch.", 0) != 0 || cls.find('.', 6) != std::string::npos)
       fail("persistent id names '", cls, "', not a torch storage class");
@@ -443,8 +444,9 @@ class Machine {
         break;
       }
       default:
-        fail("unsupported opcode (this reader executes nothing and accepts only the opcodes of "
-             "PyTorch checkpoints)");
+        TGPT_FAIL(what_, ": pickle: unsupported opcode ", op_name(), " at offset ", op_offset_,
+                  " (this reader executes nothing and accepts only the opcodes of PyTorch "
+                  "checkpoints)");
     }
   }
 };

@@ -61,14 +61,14 @@ struct PickleValue {
   bool boolean = false;
   int64_t integer = 0;
   double floating = 0;
-  std::string text;               // string; global name; object class name
-  std::vector<PickleRef> items;   // tuple/list elements; object constructor arguments
-  std::vector<std::pair<PickleRef, PickleRef>> dict;  // insertion order
+  std::string text;              // string; global name; object class name
+  std::vector<PickleRef> items;  // tuple/list elements; object constructor arguments
+  std::vector<std::pair<PickleRef, PickleRef>> dict;    // insertion order
   std::unordered_map<std::string, size_t> string_keys;  // dict: string key -> index in dict
-  PickleRef state;                // object/dict: the BUILD state, when any
+  PickleRef state;                                      // object/dict: the BUILD state, when any
   PickleStorageRef storage;
   PickleTensorRef tensor;
-  int depth = 1;                  // nesting depth when last modified
+  int depth = 1;  // nesting depth when last modified
 
   PickleValue() = default;
   PickleValue(const PickleValue&) = delete;
@@ -86,6 +86,7 @@ struct PickleLimits {
 };
 
 // Parses `data` (the whole pickle). `what` names it in error messages (e.g. "f.pt:arch/data.pkl").
-PickleRef read_pickle(std::string_view data, const std::string& what, const PickleLimits& limits = {});
+PickleRef read_pickle(std::string_view data, const std::string& what,
+                      const PickleLimits& limits = {});
 
 }  // namespace tgpt

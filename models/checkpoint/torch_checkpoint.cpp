@@ -3,9 +3,9 @@
  */
 #include "models/checkpoint/torch_checkpoint.h"
 
+#include <cstring>
 #include <map>
 #include <memory>
-#include <cstring>
 #include <set>
 
 #include "models/checkpoint/pickle_reader.h"
@@ -19,7 +19,7 @@ constexpr int kMaxModuleDepth = 64;
 
 bool storage_dtype(const std::string& type_name, DType* out) {
   static const std::map<std::string, DType> table = {
-      {"FloatStorage", DType::f32}, {"HalfStorage", DType::f16}, {"BFloat16Storage", DType::bf16},
+      {"FloatStorage", DType::f32},  {"HalfStorage", DType::f16}, {"BFloat16Storage", DType::bf16},
       {"DoubleStorage", DType::f64}, {"LongStorage", DType::i64}, {"IntStorage", DType::i32},
       {"ByteStorage", DType::u8}};
   auto it = table.find(type_name);
@@ -100,8 +100,8 @@ class Loader {
     if (__builtin_mul_overflow(static_cast<uint64_t>(s.numel), dtype_size(dt), &want) ||
         e->uncompressed_size != want)
       TGPT_FAIL(path_, ": storage entry ", entry_name, " holds ", e->uncompressed_size,
-                " bytes, but its ", s.numel, " ", s.type_name, " elements need ", s.numel,
-                " x ", dtype_size(dt));
+                " bytes, but its ", s.numel, " ", s.type_name, " elements need ", s.numel, " x ",
+                dtype_size(dt));
     std::string_view bytes = zip_.stored_data(*e);
     std::shared_ptr<Storage> st;
     if (reinterpret_cast<uintptr_t>(bytes.data()) % dtype_size(dt) == 0) {
@@ -117,9 +117,8 @@ class Loader {
 };
 
 // Collects tensors of a TorchScript module tree by attribute path.
-void walk_module(Loader& loader, const PickleValue& obj, const std::string& path_prefix,
-                 int depth, const std::string& file,
-                 std::vector<std::pair<std::string, Tensor>>& out) {
+void walk_module(Loader& loader, const PickleValue& obj, const std::string& path_prefix, int depth,
+                 const std::string& file, std::vector<std::pair<std::string, Tensor>>& out) {
   if (depth > kMaxModuleDepth) TGPT_FAIL(file, ": module tree deeper than ", kMaxModuleDepth);
   if (!obj.state || obj.state->kind != PickleKind::dict) return;
   for (const auto& [k, v] : obj.state->dict) {
@@ -157,7 +156,8 @@ TorchCheckpoint load_torch_checkpoint(const std::string& path) {
       pkl = &e;
     }
   }
-  if (!pkl) TGPT_FAIL(path, ": ZIP archive without a <folder>/data.pkl entry: not a PyTorch checkpoint");
+  if (!pkl)
+    TGPT_FAIL(path, ": ZIP archive without a <folder>/data.pkl entry: not a PyTorch checkpoint");
   TorchCheckpoint ck;
   ck.prefix = pkl->name.substr(0, pkl->name.size() - 9);
   std::string pickle_bytes = zip.read(*pkl);

@@ -2,7 +2,8 @@
  * torch_checkpoint.h — loads the tensors of a PyTorch ZIP checkpoint (torch.save or torch.jit.save,
  * torch >= 1.6) without Python: ZIP index (zip_reader.h) + non-executing pickle (pickle_reader.h).
  *
- * Understood roots of <prefix>/data.pkl (the prefix is found from the entry named <folder>/data.pkl):
+ * Understood roots of <prefix>/data.pkl (the prefix is found from the entry named
+ * <folder>/data.pkl):
  *   - a TorchScript module object: tensors are named by their dotted attribute path from the root
  *     (visual.transformer.resblocks.0.attn.in_proj_weight); non-tensor attributes are skipped;
  *   - a state dict (OrderedDict or dict) name -> tensor; non-tensor values are skipped;
@@ -27,8 +28,8 @@ enum class TorchCheckpointKind { torchscript_module, state_dict, training_checkp
 
 struct TorchCheckpoint {
   TorchCheckpointKind kind = TorchCheckpointKind::state_dict;
-  std::string prefix;        // archive folder holding data.pkl
-  std::string root_class;    // class of the root object (TorchScript) or "dict"
+  std::string prefix;      // archive folder holding data.pkl
+  std::string root_class;  // class of the root object (TorchScript) or "dict"
   std::vector<std::pair<std::string, Tensor>> tensors;  // pickle order, contiguous CPU tensors
 };
 

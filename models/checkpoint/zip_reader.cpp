@@ -65,7 +65,8 @@ void apply_zip64_extra(const Cursor& c, uint64_t extra, uint16_t extra_len, cons
   uint64_t p = extra, end = extra + extra_len;
   while (p + 4 <= end) {
     uint16_t id = c.u16(p, "extra field"), len = c.u16(p + 2, "extra field");
-    if (p + 4 + len > end) fail(c.path, "corrupt extra field in the central header of '", name, "'");
+    if (p + 4 + len > end)
+      fail(c.path, "corrupt extra field in the central header of '", name, "'");
     if (id == 0x0001) {
       uint64_t q = p + 4, qend = p + 4 + len;
       auto take = [&](uint64_t* field) {
@@ -115,9 +116,8 @@ ZipArchive ZipArchive::open(const std::string& path) {
   ::close(fd);
   if (p == MAP_FAILED) fail(path, "cannot map: ", std::strerror(map_err));
   size_t len = z.size_;
-  z.mapping_ = std::shared_ptr<const void>(p, [len](const void* q) {
-    ::munmap(const_cast<void*>(q), len);
-  });
+  z.mapping_ =
+      std::shared_ptr<const void>(p, [len](const void* q) { ::munmap(const_cast<void*>(q), len); });
   z.base_ = static_cast<const uint8_t*>(p);
   Cursor c{path, z.base_, z.size_};
 
@@ -190,7 +190,8 @@ ZipArchive ZipArchive::open(const std::string& path) {
     e.data_offset = lh + 30 + lname + lextra;
     if (e.data_offset > cd_offset || e.compressed_size > cd_offset - e.data_offset)
       fail(path, "truncated or corrupt archive: data of '", e.name, "' (", e.compressed_size,
-           " bytes at offset ", e.data_offset, ") overlap the central directory or run past the end");
+           " bytes at offset ", e.data_offset,
+           ") overlap the central directory or run past the end");
     if (e.method == 0 && e.compressed_size != e.uncompressed_size)
       fail(path, "corrupt archive: stored entry '", e.name, "' has different sizes");
     if (!z.index_.emplace(e.name, z.entries_.size()).second)
@@ -236,7 +237,8 @@ std::string ZipArchive::read(const ZipEntry& e) const {
   inflateEnd(&zs);
   if (rc != Z_STREAM_END || produced != e.uncompressed_size)
     fail(path_, "corrupt deflate data in entry '", e.name, "'");
-  uLong crc = crc32_z(crc32_z(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(out.data()), out.size());
+  uLong crc =
+      crc32_z(crc32_z(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(out.data()), out.size());
   if (crc != e.crc32) fail(path_, "CRC-32 mismatch in entry '", e.name, "': corrupt archive");
   return out;
 }

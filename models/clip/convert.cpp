@@ -26,7 +26,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.rfind(p, 0) == 0;
+}
 bool ends_with(const std::string& s, const std::string& p) {
   return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
 }
@@ -80,8 +82,9 @@ Detected detect_format(const std::string& path) {
     if (n >= 2 && n <= size - 8 && head[8] == '{') return Detected::safetensors;
   }
   if (head[0] == 0x80 && got > 1 && head[1] <= 5)
-    TGPT_FAIL(path, ": a legacy (non-ZIP) torch.save pickle; not supported: re-save it with torch "
-                    ">= 1.6 (torch.save(torch.load(f), out))");
+    TGPT_FAIL(path,
+              ": a legacy (non-ZIP) torch.save pickle; not supported: re-save it with torch "
+              ">= 1.6 (torch.save(torch.load(f), out))");
   TGPT_FAIL(path, ": not a recognised checkpoint (neither a PyTorch ZIP archive nor safetensors)");
 }
 
@@ -185,7 +188,8 @@ HfMapping map_hf_names(const SafetensorsFile& f) {
     for (int k = 1; k < 3; ++k)
       same = same && parts[k].second.shape() == q.shape() && parts[k].second.dtype() == q.dtype();
     if (!same || q.dim() < 1) {
-      m.problems.push_back(oname + ": HF q/k/v projections differ in shape or dtype (" + names + ")");
+      m.problems.push_back(oname + ": HF q/k/v projections differ in shape or dtype (" + names +
+                           ")");
       continue;
     }
     Shape s = q.shape();
@@ -254,7 +258,8 @@ std::vector<std::string> apply_hf_config(const std::string& path, ClipConfig& c)
     int64_t x = v.get<int64_t>();
     if (take && x > 0) *field = x;
     if (x != *field)
-      problems.push_back(str_cat(path, ": ", section, key, " = ", x, " but the weights say ", *field));
+      problems.push_back(
+          str_cat(path, ": ", section, key, " = ", x, " but the weights say ", *field));
   };
   const nlohmann::json none;
   const auto& tc = j.contains("text_config") ? j["text_config"] : none;
@@ -330,13 +335,15 @@ ClipConfig infer_clip_config(const std::map<std::string, Tensor>& sd) {
     return it != sd.end() && starts_with(it->first, p);
   };
   if (!sd.count("visual.proj") && (has_prefix("visual.layer1.") || has_prefix("visual.attnpool.")))
-    TGPT_FAIL("ResNet CLIP not supported yet (only ViT models): the weights have visual.layer1 / "
-              "visual.attnpool and no visual.proj");
+    TGPT_FAIL(
+        "ResNet CLIP not supported yet (only ViT models): the weights have visual.layer1 / "
+        "visual.attnpool and no visual.proj");
   std::vector<std::string> bad;
   auto dims = [&](const char* name, int nd) -> const Tensor* {
     auto it = sd.find(name);
     if (it == sd.end() || it->second.dim() != nd) {
-      bad.push_back(str_cat(name, it == sd.end() ? " (missing)" : " (not " + std::to_string(nd) + "-D)"));
+      bad.push_back(
+          str_cat(name, it == sd.end() ? " (missing)" : " (not " + std::to_string(nd) + "-D)"));
       return nullptr;
     }
     return &it->second;
@@ -517,11 +524,13 @@ ConvertResult convert_clip(const std::string& src_arg, const ConvertOptions& opt
   } else {
     r.notes.push_back("activation " + c.activation + " assumed: the weights do not record it (" +
                       r.source_format + "); pass --activation " +
-                      (c.activation == "gelu" ? "quick_gelu for OpenAI-trained or -quickgelu weights"
-                                              : "gelu for open_clip weights trained with nn.GELU"));
+                      (c.activation == "gelu"
+                           ? "quick_gelu for OpenAI-trained or -quickgelu weights"
+                           : "gelu for open_clip weights trained with nn.GELU"));
   }
   if (c.vision_heads <= 0 || c.vision_width % c.vision_heads != 0)
-    problems.push_back(str_cat("vision width ", c.vision_width, " does not split into heads of 64"));
+    problems.push_back(
+        str_cat("vision width ", c.vision_width, " does not split into heads of 64"));
   if (c.transformer_heads <= 0 || c.transformer_width % c.transformer_heads != 0)
     problems.push_back(
         str_cat("text width ", c.transformer_width, " does not split into heads of 64"));
