@@ -423,6 +423,10 @@ TEST(ClipModel, InputChecks) {
                                         Tensor::from_vector({1, 2}, {2}, DType::i64)),
                Error);
   EXPECT_EQ(m.embed_tokens(make_tokens(tiny_config(), {3, 9})).shape(), Shape({2, 77, 24}));
+  EXPECT_EQ(m.encode_text(Tensor::zeros({0, 77}, DType::i64)).shape(), Shape({0, 16}));
+  EXPECT_EQ(
+      m.encode_text_embeddings(Tensor::zeros({0, 77, 24}), Tensor::zeros({0}, DType::i64)).shape(),
+      Shape({0, 16}));
 }
 
 TEST(ClipModel, TextPoolsAtFirstEotAndIgnoresLaterPositions) {

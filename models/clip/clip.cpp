@@ -305,6 +305,7 @@ Tensor ClipModel::encode_text(const Tensor& tokens) const {
              "ClipModel::encode_text: tokens must be [N, ", ctx, "], got ", tokens.shape().str());
   std::vector<int64_t> ids = int_values(tokens, "ClipModel::encode_text: tokens");
   const int64_t N = tokens.size(0);
+  if (N == 0) return Tensor::zeros({0, config_.embed_dim});
   // Pool at the first position of each row's largest id (torch.argmax; EOT is the largest id).
   std::vector<int64_t> eot(static_cast<size_t>(N));
   for (int64_t n = 0; n < N; ++n) {
