@@ -12,6 +12,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "engine/tensor.h"
 
@@ -38,6 +39,9 @@ struct ClipConfig {
   // JSON as stored in the weight file's `tgpt.config` metadata; parse validates every field.
   std::string to_json() const;
   static ClipConfig from_json(const std::string& json);
+  // Every inconsistency (non-positive or huge fields, width not divisible by heads, resolution
+  // not a multiple of the patch), one sentence each; empty when the config is usable.
+  std::vector<std::string> problems() const;
   // "ViT-B/16" when the numbers match an OpenAI model, else a description of the numbers.
   std::string name() const;
 };
@@ -71,13 +75,32 @@ class ClipModel {
   // (i32/i64) pooling positions -> [N,E]. Adds the positional embedding itself.
   // Differentiable with respect to x.
   Tensor encode_text_embeddings(const Tensor& x, const Tensor& eot) const;
-  // Token embedding lookup: tokens [N,77] -> [N,77,W].
+  // Token embedding lookup: tokens [N,77] -> [N,77,W] (any shape of ids: [...] -> [..., W]).
   Tensor embed_tokens(const Tensor& tokens) const;
 
  private:
+  // One residual attention block's weights (OpenAI names in comments), all f32 [out, in].
+  struct Block {
+    Tensor ln_1_w, ln_1_b;          // ln_1.{weight,bias} [W]
+    Tensor in_proj_w, in_proj_b;    // attn.in_proj_{weight [3W,W], bias [3W]}
+    Tensor out_proj_w, out_proj_b;  // attn.out_proj.{weight [W,W], bias [W]}
+    Tensor ln_2_w, ln_2_b;          // ln_2.{weight,bias} [W]
+    Tensor c_fc_w, c_fc_b;          // mlp.c_fc.{weight [4W,W], bias [4W]}
+    Tensor c_proj_w, c_proj_b;      // mlp.c_proj.{weight [W,4W], bias [W]}
+  };
+  ClipModel() = default;
+  // Validates and converts `tensors` (all problems in one tgpt::Error naming `source`).
+  static ClipModel build(const std::map<std::string, Tensor>& tensors, const ClipConfig& config,
+                         const std::string& source);
+  Tensor block_forward(const Block& blk, const Tensor& x, int64_t heads, bool causal) const;
+  Tensor vision_transformer(const Tensor& images) const;  // -> [B,T,Wv] before ln_post
+
   ClipConfig config_;
   std::map<std::string, Tensor> w_;
   std::string bpe_merges_;
+  std::vector<Block> vision_blocks_, text_blocks_;
+  Tensor visual_proj_t_;      // visual.proj transposed, contiguous [E,Wv] (a Linear weight)
+  Tensor text_projection_t_;  // text_projection transposed, contiguous [E,Wt]
 };
 
 }  // namespace tgpt

@@ -1,0 +1,350 @@
+/*
+ * clip.cpp — OpenAI CLIP (ViT image tower + causal text tower) built from engine ops.
+ *
+ * Loading (models/README.md, "The tgpt CLIP weight file"): metadata tgpt.format = clip,
+ * tgpt.format_version = 1, tgpt.config (ClipConfig JSON), optional tgpt.bpe_merges; tensors under
+ * OpenAI's names. Every expected tensor must be present with the shape the config implies, and no
+ * other tensor may be present; all problems are reported together in one tgpt::Error naming the
+ * file. Weights of any float dtype (OpenAI's files mix f16 and f32, ../shared/spec/clip.md §1.8)
+ * become contiguous f32 CPU tensors that do not require grad; visual.proj and text_projection
+ * ([in, out]) are also cached transposed as [out, in] so they go through linear().
+ *
+ * Forward (clip.md §1.3–1.5): pre-LN residual blocks (LayerNorm eps 1e-5) with packed-QKV
+ * attention and a 4W MLP with QuickGELU or exact GELU. Everything is an engine op, so autograd
+ * records through encode_text_embeddings when its input requires grad; encode_image and
+ * encode_text run under NoGradGuard. Text runs only over positions 0..max(eot): with the causal
+ * mask, later positions never reach the pooled ones (clip.md §1.4), so the result is the same.
+ */
+#include "models/clip/clip.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "engine/safetensors.h"
+
+namespace tgpt {
+
+namespace {
+
+const char* const kBlockParts[] = {
+    "ln_1.weight",          "ln_1.bias",          "attn.in_proj_weight", "attn.in_proj_bias",
+    "attn.out_proj.weight", "attn.out_proj.bias", "ln_2.weight",         "ln_2.bias",
+    "mlp.c_fc.weight",      "mlp.c_fc.bias",      "mlp.c_proj.weight",   "mlp.c_proj.bias",
+};
+
+void add_block_shapes(std::map<std::string, Shape>& s, const std::string& prefix, int64_t w) {
+  const Shape shapes[] = {{w}, {w}, {3 * w, w}, {3 * w}, {w, w},     {w},
+                          {w}, {w}, {4 * w, w}, {4 * w}, {w, 4 * w}, {w}};
+  for (size_t i = 0; i < std::size(kBlockParts); ++i) s[prefix + kBlockParts[i]] = shapes[i];
+}
+
+std::string vision_block_prefix(int64_t i) {
+  return str_cat("visual.transformer.resblocks.", i, ".");
+}
+std::string text_block_prefix(int64_t i) {
+  return str_cat("transformer.resblocks.", i, ".");
+}
+
+// Every tensor of a ViT CLIP with its shape, from a consistent config (clip.md §1, README).
+std::map<std::string, Shape> expected_shapes(const ClipConfig& c) {
+  const int64_t W = c.vision_width, P = c.vision_patch_size, E = c.embed_dim;
+  const int64_t Wt = c.transformer_width;
+  std::map<std::string, Shape> s = {
+      {"visual.conv1.weight", {W, 3, P, P}},
+      {"visual.class_embedding", {W}},
+      {"visual.positional_embedding", {c.vision_tokens(), W}},
+      {"visual.ln_pre.weight", {W}},
+      {"visual.ln_pre.bias", {W}},
+      {"visual.ln_post.weight", {W}},
+      {"visual.ln_post.bias", {W}},
+      {"visual.proj", {W, E}},
+      {"token_embedding.weight", {c.vocab_size, Wt}},
+      {"positional_embedding", {c.context_length, Wt}},
+      {"ln_final.weight", {Wt}},
+      {"ln_final.bias", {Wt}},
+      {"text_projection", {Wt, E}},
+      {"logit_scale", Shape{}},
+  };
+  for (int64_t i = 0; i < c.vision_layers; ++i) add_block_shapes(s, vision_block_prefix(i), W);
+  for (int64_t i = 0; i < c.transformer_layers; ++i) add_block_shapes(s, text_block_prefix(i), Wt);
+  return s;
+}
+
+[[noreturn]] void fail_with(const std::string& source, const std::vector<std::string>& problems) {
+  std::string msg = str_cat(source, ": invalid CLIP weights (", problems.size(), " problem",
+                            problems.size() == 1 ? "" : "s", "):");
+  for (const std::string& p : problems) msg += "\n  - " + p;
+  throw Error(msg);
+}
+
+// Integer tensor values (i32/i64, any layout, CPU) as int64.
+std::vector<int64_t> int_values(const Tensor& t, const char* what) {
+  TGPT_CHECK(t.dtype() == DType::i32 || t.dtype() == DType::i64, what, " must be i32 or i64, got ",
+             dtype_name(t.dtype()));
+  TGPT_CHECK(t.device() == Device::CPU, what, " must be on the CPU");
+  Tensor c = t.contiguous();
+  std::vector<int64_t> v(static_cast<size_t>(c.numel()));
+  if (c.dtype() == DType::i64)
+    std::copy(c.data<int64_t>(), c.data<int64_t>() + c.numel(), v.begin());
+  else
+    std::copy(c.data<int32_t>(), c.data<int32_t>() + c.numel(), v.begin());
+  return v;
+}
+
+void check_images(const ClipConfig& c, const Tensor& images) {
+  const int64_t R = c.image_resolution;
+  TGPT_CHECK(images.defined(), "ClipModel::encode_image: images are undefined");
+  TGPT_CHECK(dtype_is_float(images.dtype()), "ClipModel::encode_image: images must be float, got ",
+             dtype_name(images.dtype()));
+  TGPT_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(2) == R && images.size(3) == R,
+             "ClipModel::encode_image: images must be [B, 3, ", R, ", ", R, "] for ", c.name(),
+             ", got ", images.shape().str());
+}
+
+Tensor to_f32(const Tensor& x) {
+  return x.dtype() == DType::f32 ? x : x.to(DType::f32);
+}
+
+}  // namespace
+
+// ---- loading ----------------------------------------------------------------------------------
+
+ClipModel ClipModel::load(const std::string& path) {
+  SafetensorsFile file = SafetensorsFile::open(path);
+  const auto& meta = file.metadata();
+  auto get_meta = [&](const char* key) -> const std::string* {
+    auto it = meta.find(key);
+    return it == meta.end() ? nullptr : &it->second;
+  };
+  std::vector<std::string> problems;
+  const std::string* format = get_meta("tgpt.format");
+  const std::string* version = get_meta("tgpt.format_version");
+  const std::string* config_json = get_meta("tgpt.config");
+  if (!format)
+    problems.push_back(
+        "metadata tgpt.format is missing (not a tgpt CLIP weight file; convert it "
+        "with tgpt-convert)");
+  else if (*format != "clip")
+    problems.push_back(str_cat("metadata tgpt.format is \"", *format, "\", expected \"clip\""));
+  if (!version)
+    problems.push_back("metadata tgpt.format_version is missing");
+  else if (*version != "1")
+    problems.push_back(
+        str_cat("metadata tgpt.format_version is \"", *version, "\", this build reads \"1\""));
+  if (!config_json) problems.push_back("metadata tgpt.config is missing");
+  if (!problems.empty()) fail_with(path, problems);
+
+  ClipConfig config;
+  try {
+    config = ClipConfig::from_json(*config_json);
+  } catch (const Error& e) {
+    fail_with(path, {str_cat("metadata tgpt.config: ", e.what())});
+  }
+  std::map<std::string, Tensor> tensors;
+  for (const SafetensorsEntry& e : file.entries()) tensors.emplace(e.name, file.get(e.name));
+  ClipModel m = build(tensors, config, path);
+  if (const std::string* merges = get_meta("tgpt.bpe_merges")) m.bpe_merges_ = *merges;
+  return m;
+}
+
+ClipModel ClipModel::from_tensors(const std::map<std::string, Tensor>& tensors,
+                                  const ClipConfig& config) {
+  return build(tensors, config, "ClipModel::from_tensors");
+}
+
+ClipModel ClipModel::build(const std::map<std::string, Tensor>& tensors, const ClipConfig& config,
+                           const std::string& source) {
+  std::vector<std::string> problems = config.problems();
+  for (std::string& p : problems) p = "config: " + p;
+  if (!problems.empty()) fail_with(source, problems);
+
+  const std::map<std::string, Shape> expected = expected_shapes(config);
+  std::vector<std::string> missing, unknown;
+  bool resnet = false;
+  for (const auto& [name, shape] : expected) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
+      missing.push_back(name);
+      continue;
+    }
+    const Tensor& t = it->second;
+    if (!t.defined()) {
+      problems.push_back(str_cat(name, " is an undefined tensor"));
+    } else if (!dtype_is_float(t.dtype())) {
+      problems.push_back(str_cat(name, " has dtype ", dtype_name(t.dtype()),
+                                 ", expected a float type (f32, f16, bf16, f64)"));
+    } else if (t.shape() != shape) {
+      problems.push_back(str_cat(name, " has shape ", t.shape().str(), ", expected ", shape.str(),
+                                 " for ", config.name()));
+    }
+  }
+  for (const auto& [name, t] : tensors) {
+    if (expected.count(name)) continue;
+    unknown.push_back(name);
+    resnet = resnet || name.rfind("visual.layer", 0) == 0 || name.rfind("visual.attnpool", 0) == 0;
+  }
+  auto list = [](const std::vector<std::string>& names) {
+    std::string s;
+    const size_t shown = std::min<size_t>(names.size(), 20);
+    for (size_t i = 0; i < shown; ++i) s += (i ? ", " : "") + names[i];
+    if (names.size() > shown) s += str_cat(", ... (", names.size() - shown, " more)");
+    return s;
+  };
+  if (resnet)
+    problems.push_back(
+        "this is a ResNet CLIP (visual.layer*/visual.attnpool tensors); only ViT "
+        "models are supported");
+  if (!missing.empty())
+    problems.push_back(str_cat(missing.size(), " tensor(s) missing: ", list(missing)));
+  if (!unknown.empty())
+    problems.push_back(str_cat(unknown.size(), " unexpected tensor(s): ", list(unknown)));
+  if (!problems.empty()) fail_with(source, problems);
+
+  ClipModel m;
+  m.config_ = config;
+  for (const auto& [name, t] : tensors) {
+    Tensor w = t.detach();
+    if (w.device() != Device::CPU) w = w.to(Device::CPU);
+    w = to_f32(w).contiguous();  // w is our own handle: the caller's requires_grad is not touched
+    w.set_requires_grad(false);
+    m.w_.emplace(name, w);
+  }
+  auto load_block = [&](const std::string& p) {
+    const auto& w = m.w_;
+    return Block{w.at(p + "ln_1.weight"),          w.at(p + "ln_1.bias"),
+                 w.at(p + "attn.in_proj_weight"),  w.at(p + "attn.in_proj_bias"),
+                 w.at(p + "attn.out_proj.weight"), w.at(p + "attn.out_proj.bias"),
+                 w.at(p + "ln_2.weight"),          w.at(p + "ln_2.bias"),
+                 w.at(p + "mlp.c_fc.weight"),      w.at(p + "mlp.c_fc.bias"),
+                 w.at(p + "mlp.c_proj.weight"),    w.at(p + "mlp.c_proj.bias")};
+  };
+  for (int64_t i = 0; i < config.vision_layers; ++i)
+    m.vision_blocks_.push_back(load_block(vision_block_prefix(i)));
+  for (int64_t i = 0; i < config.transformer_layers; ++i)
+    m.text_blocks_.push_back(load_block(text_block_prefix(i)));
+  m.visual_proj_t_ = m.w_.at("visual.proj").transpose(0, 1).contiguous();          // [E,Wv]
+  m.text_projection_t_ = m.w_.at("text_projection").transpose(0, 1).contiguous();  // [E,Wt]
+  return m;
+}
+
+double ClipModel::logit_scale() const {
+  return std::exp(weight("logit_scale").item());
+}
+
+const Tensor& ClipModel::weight(const std::string& name) const {
+  auto it = w_.find(name);
+  TGPT_CHECK(it != w_.end(), "ClipModel::weight: no tensor named \"", name, "\"");
+  return it->second;
+}
+
+// ---- forward ----------------------------------------------------------------------------------
+
+// x [B,T,W] -> [B,T,W]: x + out_proj(MHA(ln_1(x))), then + c_proj(act(c_fc(ln_2(x)))).
+Tensor ClipModel::block_forward(const Block& blk, const Tensor& x, int64_t heads,
+                                bool causal) const {
+  Tensor h = layer_norm(x, blk.ln_1_w, blk.ln_1_b, 1e-5);
+  Tensor qkv = linear(h, blk.in_proj_w, blk.in_proj_b);                             // [B,T,3W]
+  Tensor a = attention(qkv, static_cast<int>(heads), causal);                       // [B,T,W]
+  Tensor y = add(x, linear(a, blk.out_proj_w, blk.out_proj_b));                     // [B,T,W]
+  h = linear(layer_norm(y, blk.ln_2_w, blk.ln_2_b, 1e-5), blk.c_fc_w, blk.c_fc_b);  // [B,T,4W]
+  h = config_.activation == Activation::gelu ? gelu(h) : quick_gelu(h);
+  return add(y, linear(h, blk.c_proj_w, blk.c_proj_b));  // [B,T,W]
+}
+
+// images [B,3,R,R] -> transformer output [B,T,Wv] (ln_post not applied).
+Tensor ClipModel::vision_transformer(const Tensor& images_in) const {
+  const int64_t W = config_.vision_width;
+  const int64_t G = config_.vision_grid(), T = config_.vision_tokens();
+  check_images(config_, images_in);
+  const int64_t B = images_in.size(0);
+  Tensor images = to_f32(images_in);
+  Tensor x = conv2d_patch(images, w_.at("visual.conv1.weight"));  // [B,W,G,G]
+  x = x.reshape({B, W, G * G}).transpose(1, 2);                   // [B,G²,W], token 1+r*G+c
+  Tensor cls = broadcast_to(w_.at("visual.class_embedding").reshape({1, 1, W}), {B, 1, W});
+  x = concat({cls, x}, 1);                           // [B,T,W]
+  x = add(x, w_.at("visual.positional_embedding"));  // + [T,W]
+  x = layer_norm(x, w_.at("visual.ln_pre.weight"), w_.at("visual.ln_pre.bias"), 1e-5);
+  for (const Block& blk : vision_blocks_) x = block_forward(blk, x, config_.vision_heads, false);
+  TGPT_CHECK(x.size(1) == T, "ClipModel: internal token count mismatch");
+  return x;
+}
+
+Tensor ClipModel::encode_image(const Tensor& images) const {
+  return encode_image_with_tokens(images).pooled;
+}
+
+ClipModel::ImageOutput ClipModel::encode_image_with_tokens(const Tensor& images) const {
+  NoGradGuard no_grad;
+  check_images(config_, images);
+  if (images.size(0) == 0) {
+    const int64_t E = config_.embed_dim;
+    return {Tensor::zeros({0, E}), Tensor::zeros({0, config_.vision_tokens(), E})};
+  }
+  Tensor x = vision_transformer(images);  // [B,T,Wv]
+  Tensor cls = layer_norm(x.select(1, 0), w_.at("visual.ln_post.weight"),
+                          w_.at("visual.ln_post.bias"), 1e-5);  // [B,Wv]
+  return {linear(cls, visual_proj_t_),                          // [B,E]
+          linear(x, visual_proj_t_)};                           // [B,T,E], no ln_post
+}
+
+Tensor ClipModel::embed_tokens(const Tensor& tokens) const {
+  TGPT_CHECK(tokens.defined(), "ClipModel::embed_tokens: tokens are undefined");
+  TGPT_CHECK(tokens.dtype() == DType::i32 || tokens.dtype() == DType::i64,
+             "ClipModel::embed_tokens: tokens must be i32 or i64, got ",
+             dtype_name(tokens.dtype()));
+  return embedding(tokens, w_.at("token_embedding.weight"));  // [..., W]
+}
+
+Tensor ClipModel::encode_text(const Tensor& tokens) const {
+  const int64_t ctx = config_.context_length;
+  TGPT_CHECK(tokens.defined(), "ClipModel::encode_text: tokens are undefined");
+  TGPT_CHECK(tokens.dim() == 2 && tokens.size(1) == ctx,
+             "ClipModel::encode_text: tokens must be [N, ", ctx, "], got ", tokens.shape().str());
+  std::vector<int64_t> ids = int_values(tokens, "ClipModel::encode_text: tokens");
+  const int64_t N = tokens.size(0);
+  if (N == 0) return Tensor::zeros({0, config_.embed_dim});
+  // Pool at the first position of each row's largest id (torch.argmax; EOT is the largest id).
+  std::vector<int64_t> eot(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t* row = ids.data() + n * ctx;
+    eot[static_cast<size_t>(n)] = std::max_element(row, row + ctx) - row;
+  }
+  NoGradGuard no_grad;
+  Tensor eot_t = Tensor::from_data(eot.data(), {N});
+  return encode_text_embeddings(embed_tokens(tokens), eot_t);
+}
+
+Tensor ClipModel::encode_text_embeddings(const Tensor& x_in, const Tensor& eot) const {
+  const int64_t ctx = config_.context_length, W = config_.transformer_width;
+  TGPT_CHECK(x_in.defined() && eot.defined(),
+             "ClipModel::encode_text_embeddings: x or eot is undefined");
+  TGPT_CHECK(dtype_is_float(x_in.dtype()),
+             "ClipModel::encode_text_embeddings: x must be float, got ", dtype_name(x_in.dtype()));
+  TGPT_CHECK(x_in.dim() == 3 && x_in.size(1) == ctx && x_in.size(2) == W,
+             "ClipModel::encode_text_embeddings: x must be [N, ", ctx, ", ", W, "], got ",
+             x_in.shape().str());
+  const int64_t N = x_in.size(0);
+  TGPT_CHECK(eot.dim() == 1 && eot.size(0) == N, "ClipModel::encode_text_embeddings: eot must be [",
+             N, "], got ", eot.shape().str());
+  std::vector<int64_t> pos = int_values(eot, "ClipModel::encode_text_embeddings: eot");
+  int64_t last = 0;
+  for (size_t n = 0; n < pos.size(); ++n) {
+    TGPT_CHECK(pos[n] >= 0 && pos[n] < ctx, "ClipModel::encode_text_embeddings: eot[", n,
+               "] = ", pos[n], " is outside [0, ", ctx, ")");
+    last = std::max(last, pos[n]);
+  }
+  if (N == 0) return Tensor::zeros({0, config_.embed_dim});
+  // Causal attention: positions after the last pooled one cannot affect the result.
+  const int64_t T = last + 1;
+  Tensor x = to_f32(x_in).narrow(1, 0, T);                    // [N,T,W]
+  x = add(x, w_.at("positional_embedding").narrow(0, 0, T));  // + [T,W]
+  for (const Block& blk : text_blocks_) x = block_forward(blk, x, config_.transformer_heads, true);
+  Tensor pooled = gather_rows(x, eot);  // [N,W]
+  pooled = layer_norm(pooled, w_.at("ln_final.weight"), w_.at("ln_final.bias"), 1e-5);
+  return linear(pooled, text_projection_t_);  // [N,E]
+}
+
+}  // namespace tgpt
