@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   cmake ninja-build g++ pkg-config
-  libopenblas-dev libcli11-dev libstb-dev nlohmann-json3-dev zlib1g-dev
+  libopenblas-dev libopenblas-openmp-dev libcli11-dev libstb-dev nlohmann-json3-dev zlib1g-dev
   libgtest-dev libbenchmark-dev
   python3 python3-torch python3-numpy python3-pil python3-torchvision
 )
