@@ -26,5 +26,8 @@ namespace tgpt::cuda {
 bool device_available();
 // The stream every tgpt kernel runs on (one per process for now).
 cudaStream_t stream();
+// Test aid: while on, every block the CUDA allocator hands out is first filled with 0xff bytes
+// (NaN in f32, f16 and bf16), so an op that leaves output elements unwritten is caught.
+void set_poison_allocations(bool on);
 
 }  // namespace tgpt::cuda
