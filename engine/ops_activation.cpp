@@ -55,7 +55,9 @@ struct ActivationNode : Node {
     });
     gi[0] = dx;
   }
-  void release() override { x = Tensor(); }
+  void release() override {
+    x = Tensor();
+  }
 };
 
 Tensor activation(const Tensor& x_in, Act act) {
@@ -69,25 +71,25 @@ Tensor activation(const Tensor& x_in, Act act) {
   if (x.device() == Device::CUDA) {
     check_cuda_float(x, name);
     out = Tensor::empty(x.shape(), x.dtype(), Device::CUDA);
-    cuda::activation_forward(x.dtype(), static_cast<cuda::ActOp>(act), out.data_ptr(),
-                             x.data_ptr(), nullptr, x.numel(), 0);
+    cuda::activation_forward(x.dtype(), static_cast<cuda::ActOp>(act), out.data_ptr(), x.data_ptr(),
+                             nullptr, x.numel(), 0);
   }
 #endif
   if (!out.defined()) {
-  check_cpu_kernel(x_in, name);
-  out = Tensor::empty(x.shape(), x.dtype());
-  dispatch_float(x.dtype(), name, [&](auto tag) {
-    using T = decltype(tag);
-    T* o = out.data<T>();
-    const T* p = x.data<T>();
-    int64_t n = x.numel();
-    switch (act) {
-      case Act::relu: cpu::relu_forward(o, p, n); break;
-      case Act::gelu: cpu::gelu_forward(o, p, n); break;
-      case Act::quick_gelu: cpu::quick_gelu_forward(o, p, n); break;
-    }
-    return 0;
-  });
+    check_cpu_kernel(x_in, name);
+    out = Tensor::empty(x.shape(), x.dtype());
+    dispatch_float(x.dtype(), name, [&](auto tag) {
+      using T = decltype(tag);
+      T* o = out.data<T>();
+      const T* p = x.data<T>();
+      int64_t n = x.numel();
+      switch (act) {
+        case Act::relu: cpu::relu_forward(o, p, n); break;
+        case Act::gelu: cpu::gelu_forward(o, p, n); break;
+        case Act::quick_gelu: cpu::quick_gelu_forward(o, p, n); break;
+      }
+      return 0;
+    });
   }
   if (auto node = make_node<ActivationNode>({&x_in})) {
     node->act = act;

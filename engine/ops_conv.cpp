@@ -33,8 +33,8 @@ struct ConvPatchNode : Node {
       if (needs_grad(0)) {
         // dpatches[b] [G, D] = g[b]ᵀ [G, Cout] @ w [Cout, D], then the inverse permutation.
         dpatches = Tensor::empty({B, G, D}, dt, Device::CUDA);
-        cuda::gemm(dt, dt, true, false, G, D, Cout, 1.f, g.data_ptr(), G, Cout * G, w.data_ptr(),
-                   D, 0, 0.f, dpatches.data_ptr(), D, G * D, B);
+        cuda::gemm(dt, dt, true, false, G, D, Cout, 1.f, g.data_ptr(), G, Cout * G, w.data_ptr(), D,
+                   0, 0.f, dpatches.data_ptr(), D, G * D, B);
         dx = Tensor::empty(inputs[0].shape(), dt, Device::CUDA);
         cuda::unpatchify(dt, dx.data_ptr(), dpatches.data_ptr(), B, Cin, H, W, P);
       }
@@ -96,8 +96,8 @@ Tensor conv2d_patch_cuda(const Tensor& x_in, const Tensor& w_in, const Tensor& b
   cuda::patchify(dt, patches.data_ptr(), x.data_ptr(), B, Cin, H, W, P);
   Tensor out = Tensor::empty({B, Cout, Gh, Gw}, dt, Device::CUDA);
   // out[b] [Cout, G] = w [Cout, D] @ patches[b]ᵀ [D, G]
-  Tensor acc = b.defined() && dt != DType::f32 ? Tensor::empty({B, Cout, G}, DType::f32, Device::CUDA)
-                                               : out;
+  Tensor acc =
+      b.defined() && dt != DType::f32 ? Tensor::empty({B, Cout, G}, DType::f32, Device::CUDA) : out;
   cuda::gemm(dt, acc.dtype(), false, true, Cout, G, D, 1.f, w.data_ptr(), D, 0, patches.data_ptr(),
              D, G * D, 0.f, acc.data_ptr(), G, Cout * G, B);
   if (b.defined())

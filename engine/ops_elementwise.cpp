@@ -189,25 +189,25 @@ Tensor unary(const Tensor& x_in, UnOp op, double s, const char* name) {
   }
 #endif
   if (!out.defined()) {
-  check_cpu_kernel(x, name);
-  out = Tensor::empty(x.shape(), x.dtype());
-  dispatch_float(x.dtype(), name, [&](auto t) {
-    using T = decltype(t);
-    T* o = out.data<T>();
-    const T* p = x.data<T>();
-    int64_t n = x.numel();
-    T ts = static_cast<T>(s);
-    switch (op) {
-      case UnOp::neg: cpu::unary_forward(o, p, n, [](T v) { return -v; }); break;
-      case UnOp::exp: cpu::unary_forward(o, p, n, [](T v) { return std::exp(v); }); break;
-      case UnOp::log: cpu::unary_forward(o, p, n, [](T v) { return std::log(v); }); break;
-      case UnOp::sqrt: cpu::unary_forward(o, p, n, [](T v) { return std::sqrt(v); }); break;
-      case UnOp::pow: cpu::unary_forward(o, p, n, [ts](T v) { return std::pow(v, ts); }); break;
-      case UnOp::add_scalar: cpu::unary_forward(o, p, n, [ts](T v) { return v + ts; }); break;
-      case UnOp::mul_scalar: cpu::unary_forward(o, p, n, [ts](T v) { return v * ts; }); break;
-    }
-    return 0;
-  });
+    check_cpu_kernel(x, name);
+    out = Tensor::empty(x.shape(), x.dtype());
+    dispatch_float(x.dtype(), name, [&](auto t) {
+      using T = decltype(t);
+      T* o = out.data<T>();
+      const T* p = x.data<T>();
+      int64_t n = x.numel();
+      T ts = static_cast<T>(s);
+      switch (op) {
+        case UnOp::neg: cpu::unary_forward(o, p, n, [](T v) { return -v; }); break;
+        case UnOp::exp: cpu::unary_forward(o, p, n, [](T v) { return std::exp(v); }); break;
+        case UnOp::log: cpu::unary_forward(o, p, n, [](T v) { return std::log(v); }); break;
+        case UnOp::sqrt: cpu::unary_forward(o, p, n, [](T v) { return std::sqrt(v); }); break;
+        case UnOp::pow: cpu::unary_forward(o, p, n, [ts](T v) { return std::pow(v, ts); }); break;
+        case UnOp::add_scalar: cpu::unary_forward(o, p, n, [ts](T v) { return v + ts; }); break;
+        case UnOp::mul_scalar: cpu::unary_forward(o, p, n, [ts](T v) { return v * ts; }); break;
+      }
+      return 0;
+    });
   }
   if (auto node = make_node<UnaryNode>({&x_in})) {
     node->op = op;
@@ -228,17 +228,39 @@ struct BroadcastNode : Node {
 
 }  // namespace
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary(a, b, BinOp::add, "add"); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary(a, b, BinOp::sub, "sub"); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary(a, b, BinOp::mul, "mul"); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary(a, b, BinOp::div, "div"); }
-Tensor add(const Tensor& a, double s) { return unary(a, UnOp::add_scalar, s, "add"); }
-Tensor mul(const Tensor& a, double s) { return unary(a, UnOp::mul_scalar, s, "mul"); }
-Tensor neg(const Tensor& a) { return unary(a, UnOp::neg, 0, "neg"); }
-Tensor exp(const Tensor& a) { return unary(a, UnOp::exp, 0, "exp"); }
-Tensor log(const Tensor& a) { return unary(a, UnOp::log, 0, "log"); }
-Tensor sqrt(const Tensor& a) { return unary(a, UnOp::sqrt, 0, "sqrt"); }
-Tensor pow(const Tensor& a, double e) { return unary(a, UnOp::pow, e, "pow"); }
+Tensor add(const Tensor& a, const Tensor& b) {
+  return binary(a, b, BinOp::add, "add");
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return binary(a, b, BinOp::sub, "sub");
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary(a, b, BinOp::mul, "mul");
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return binary(a, b, BinOp::div, "div");
+}
+Tensor add(const Tensor& a, double s) {
+  return unary(a, UnOp::add_scalar, s, "add");
+}
+Tensor mul(const Tensor& a, double s) {
+  return unary(a, UnOp::mul_scalar, s, "mul");
+}
+Tensor neg(const Tensor& a) {
+  return unary(a, UnOp::neg, 0, "neg");
+}
+Tensor exp(const Tensor& a) {
+  return unary(a, UnOp::exp, 0, "exp");
+}
+Tensor log(const Tensor& a) {
+  return unary(a, UnOp::log, 0, "log");
+}
+Tensor sqrt(const Tensor& a) {
+  return unary(a, UnOp::sqrt, 0, "sqrt");
+}
+Tensor pow(const Tensor& a, double e) {
+  return unary(a, UnOp::pow, e, "pow");
+}
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   TGPT_CHECK(x.defined(), "broadcast_to: undefined tensor");

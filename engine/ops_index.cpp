@@ -38,7 +38,8 @@ Tensor embedding_backward_cuda(const Tensor& g, const std::vector<int64_t>& ids,
       seg_ids.push_back(v);
       offsets.push_back(offsets.back() + count[static_cast<size_t>(v) + 1]);
     }
-  for (int64_t v = 0; v < V; ++v) count[static_cast<size_t>(v) + 1] += count[static_cast<size_t>(v)];
+  for (int64_t v = 0; v < V; ++v)
+    count[static_cast<size_t>(v) + 1] += count[static_cast<size_t>(v)];
   std::vector<int64_t> positions(ids.size());
   for (size_t i = 0; i < ids.size(); ++i)
     positions[static_cast<size_t>(count[static_cast<size_t>(ids[i])]++)] = static_cast<int64_t>(i);
@@ -85,7 +86,9 @@ struct EmbeddingNode : Node {
     });
     gi[0] = dw.dtype() == wdt ? dw : dw.to(wdt);
   }
-  void release() override { ids = std::vector<int64_t>(); }
+  void release() override {
+    ids = std::vector<int64_t>();
+  }
 };
 
 // ---- gather_rows --------------------------------------------------------------------------------
@@ -114,7 +117,9 @@ struct GatherRowsNode : Node {
                                 row_bytes);
     gi[0] = dx;
   }
-  void release() override { index = std::vector<int64_t>(); }
+  void release() override {
+    index = std::vector<int64_t>();
+  }
 };
 
 // ---- concat -------------------------------------------------------------------------------------
@@ -157,7 +162,7 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
                       static_cast<int64_t>(idv.size()), C, dtype_size(w.dtype()));
   } else
 #endif
-  if (out.numel() > 0)
+      if (out.numel() > 0)
     cpu::embedding_forward(
         static_cast<char*>(out.data_ptr()), static_cast<const char*>(w.data_ptr()), idv.data(),
         static_cast<int64_t>(idv.size()), C * static_cast<int64_t>(dtype_size(w.dtype())));
@@ -191,7 +196,7 @@ Tensor gather_rows(const Tensor& x, const Tensor& index) {
                       dtype_size(xc.dtype()));
   } else
 #endif
-  if (out.numel() > 0)
+      if (out.numel() > 0)
     cpu::gather_rows_forward(static_cast<char*>(out.data_ptr()),
                              static_cast<const char*>(xc.data_ptr()), idx.data(), B, T,
                              C * static_cast<int64_t>(dtype_size(xc.dtype())));
@@ -246,7 +251,7 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
                           total * inner * esize);
     } else
 #endif
-    if (out.numel() > 0 && xc.numel() > 0)
+        if (out.numel() > 0 && xc.numel() > 0)
       cpu::copy_blocks(static_cast<char*>(out.data_ptr()) + offset,
                        static_cast<const char*>(xc.data_ptr()), outer, block,
                        total * inner * esize);

@@ -167,7 +167,8 @@ struct MatmulNode : Node {
   }
 };
 
-// ---- CUDA forward passes (arguments already checked) ---------------------------------------------
+// ---- CUDA forward passes (arguments already checked)
+// ---------------------------------------------
 
 Tensor linear_cuda(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
 #ifdef TGPT_WITH_CUDA
@@ -193,8 +194,8 @@ Tensor linear_cuda(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
   }
   return out;
 #else
-  TGPT_FAIL("linear: ", x_in.str(), " is a CUDA tensor but tgpt was built without CUDA ", w_in.str(),
-            b_in.defined());
+  TGPT_FAIL("linear: ", x_in.str(), " is a CUDA tensor but tgpt was built without CUDA ",
+            w_in.str(), b_in.defined());
 #endif
 }
 
@@ -210,9 +211,9 @@ Tensor matmul_cuda(const Tensor& a_in, const Tensor& b_in, bool b_batched) {
   GemmOperand a = gemm_operand(a_in), b = gemm_operand(b_in);
   Tensor out = Tensor::empty(out_shape, a.data.dtype(), Device::CUDA);
   // out[b] [M, N] = a[b] [M, K] @ b[b] [K, N]
-  cuda::gemm(a.data.dtype(), a.data.dtype(), a.t, b.t, M, N, K, 1.f, a.data.data_ptr(),
-             a.t ? M : K, M * K, b.data.data_ptr(), b.t ? K : N, b_batched ? K * N : 0, 0.f,
-             out.data_ptr(), N, M * N, batch);
+  cuda::gemm(a.data.dtype(), a.data.dtype(), a.t, b.t, M, N, K, 1.f, a.data.data_ptr(), a.t ? M : K,
+             M * K, b.data.data_ptr(), b.t ? K : N, b_batched ? K * N : 0, 0.f, out.data_ptr(), N,
+             M * N, batch);
   if (auto node = make_node<MatmulNode>({&a_in, &b_in})) {
     if (node->needs_grad(1)) node->a = a;
     if (node->needs_grad(0)) node->b = b;

@@ -94,7 +94,9 @@ struct L2NormalizeNode : Node {
     });
     gi[0] = dx.reshape(inputs[0].shape());
   }
-  void release() override { x = norm = Tensor(); }
+  void release() override {
+    x = norm = Tensor();
+  }
 };
 
 // --- softmax / log_softmax ------------------------------------------------------------------
@@ -125,7 +127,9 @@ struct SoftmaxNode : Node {
     });
     gi[0] = dx.reshape(inputs[0].shape());
   }
-  void release() override { out = Tensor(); }
+  void release() override {
+    out = Tensor();
+  }
 };
 
 Tensor softmax_impl(const Tensor& x_in, bool log, const char* name) {
@@ -259,7 +263,8 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
   check_float(x_in, "layer_norm", "x");
   if (weight.defined()) check_float(weight, "layer_norm", "weight");
   if (bias.defined()) check_float(bias, "layer_norm", "bias");
-  if (x_in.device() == Device::CUDA) return layer_norm_cuda(x_in, Tensor(), weight, bias, eps, nullptr);
+  if (x_in.device() == Device::CUDA)
+    return layer_norm_cuda(x_in, Tensor(), weight, bias, eps, nullptr);
   auto as_f32 = [](const Tensor& t) {
     return t.defined() && is_half(t.dtype()) ? t.to(DType::f32) : t;
   };

@@ -69,17 +69,17 @@ Tensor reduce(const Tensor& x_in, std::vector<int> dims, bool keepdim, bool is_m
   }
 #endif
   if (!out.defined()) {
-  check_cpu_kernel(x, name);
-  out = Tensor::empty(out_shape, x.dtype());
-  dispatch_float(x.dtype(), name, [&](auto t) {
-    using T = decltype(t);
-    cpu::row_sum_forward(out.data<T>(), x.data<T>(), rows, n);
-    if (is_mean) {
-      T* o = out.data<T>();
-      for (int64_t r = 0; r < rows; ++r) o[r] = static_cast<T>(o[r] / static_cast<T>(n));
-    }
-    return 0;
-  });
+    check_cpu_kernel(x, name);
+    out = Tensor::empty(out_shape, x.dtype());
+    dispatch_float(x.dtype(), name, [&](auto t) {
+      using T = decltype(t);
+      cpu::row_sum_forward(out.data<T>(), x.data<T>(), rows, n);
+      if (is_mean) {
+        T* o = out.data<T>();
+        for (int64_t r = 0; r < rows; ++r) o[r] = static_cast<T>(o[r] / static_cast<T>(n));
+      }
+      return 0;
+    });
   }
   if (auto node = make_node<SumNode>({&x_in})) {
     node->keep_shape = keep_shape;
@@ -97,11 +97,15 @@ std::vector<int> all_dims(const Tensor& x) {
 
 }  // namespace
 
-Tensor sum(const Tensor& x) { return reduce(x, all_dims(x), false, false, "sum"); }
+Tensor sum(const Tensor& x) {
+  return reduce(x, all_dims(x), false, false, "sum");
+}
 Tensor sum(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
   return reduce(x, dims, keepdim, false, "sum");
 }
-Tensor mean(const Tensor& x) { return reduce(x, all_dims(x), false, true, "mean"); }
+Tensor mean(const Tensor& x) {
+  return reduce(x, all_dims(x), false, true, "mean");
+}
 Tensor mean(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
   return reduce(x, dims, keepdim, true, "mean");
 }

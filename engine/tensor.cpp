@@ -80,7 +80,9 @@ Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape
   return t;
 }
 
-int64_t Tensor::size(int d) const { return shape()[wrap_dim(d, dim())]; }
+int64_t Tensor::size(int d) const {
+  return shape()[wrap_dim(d, dim())];
+}
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
@@ -484,15 +486,15 @@ Tensor& Tensor::copy_(const Tensor& src) {
 #ifdef TGPT_WITH_CUDA
     if (s.device() != Device::CUDA) s = s.to(Device::CUDA);
     Shape src_strides = contiguous_strides(shape());
-    cuda::strided_copy(data_ptr(), strides().begin(), s.data_ptr(), src_strides.begin(), shape().begin(),
-                       dim(), dtype_size(dtype()));
+    cuda::strided_copy(data_ptr(), strides().begin(), s.data_ptr(), src_strides.begin(),
+                       shape().begin(), dim(), dtype_size(dtype()));
 #else
     TGPT_FAIL("copy_ into a strided CUDA tensor needs the CUDA backend");
 #endif
   } else {
     if (s.device() != Device::CPU) s = s.to(Device::CPU);
-    scatter_strided(static_cast<const char*>(s.data_ptr()), shape(), strides(),
-                    dtype_size(dtype()), static_cast<char*>(data_ptr()));
+    scatter_strided(static_cast<const char*>(s.data_ptr()), shape(), strides(), dtype_size(dtype()),
+                    static_cast<char*>(data_ptr()));
   }
   return *this;
 }
@@ -523,13 +525,17 @@ void Tensor::set_grad(const Tensor& g) {
   impl().grad = g.impl_ptr();
 }
 
-void Tensor::zero_grad() { impl().grad.reset(); }
+void Tensor::zero_grad() {
+  impl().grad.reset();
+}
 
 void Tensor::backward() const {
   TGPT_CHECK(numel() == 1, "backward() without a gradient needs a one-element tensor, got ", str());
   run_backward(*this, Tensor::ones(shape(), dtype(), device()));
 }
 
-void Tensor::backward(const Tensor& grad_output) const { run_backward(*this, grad_output); }
+void Tensor::backward(const Tensor& grad_output) const {
+  run_backward(*this, grad_output);
+}
 
 }  // namespace tgpt

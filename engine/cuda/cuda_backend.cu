@@ -96,17 +96,19 @@ class CudaCachingAllocator final : public Allocator {
 };
 
 void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes) {
-  cudaMemcpyKind kind = dst_dev == Device::CUDA
-                            ? (src_dev == Device::CUDA ? cudaMemcpyDeviceToDevice
-                                                       : cudaMemcpyHostToDevice)
-                            : cudaMemcpyDeviceToHost;
+  cudaMemcpyKind kind =
+      dst_dev == Device::CUDA
+          ? (src_dev == Device::CUDA ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+          : cudaMemcpyDeviceToHost;
   CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, kind, stream()));
   if (kind != cudaMemcpyDeviceToDevice) CUDA_CHECK(cudaStreamSynchronize(stream()));
 }
 
 }  // namespace
 
-void set_poison_allocations(bool on) { g_poison.store(on, std::memory_order_relaxed); }
+void set_poison_allocations(bool on) {
+  g_poison.store(on, std::memory_order_relaxed);
+}
 
 bool device_available() {
   int n = 0;

@@ -10,12 +10,13 @@
 
 #include "engine/error.h"
 
-#define CUDA_CHECK(call)                                                                  \
-  do {                                                                                    \
-    cudaError_t err_ = (call);                                                            \
-    if (err_ != cudaSuccess)                                                              \
-      ::tgpt::throw_error(__FILE__, __LINE__,                                             \
-                          ::tgpt::str_cat("CUDA error: ", cudaGetErrorString(err_), " in ", #call)); \
+#define CUDA_CHECK(call)                                                             \
+  do {                                                                               \
+    cudaError_t err_ = (call);                                                       \
+    if (err_ != cudaSuccess)                                                         \
+      ::tgpt::throw_error(                                                           \
+          __FILE__, __LINE__,                                                        \
+          ::tgpt::str_cat("CUDA error: ", cudaGetErrorString(err_), " in ", #call)); \
   } while (0)
 
 #define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())

@@ -12,7 +12,9 @@
 
 namespace tgpt {
 
-inline bool on_cuda(const Tensor& t) { return t.defined() && t.device() == Device::CUDA; }
+inline bool on_cuda(const Tensor& t) {
+  return t.defined() && t.device() == Device::CUDA;
+}
 
 // CUDA kernels take f32, f16 or bf16 (f64 exists on the CPU only, for gradient checks).
 inline void check_cuda_float(const Tensor& x, const char* op) {
@@ -28,6 +30,8 @@ inline Tensor upload_indices(const std::vector<int64_t>& v) {
 }
 
 // A raw pointer or null for an undefined tensor.
-inline void* ptr_or_null(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
+inline void* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data_ptr() : nullptr;
+}
 
 }  // namespace tgpt

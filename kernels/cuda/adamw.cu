@@ -34,9 +34,8 @@ __device__ __forceinline__ void store_param(void* p, int64_t i, float v) {
   static_cast<S*>(p)[i] = from_f32<S>(v);
 }
 
-__global__ void adamw_kernel(const DeviceDesc* __restrict__ descs, int count, float decay,
-                             float b1, float one_minus_b1, float b2, float one_minus_b2,
-                             float eps) {
+__global__ void adamw_kernel(const DeviceDesc* __restrict__ descs, int count, float decay, float b1,
+                             float one_minus_b1, float b2, float one_minus_b2, float eps) {
   // Last descriptor whose first_block <= blockIdx.x.
   int lo = 0, hi = count - 1;
   const int64_t blk = blockIdx.x;
@@ -85,14 +84,15 @@ void adamw_multi_tensor(const std::vector<AdamWTensor>& tensors, double lr, doub
   int64_t blocks = 0;
   for (const AdamWTensor& t : tensors) {
     if (t.n == 0) continue;
-    TGPT_CHECK(t.grad_dtype == DType::f32 || t.grad_dtype == DType::f16 ||
-                   t.grad_dtype == DType::bf16,
-               "cuda AdamW: gradient dtype ", dtype_name(t.grad_dtype));
+    TGPT_CHECK(
+        t.grad_dtype == DType::f32 || t.grad_dtype == DType::f16 || t.grad_dtype == DType::bf16,
+        "cuda AdamW: gradient dtype ", dtype_name(t.grad_dtype));
     TGPT_CHECK(t.param_lowp == nullptr || t.grad_dtype != DType::f32,
                "cuda AdamW: a 16-bit parameter needs a 16-bit gradient dtype");
     const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(t.step));
     const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(t.step));
-    descs.push_back({t, blocks, static_cast<float>(-(lr / bc1)), static_cast<float>(std::sqrt(bc2))});
+    descs.push_back(
+        {t, blocks, static_cast<float>(-(lr / bc1)), static_cast<float>(std::sqrt(bc2))});
     blocks += (t.n + kBlockElems - 1) / kBlockElems;
   }
   if (descs.empty()) return;
@@ -103,9 +103,10 @@ void adamw_multi_tensor(const std::vector<AdamWTensor>& tensors, double lr, doub
   CUDA_CHECK(cudaMemcpyAsync(d.as<DeviceDesc>(), descs.data(), descs.size() * sizeof(DeviceDesc),
                              cudaMemcpyHostToDevice, stream()));
   adamw_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream()>>>(
-      d.as<DeviceDesc>(), static_cast<int>(descs.size()), static_cast<float>(1.0 - lr * weight_decay),
-      static_cast<float>(beta1), static_cast<float>(1.0 - beta1), static_cast<float>(beta2),
-      static_cast<float>(1.0 - beta2), static_cast<float>(eps));
+      d.as<DeviceDesc>(), static_cast<int>(descs.size()),
+      static_cast<float>(1.0 - lr * weight_decay), static_cast<float>(beta1),
+      static_cast<float>(1.0 - beta1), static_cast<float>(beta2), static_cast<float>(1.0 - beta2),
+      static_cast<float>(eps));
   CUDA_CHECK_LAUNCH();
 }
 

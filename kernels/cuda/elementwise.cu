@@ -21,7 +21,7 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kDims = 5;
 
-#define GRID_STRIDE_LOOP(i, n)                                                      \
+#define GRID_STRIDE_LOOP(i, n)                                              \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
        i += int64_t(gridDim.x) * blockDim.x)
 
@@ -42,8 +42,8 @@ __device__ __forceinline__ float apply(BinaryOp op, float x, float y) {
 }
 
 template <typename S, bool kPlain>
-__global__ void binary_kernel(S* __restrict__ out, const S* __restrict__ a,
-                              const S* __restrict__ b, Broadcast l, int64_t n, BinaryOp op) {
+__global__ void binary_kernel(S* __restrict__ out, const S* __restrict__ a, const S* __restrict__ b,
+                              Broadcast l, int64_t n, BinaryOp op) {
   GRID_STRIDE_LOOP(i, n) {
     int64_t ia = i, ib = i;
     if (!kPlain) {
@@ -80,7 +80,9 @@ __global__ void unary_kernel(S* __restrict__ out, const S* __restrict__ x, int64
   }
 }
 
-__device__ __forceinline__ float quick_gelu_sigmoid(float v) { return 1.f / (1.f + expf(-1.702f * v)); }
+__device__ __forceinline__ float quick_gelu_sigmoid(float v) {
+  return 1.f / (1.f + expf(-1.702f * v));
+}
 
 __device__ __forceinline__ float act_forward(ActOp op, float v) {
   switch (op) {
@@ -119,7 +121,9 @@ __global__ void activation_forward_kernel(S* __restrict__ out, const S* __restri
 template <typename S>
 __global__ void activation_backward_kernel(S* __restrict__ dx, const S* __restrict__ g,
                                            const S* __restrict__ x, int64_t n, ActOp op) {
-  GRID_STRIDE_LOOP(i, n) { dx[i] = from_f32<S>(act_backward(op, to_f32(g[i]), to_f32(x[i]))); }
+  GRID_STRIDE_LOOP(i, n) {
+    dx[i] = from_f32<S>(act_backward(op, to_f32(g[i]), to_f32(x[i])));
+  }
 }
 
 // ---- row reductions -------------------------------------------------------------------------
@@ -184,8 +188,8 @@ void launch_row_sum(S* out, Load load, int64_t rows, int64_t n, float divisor) {
   const int64_t per_chunk = chunks > 1 ? (n + chunks - 1) / chunks : std::max<int64_t>(n, 1);
   Scratch partial(chunks > 1 ? static_cast<size_t>(rows * chunks) * sizeof(float) : 0);
   dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(chunks));
-  row_sum_kernel<S, Load><<<grid, kThreads, 0, stream()>>>(out, partial.as<float>(), load, n,
-                                                           per_chunk, divisor);
+  row_sum_kernel<S, Load>
+      <<<grid, kThreads, 0, stream()>>>(out, partial.as<float>(), load, n, per_chunk, divisor);
   CUDA_CHECK_LAUNCH();
   if (chunks > 1) {
     row_sum_final_kernel<S><<<static_cast<unsigned>(rows), kThreads, 0, stream()>>>(
@@ -231,8 +235,8 @@ void binary_broadcast(DType dt, BinaryOp op, void* out, const void* a, const voi
     if (plain)
       binary_kernel<S, true><<<grid_for(n, kThreads), kThreads, 0, stream()>>>(o, pa, pb, l, n, op);
     else
-      binary_kernel<S, false><<<grid_for(n, kThreads), kThreads, 0, stream()>>>(o, pa, pb, l, n,
-                                                                                op);
+      binary_kernel<S, false>
+          <<<grid_for(n, kThreads), kThreads, 0, stream()>>>(o, pa, pb, l, n, op);
     CUDA_CHECK_LAUNCH();
   });
 }
@@ -283,8 +287,8 @@ void mse_forward(DType dt, void* out, const void* a, const void* b, int64_t n) {
     using S = decltype(tag);
     // n = 0: the block sums nothing and divides 0 by 0 -> NaN, as PyTorch.
     launch_row_sum<S>(static_cast<S*>(out),
-                      LoadSquaredDiff<S>{static_cast<const S*>(a), static_cast<const S*>(b)}, 1,
-                      n, static_cast<float>(n));
+                      LoadSquaredDiff<S>{static_cast<const S*>(a), static_cast<const S*>(b)}, 1, n,
+                      static_cast<float>(n));
   });
 }
 

@@ -28,8 +28,8 @@ void binary_broadcast(DType dt, BinaryOp op, void* out, const void* a, const voi
 void unary(DType dt, UnaryOp op, void* out, const void* x, int64_t n, double s);
 
 // out[i] = act(x[i] + bias[i % C]) (bias [C] or null; C ignored without bias).
-void activation_forward(DType dt, ActOp op, void* out, const void* x, const void* bias,
-                        int64_t n, int64_t C);
+void activation_forward(DType dt, ActOp op, void* out, const void* x, const void* bias, int64_t n,
+                        int64_t C);
 // dx[i] = g[i] * act'(x[i]) where x is the activation's input (bias already added).
 void activation_backward(DType dt, ActOp op, void* dx, const void* g, const void* x, int64_t n);
 

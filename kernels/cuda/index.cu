@@ -33,8 +33,8 @@ __global__ void move_rows_kernel(E* __restrict__ dst, const E* __restrict__ src,
 }
 
 template <bool kScatter>
-void move_rows(void* dst, const void* src, const int64_t* index, int64_t n_rows,
-               int64_t row_elems, size_t elem_size) {
+void move_rows(void* dst, const void* src, const int64_t* index, int64_t n_rows, int64_t row_elems,
+               size_t elem_size) {
   const int64_t n = n_rows * row_elems;
   if (n == 0) return;
   const unsigned grid = grid_for(n, kThreads);
@@ -46,18 +46,15 @@ void move_rows(void* dst, const void* src, const int64_t* index, int64_t n_rows,
       break;
     case 2:
       move_rows_kernel<uint16_t, kScatter><<<grid, kThreads, 0, s>>>(
-          static_cast<uint16_t*>(dst), static_cast<const uint16_t*>(src), index, n_rows,
-          row_elems);
+          static_cast<uint16_t*>(dst), static_cast<const uint16_t*>(src), index, n_rows, row_elems);
       break;
     case 4:
       move_rows_kernel<uint32_t, kScatter><<<grid, kThreads, 0, s>>>(
-          static_cast<uint32_t*>(dst), static_cast<const uint32_t*>(src), index, n_rows,
-          row_elems);
+          static_cast<uint32_t*>(dst), static_cast<const uint32_t*>(src), index, n_rows, row_elems);
       break;
     case 8:
       move_rows_kernel<uint64_t, kScatter><<<grid, kThreads, 0, s>>>(
-          static_cast<uint64_t*>(dst), static_cast<const uint64_t*>(src), index, n_rows,
-          row_elems);
+          static_cast<uint64_t*>(dst), static_cast<const uint64_t*>(src), index, n_rows, row_elems);
       break;
     default: TGPT_FAIL("cuda gather/scatter rows: unsupported element size ", elem_size);
   }

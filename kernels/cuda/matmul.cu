@@ -16,13 +16,13 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/matmul.h"
 
-#define CUBLAS_CHECK(call)                                                                 \
-  do {                                                                                     \
-    cublasStatus_t st_ = (call);                                                           \
-    if (st_ != CUBLAS_STATUS_SUCCESS)                                                      \
-      ::tgpt::throw_error(__FILE__, __LINE__,                                              \
-                          ::tgpt::str_cat("cuBLAS error: ", cublasGetStatusString(st_), \
-                                          " in ", #call));                                 \
+#define CUBLAS_CHECK(call)                                                               \
+  do {                                                                                   \
+    cublasStatus_t st_ = (call);                                                         \
+    if (st_ != CUBLAS_STATUS_SUCCESS)                                                    \
+      ::tgpt::throw_error(                                                               \
+          __FILE__, __LINE__,                                                            \
+          ::tgpt::str_cat("cuBLAS error: ", cublasGetStatusString(st_), " in ", #call)); \
   } while (0)
 
 namespace tgpt::cuda {
@@ -67,7 +67,8 @@ cublasComputeType_t compute_type(DType ab_t) {
 }
 
 int to_int(int64_t v, const char* what) {
-  TGPT_CHECK(v >= 0 && v <= INT_MAX, "cuda gemm: ", what, " = ", v, " exceeds the cuBLAS int range");
+  TGPT_CHECK(v >= 0 && v <= INT_MAX, "cuda gemm: ", what, " = ", v,
+             " exceeds the cuBLAS int range");
   return static_cast<int>(v);
 }
 
@@ -155,8 +156,12 @@ constexpr int kThreads = 256;
 
 }  // namespace
 
-void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
-bool allow_tf32() { return g_allow_tf32; }
+void set_allow_tf32(bool allow) {
+  g_allow_tf32 = allow;
+}
+bool allow_tf32() {
+  return g_allow_tf32;
+}
 
 void gemm(DType ab_t, DType c_t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
           float alpha, const void* A, int64_t lda, int64_t stride_a, const void* B, int64_t ldb,
@@ -169,8 +174,8 @@ void gemm(DType ab_t, DType c_t, bool trans_a, bool trans_b, int64_t M, int64_t 
     if (beta == 0.f) {
       const size_t es = dtype_size(c_t);
       for (int64_t b = 0; b < batch; ++b)
-        CUDA_CHECK(cudaMemset2DAsync(static_cast<char*>(C) + b * stride_c * es, ldc * es, 0,
-                                     N * es, M, stream()));
+        CUDA_CHECK(cudaMemset2DAsync(static_cast<char*>(C) + b * stride_c * es, ldc * es, 0, N * es,
+                                     M, stream()));
     }
     return;
   }
@@ -178,8 +183,8 @@ void gemm(DType ab_t, DType c_t, bool trans_a, bool trans_b, int64_t M, int64_t 
   cudaDataType_t tab = cuda_type(ab_t), tc = cuda_type(c_t);
   CUBLAS_CHECK(cublasGemmStridedBatchedEx(
       bl.handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-      to_int(N, "N"), to_int(M, "M"), to_int(K, "K"), &alpha, B, tab, to_int(ldb, "ldb"),
-      stride_b, A, tab, to_int(lda, "lda"), stride_a, &beta, C, tc, to_int(ldc, "ldc"), stride_c,
+      to_int(N, "N"), to_int(M, "M"), to_int(K, "K"), &alpha, B, tab, to_int(ldb, "ldb"), stride_b,
+      A, tab, to_int(lda, "lda"), stride_a, &beta, C, tc, to_int(ldc, "ldc"), stride_c,
       to_int(batch, "batch"), compute_type(ab_t), CUBLAS_GEMM_DEFAULT));
 }
 
@@ -201,13 +206,13 @@ bool linear_forward_lt(DType dt, void* out, const void* x, const void* w, bool w
   bool ok = false;
   try {
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, compute_type(dt), CUDA_R_32F));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa,
-                                                sizeof(opa)));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb,
-                                                sizeof(opb)));
+    CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+    CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
     cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
-                                                sizeof(epi)));
+    CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                                 sizeof(bias)));
     // Stored shapes: w is [in, outf] column-major (ld in) unless w_t ([outf, in], ld outf).
@@ -276,8 +281,8 @@ void linear_forward(DType dt, void* out, const void* x, const void* w, bool w_t,
     return;
   }
   Scratch tmp(static_cast<size_t>(rows * outf) * sizeof(float));
-  gemm(dt, DType::f32, false, !w_t, rows, outf, in, 1.f, x, in, 0, w, ldw, 0, 0.f,
-       tmp.as<float>(), outf, 0, 1);
+  gemm(dt, DType::f32, false, !w_t, rows, outf, in, 1.f, x, in, 0, w, ldw, 0, 0.f, tmp.as<float>(),
+       outf, 0, 1);
   bias_add_from_f32(dt, out, tmp.as<float>(), bias, rows, outf, 1);
 }
 
@@ -314,8 +319,8 @@ void bias_add_from_f32(DType dt, void* out, const float* in, const void* bias, i
   });
 }
 
-void patchify(DType dt, void* patches, const void* x, int64_t B, int64_t Cin, int64_t H,
-              int64_t W, int64_t P) {
+void patchify(DType dt, void* patches, const void* x, int64_t B, int64_t Cin, int64_t H, int64_t W,
+              int64_t P) {
   const int64_t n = B * Cin * H * W;
   if (n == 0) return;
   dispatch_storage(dt, "patchify", [&](auto tag) {

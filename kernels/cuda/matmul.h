@@ -45,8 +45,8 @@ void bias_add_from_f32(DType dt, void* out, const float* in, const void* bias, i
 
 // x [B, Cin, H, W] -> patches [B, (H/P)*(W/P), Cin*P*P] and its inverse (see
 // kernels/cpu/matmul.h patchify_cpu / unpatchify_cpu).
-void patchify(DType dt, void* patches, const void* x, int64_t B, int64_t Cin, int64_t H,
-              int64_t W, int64_t P);
+void patchify(DType dt, void* patches, const void* x, int64_t B, int64_t Cin, int64_t H, int64_t W,
+              int64_t P);
 void unpatchify(DType dt, void* dx, const void* dpatches, int64_t B, int64_t Cin, int64_t H,
                 int64_t W, int64_t P);
 

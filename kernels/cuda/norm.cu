@@ -104,8 +104,7 @@ constexpr int kColTile = 32, kColRows = 8;
 // Partials over one chunk of rows: pw[chunk, c] = sum dout * xhat, pb[chunk, c] = sum dout.
 template <typename S>
 __global__ void layernorm_params_partial_kernel(float* __restrict__ pw, float* __restrict__ pb,
-                                                const S* __restrict__ dout,
-                                                const S* __restrict__ x,
+                                                const S* __restrict__ dout, const S* __restrict__ x,
                                                 const float* __restrict__ mean,
                                                 const float* __restrict__ rstd, int64_t N,
                                                 int64_t C, int64_t rows_per_chunk) {
@@ -255,9 +254,8 @@ void layernorm_forward(DType dt, void* out, float* mean, float* rstd, const void
     if (residual)
       layernorm_forward_kernel<S, true><<<row_blocks(N), kThreads, 0, stream()>>>(
           static_cast<S*>(out), mean, rstd, static_cast<const S*>(x),
-          static_cast<const S*>(residual), static_cast<S*>(sum_out),
-          static_cast<const S*>(weight), static_cast<const S*>(bias), N, c,
-          static_cast<float>(eps));
+          static_cast<const S*>(residual), static_cast<S*>(sum_out), static_cast<const S*>(weight),
+          static_cast<const S*>(bias), N, c, static_cast<float>(eps));
     else
       layernorm_forward_kernel<S, false><<<row_blocks(N), kThreads, 0, stream()>>>(
           static_cast<S*>(out), mean, rstd, static_cast<const S*>(x), nullptr, nullptr,
@@ -290,9 +288,9 @@ void layernorm_backward(DType dt, void* dx, void* dweight, void* dbias, const vo
           pw.as<float>(), pb.as<float>(), static_cast<const S*>(dout), static_cast<const S*>(x),
           mean, rstd, N, C, rows_per_chunk);
       CUDA_CHECK_LAUNCH();
-      layernorm_params_final_kernel<S><<<grid_for(C, 256), 256, 0, stream()>>>(
-          static_cast<S*>(dweight), static_cast<S*>(dbias), pw.as<float>(), pb.as<float>(),
-          chunks, C);
+      layernorm_params_final_kernel<S>
+          <<<grid_for(C, 256), 256, 0, stream()>>>(static_cast<S*>(dweight), static_cast<S*>(dbias),
+                                                   pw.as<float>(), pb.as<float>(), chunks, C);
       CUDA_CHECK_LAUNCH();
     }
   });

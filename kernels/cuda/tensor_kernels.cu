@@ -67,22 +67,34 @@ Layout2 make_layout(const int64_t* shape, const int64_t* dst_strides, const int6
 
 // ---- conversion ---------------------------------------------------------------------------------
 
-__device__ __forceinline__ double load_d(const float* p, int64_t i) { return p[i]; }
-__device__ __forceinline__ double load_d(const double* p, int64_t i) { return p[i]; }
-__device__ __forceinline__ double load_d(const __half* p, int64_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ double load_d(const float* p, int64_t i) {
+  return p[i];
+}
+__device__ __forceinline__ double load_d(const double* p, int64_t i) {
+  return p[i];
+}
+__device__ __forceinline__ double load_d(const __half* p, int64_t i) {
+  return __half2float(p[i]);
+}
 __device__ __forceinline__ double load_d(const __nv_bfloat16* p, int64_t i) {
   return __bfloat162float(p[i]);
 }
-__device__ __forceinline__ double load_d(const int32_t* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ double load_d(const int32_t* p, int64_t i) {
+  return p[i];
+}
 __device__ __forceinline__ double load_d(const int64_t* p, int64_t i) {
   return static_cast<double>(p[i]);
 }
-__device__ __forceinline__ double load_d(const uint8_t* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ double load_d(const uint8_t* p, int64_t i) {
+  return p[i];
+}
 
 __device__ __forceinline__ void store_d(float* p, int64_t i, double v) {
   p[i] = static_cast<float>(v);
 }
-__device__ __forceinline__ void store_d(double* p, int64_t i, double v) { p[i] = v; }
+__device__ __forceinline__ void store_d(double* p, int64_t i, double v) {
+  p[i] = v;
+}
 __device__ __forceinline__ void store_d(__half* p, int64_t i, double v) {
   p[i] = __float2half_rn(static_cast<float>(v));
 }
@@ -208,8 +220,8 @@ void convert(const void* src, DType src_t, void* dst, DType dst_t, int64_t n) {
     using S = decltype(s_tag);
     dispatch_any(dst_t, [&](auto d_tag) {
       using D = decltype(d_tag);
-      convert_kernel<S, D><<<grid, kThreads, 0, stream()>>>(static_cast<D*>(dst),
-                                                            static_cast<const S*>(src), n);
+      convert_kernel<S, D>
+          <<<grid, kThreads, 0, stream()>>>(static_cast<D*>(dst), static_cast<const S*>(src), n);
       CUDA_CHECK_LAUNCH();
     });
   });
