@@ -102,20 +102,24 @@ struct L2NormalizeNode : Node {
 // --- softmax / log_softmax ------------------------------------------------------------------
 
 struct SoftmaxNode : Node {
-  Tensor out;  // [N, C] contiguous
+  Tensor out;  // [N, C] contiguous (CPU)
+  Tensor x;    // [N, C] contiguous input (CUDA)
+  Tensor lse;  // f32 [N] row logsumexp (CUDA)
   bool log = false;
   const char* name() const override { return log ? "log_softmax" : "softmax"; }
   void backward(const Tensor& g_in, std::vector<Tensor>& gi) override {
-    int64_t N = out.size(0), C = out.size(1);
-    Tensor g = grad_as(g_in, out.dtype());
 #ifdef TGPT_WITH_CUDA
-    if (out.device() == Device::CUDA) {
-      Tensor dx = Tensor::empty(out.shape(), out.dtype(), Device::CUDA);
-      cuda::softmax_backward(out.dtype(), log, dx.data_ptr(), g.data_ptr(), out.data_ptr(), N, C);
+    if (x.defined()) {
+      Tensor g = grad_as(g_in, x.dtype());
+      Tensor dx = Tensor::empty(x.shape(), x.dtype(), Device::CUDA);
+      cuda::softmax_backward(x.dtype(), log, dx.data_ptr(), g.data_ptr(), x.data_ptr(),
+                             lse.data<float>(), x.size(0), x.size(1));
       gi[0] = dx.reshape(inputs[0].shape());
       return;
     }
 #endif
+    int64_t N = out.size(0), C = out.size(1);
+    Tensor g = grad_as(g_in, out.dtype());
     Tensor dx = Tensor::empty(out.shape(), out.dtype());
     dispatch_float(out.dtype(), name(), [&](auto t) {
       using T = decltype(t);
@@ -128,7 +132,7 @@ struct SoftmaxNode : Node {
     gi[0] = dx.reshape(inputs[0].shape());
   }
   void release() override {
-    out = Tensor();
+    out = x = lse = Tensor();
   }
 };
 
@@ -140,12 +144,13 @@ Tensor softmax_impl(const Tensor& x_in, bool log, const char* name) {
   int64_t N, C;
   rows_and_cols(x_in, N, C);
   Tensor x = x_in.detach().contiguous();
-  Tensor out;
+  Tensor out, lse;
 #ifdef TGPT_WITH_CUDA
   if (x.device() == Device::CUDA) {
     check_cuda_float(x, name);
     out = Tensor::empty(x.shape(), x.dtype(), Device::CUDA);
-    cuda::softmax_forward(x.dtype(), log, out.data_ptr(), x.data_ptr(), N, C);
+    lse = Tensor::empty({N}, DType::f32, Device::CUDA);
+    cuda::softmax_forward(x.dtype(), log, out.data_ptr(), lse.data<float>(), x.data_ptr(), N, C);
   }
 #endif
   if (!out.defined()) check_cpu_kernel(x_in, name);
@@ -161,7 +166,12 @@ Tensor softmax_impl(const Tensor& x_in, bool log, const char* name) {
     });
   }
   if (auto node = make_node<SoftmaxNode>({&x_in})) {
-    node->out = out.detach().reshape({N, C});
+    if (lse.defined()) {
+      node->x = x.reshape({N, C});
+      node->lse = lse;
+    } else {
+      node->out = out.detach().reshape({N, C});
+    }
     node->log = log;
     record(out, node);
   }

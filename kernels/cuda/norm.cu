@@ -196,8 +196,8 @@ __global__ void l2_normalize_backward_kernel(S* __restrict__ dx, const S* __rest
 // ---- softmax ------------------------------------------------------------------------------------
 
 template <typename S, bool kLog>
-__global__ void softmax_forward_kernel(S* __restrict__ out, const S* __restrict__ x, int64_t N,
-                                       int C) {
+__global__ void softmax_forward_kernel(S* __restrict__ out, float* __restrict__ lse_out,
+                                       const S* __restrict__ x, int64_t N, int C) {
   const int64_t row = warp_row();
   if (row >= N) return;
   const int lane = threadIdx.x & 31;
@@ -208,30 +208,36 @@ __global__ void softmax_forward_kernel(S* __restrict__ out, const S* __restrict_
   float s = 0.f;
   for (int c = lane; c < C; c += 32) s += expf(to_f32(x[base + c]) - mx);
   s = warp_sum(s);
+  const float lse = mx + logf(s);
   if (kLog) {
-    const float lse = mx + logf(s);
     for (int c = lane; c < C; c += 32) out[base + c] = from_f32<S>(to_f32(x[base + c]) - lse);
   } else {
     const float inv = 1.f / s;
     for (int c = lane; c < C; c += 32)
       out[base + c] = from_f32<S>(expf(to_f32(x[base + c]) - mx) * inv);
   }
+  if (lane == 0) lse_out[row] = lse;
 }
 
 template <typename S, bool kLog>
 __global__ void softmax_backward_kernel(S* __restrict__ dx, const S* __restrict__ dout,
-                                        const S* __restrict__ y, int64_t N, int C) {
+                                        const S* __restrict__ x, const float* __restrict__ lse,
+                                        int64_t N, int C) {
   const int64_t row = warp_row();
   if (row >= N) return;
   const int lane = threadIdx.x & 31;
   const int64_t base = row * C;
-  float s = 0.f;  // softmax: sum dout * y; log_softmax: sum dout
-  for (int c = lane; c < C; c += 32)
-    s += kLog ? to_f32(dout[base + c]) : to_f32(dout[base + c]) * to_f32(y[base + c]);
+  const float l = lse[row];
+  float s = 0.f;  // softmax: sum dout * p; log_softmax: sum dout
+  for (int c = lane; c < C; c += 32) {
+    const float g = to_f32(dout[base + c]);
+    s += kLog ? g : g * expf(to_f32(x[base + c]) - l);
+  }
   s = warp_sum(s);
   for (int c = lane; c < C; c += 32) {
-    const float g = to_f32(dout[base + c]), v = to_f32(y[base + c]);
-    dx[base + c] = from_f32<S>(kLog ? g - expf(v) * s : v * (g - s));
+    const float g = to_f32(dout[base + c]);
+    const float p = expf(to_f32(x[base + c]) - l);
+    dx[base + c] = from_f32<S>(kLog ? g - p * s : p * (g - s));
   }
 }
 
@@ -321,33 +327,34 @@ void l2_normalize_backward(DType dt, void* dx, const void* dout, const void* x, 
   });
 }
 
-void softmax_forward(DType dt, bool log, void* out, const void* x, int64_t N, int64_t C) {
+void softmax_forward(DType dt, bool log, void* out, float* lse, const void* x, int64_t N,
+                     int64_t C) {
   if (N == 0 || C == 0) return;
   const int c = row_length(C);
   dispatch_storage(dt, log ? "log_softmax" : "softmax", [&](auto tag) {
     using S = decltype(tag);
     if (log)
       softmax_forward_kernel<S, true><<<row_blocks(N), kThreads, 0, stream()>>>(
-          static_cast<S*>(out), static_cast<const S*>(x), N, c);
+          static_cast<S*>(out), lse, static_cast<const S*>(x), N, c);
     else
       softmax_forward_kernel<S, false><<<row_blocks(N), kThreads, 0, stream()>>>(
-          static_cast<S*>(out), static_cast<const S*>(x), N, c);
+          static_cast<S*>(out), lse, static_cast<const S*>(x), N, c);
     CUDA_CHECK_LAUNCH();
   });
 }
 
-void softmax_backward(DType dt, bool log, void* dx, const void* dout, const void* out, int64_t N,
-                      int64_t C) {
+void softmax_backward(DType dt, bool log, void* dx, const void* dout, const void* x,
+                      const float* lse, int64_t N, int64_t C) {
   if (N == 0 || C == 0) return;
   const int c = row_length(C);
   dispatch_storage(dt, log ? "log_softmax backward" : "softmax backward", [&](auto tag) {
     using S = decltype(tag);
     if (log)
       softmax_backward_kernel<S, true><<<row_blocks(N), kThreads, 0, stream()>>>(
-          static_cast<S*>(dx), static_cast<const S*>(dout), static_cast<const S*>(out), N, c);
+          static_cast<S*>(dx), static_cast<const S*>(dout), static_cast<const S*>(x), lse, N, c);
     else
       softmax_backward_kernel<S, false><<<row_blocks(N), kThreads, 0, stream()>>>(
-          static_cast<S*>(dx), static_cast<const S*>(dout), static_cast<const S*>(out), N, c);
+          static_cast<S*>(dx), static_cast<const S*>(dout), static_cast<const S*>(x), lse, N, c);
     CUDA_CHECK_LAUNCH();
   });
 }

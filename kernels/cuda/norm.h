@@ -32,10 +32,13 @@ void l2_normalize_forward(DType dt, void* out, float* norm, const void* x, int64
 void l2_normalize_backward(DType dt, void* dx, const void* dout, const void* x, const float* norm,
                            int64_t N, int64_t C, double eps);
 
-// Softmax (log = false) or log_softmax (log = true) over rows of length C.
-void softmax_forward(DType dt, bool log, void* out, const void* x, int64_t N, int64_t C);
-// dx from dout and the forward output.
-void softmax_backward(DType dt, bool log, void* dx, const void* dout, const void* out, int64_t N,
-                      int64_t C);
+// Softmax (log = false) or log_softmax (log = true) over rows of length C; lse f32 [N] = the
+// row's logsumexp, saved for backward.
+void softmax_forward(DType dt, bool log, void* out, float* lse, const void* x, int64_t N,
+                     int64_t C);
+// dx from dout, the forward input x and lse: the probabilities are recomputed in f32 as
+// exp(x - lse), so a 16-bit output's rounding does not enter the gradient.
+void softmax_backward(DType dt, bool log, void* dx, const void* dout, const void* x,
+                      const float* lse, int64_t N, int64_t C);
 
 }  // namespace tgpt::cuda
