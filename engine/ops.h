@@ -66,6 +66,13 @@ Tensor mean(const Tensor& x, const std::vector<int>& dims, bool keepdim = false)
 // ---- normalisation ----------------------------------------------------------------------------
 // Over the last dim: x [..., C], weight/bias [C] (either may be undefined: no affine part).
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+// LayerNorm of the residual sum s = x + residual (same shape, no broadcasting): returns
+// layer_norm(s, weight, bias, eps) and, when sum_out is non-null, stores s (the updated residual
+// stream) in *sum_out. Gradients flow through both outputs. On CUDA the add and the normalisation
+// are one kernel (s rounded to the dtype as a separate add would be); on the CPU it is add then
+// layer_norm.
+Tensor add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                      const Tensor& bias, double eps = 1e-5, Tensor* sum_out = nullptr);
 // x / max(||x||_2, eps) over the last dim (torch.nn.functional.normalize).
 Tensor l2_normalize(const Tensor& x, double eps = 1e-12);
 Tensor softmax(const Tensor& x);      // over the last dim

@@ -9,6 +9,10 @@
  */
 #include "engine/ops_common.h"
 #include "kernels/cpu/matmul.h"
+#ifdef TGPT_WITH_CUDA
+#include "engine/cuda/op_support.h"
+#include "kernels/cuda/matmul.h"
+#endif
 
 namespace tgpt {
 
@@ -24,6 +28,30 @@ struct ConvPatchNode : Node {
     DType dt = g.dtype();
     int64_t G = (H / P) * (W / P), D = Cin * P * P;
     Tensor dpatches, dx, dw, db;
+#ifdef TGPT_WITH_CUDA
+    if (g.device() == Device::CUDA) {
+      if (needs_grad(0)) {
+        // dpatches[b] [G, D] = g[b]ᵀ [G, Cout] @ w [Cout, D], then the inverse permutation.
+        dpatches = Tensor::empty({B, G, D}, dt, Device::CUDA);
+        cuda::gemm(dt, dt, true, false, G, D, Cout, 1.f, g.data_ptr(), G, Cout * G, w.data_ptr(), D,
+                   0, 0.f, dpatches.data_ptr(), D, G * D, B);
+        dx = Tensor::empty(inputs[0].shape(), dt, Device::CUDA);
+        cuda::unpatchify(dt, dx.data_ptr(), dpatches.data_ptr(), B, Cin, H, W, P);
+      }
+      if (needs_grad(1)) {
+        // dw [Cout, D] = g' [Cout, B*G] @ patches [B*G, D] with g' = g permuted to [Cout, B, G].
+        Tensor gp = g.detach().permute({1, 0, 2, 3}).contiguous();
+        dw = Tensor::empty(inputs[1].shape(), dt, Device::CUDA);
+        cuda::gemm(dt, dt, false, false, Cout, D, B * G, 1.f, gp.data_ptr(), B * G, 0,
+                   patches.data_ptr(), D, 0, 0.f, dw.data_ptr(), D, 0, 1);
+      }
+      if (needs_grad(2)) db = sum(g.detach(), {0, 2, 3});
+      gi[0] = dx;
+      gi[1] = dw;
+      gi[2] = db;
+      return;
+    }
+#endif
     if (needs_grad(0)) {
       dpatches = Tensor::empty({B, G, D}, dt);
       dx = Tensor::empty(inputs[0].shape(), dt);
@@ -51,6 +79,47 @@ struct ConvPatchNode : Node {
   }
 };
 
+// The CUDA forward (arguments already checked): patchify kernel, then one strided-batched GEMM
+// per image with the weight shared; with a bias the GEMM accumulates into f32 and one kernel adds
+// the bias and rounds.
+Tensor conv2d_patch_cuda(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
+#ifdef TGPT_WITH_CUDA
+  check_cuda_float(x_in, "conv2d_patch");
+  int64_t B = x_in.size(0), Cin = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
+  int64_t Cout = w_in.size(0), P = w_in.size(2);
+  int64_t Gh = H / P, Gw = W / P, G = Gh * Gw, D = Cin * P * P;
+  DType dt = x_in.dtype();
+  Tensor x = x_in.detach().contiguous();
+  Tensor w = w_in.detach().contiguous();
+  Tensor b = b_in.defined() ? b_in.detach().contiguous() : Tensor();
+  Tensor patches = Tensor::empty({B, G, D}, dt, Device::CUDA);
+  cuda::patchify(dt, patches.data_ptr(), x.data_ptr(), B, Cin, H, W, P);
+  Tensor out = Tensor::empty({B, Cout, Gh, Gw}, dt, Device::CUDA);
+  // out[b] [Cout, G] = w [Cout, D] @ patches[b]ᵀ [D, G]
+  Tensor acc =
+      b.defined() && dt != DType::f32 ? Tensor::empty({B, Cout, G}, DType::f32, Device::CUDA) : out;
+  cuda::gemm(dt, acc.dtype(), false, true, Cout, G, D, 1.f, w.data_ptr(), D, 0, patches.data_ptr(),
+             D, G * D, 0.f, acc.data_ptr(), G, Cout * G, B);
+  if (b.defined())
+    cuda::bias_add_from_f32(dt, out.data_ptr(), acc.data<float>(), b.data_ptr(), B, Cout, G);
+  if (auto node = make_node<ConvPatchNode>({&x_in, &w_in, &b_in})) {
+    if (node->needs_grad(1)) node->patches = patches;
+    if (node->needs_grad(0)) node->w = w;
+    node->B = B;
+    node->Cin = Cin;
+    node->H = H;
+    node->W = W;
+    node->P = P;
+    node->Cout = Cout;
+    record(out, node);
+  }
+  return out;
+#else
+  TGPT_FAIL("conv2d_patch: ", x_in.str(), " is a CUDA tensor but tgpt was built without CUDA ",
+            w_in.str(), b_in.defined());
+#endif
+}
+
 }  // namespace
 
 Tensor conv2d_patch(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
@@ -77,6 +146,7 @@ Tensor conv2d_patch(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) 
     TGPT_CHECK(b_in.dim() == 1 && b_in.size(0) == Cout, "conv2d_patch: bias ", b_in.shape().str(),
                " does not match Cout = ", Cout);
   }
+  if (x_in.device() == Device::CUDA) return conv2d_patch_cuda(x_in, w_in, b_in);
   if (is_half(x_in.dtype())) {
     Tensor b32 = b_in.defined() ? b_in.to(DType::f32) : Tensor();
     return conv2d_patch(x_in.to(DType::f32), w_in.to(DType::f32), b32).to(x_in.dtype());

@@ -5,6 +5,10 @@
 
 #include "engine/ops_common.h"
 #include "kernels/cpu/elementwise.h"
+#ifdef TGPT_WITH_CUDA
+#include "engine/cuda/op_support.h"
+#include "kernels/cuda/elementwise.h"
+#endif
 
 namespace tgpt {
 
@@ -59,6 +63,16 @@ Tensor binary_raw(const Tensor& a_in, const Tensor& b_in, BinOp op, const char* 
   check_same_device(a_in, b_in, name);
   Tensor a = a_in.contiguous(), b = b_in.contiguous();
   Shape shape = broadcast_shapes(a.shape(), b.shape());
+#ifdef TGPT_WITH_CUDA
+  if (a.device() == Device::CUDA) {
+    check_cuda_float(a, name);
+    Tensor out = Tensor::empty(shape, a.dtype(), Device::CUDA);
+    Shape sa = broadcast_strides(a, shape), sb = broadcast_strides(b, shape);
+    cuda::binary_broadcast(a.dtype(), static_cast<cuda::BinaryOp>(op), out.data_ptr(), a.data_ptr(),
+                           b.data_ptr(), shape.begin(), sa.begin(), sb.begin(), shape.size());
+    return out;
+  }
+#endif
   check_cpu_kernel(a, name);
   Tensor out = Tensor::empty(shape, a.dtype());
   Shape sa = broadcast_strides(a, shape), sb = broadcast_strides(b, shape);
@@ -119,7 +133,8 @@ struct BinaryNode : Node {
 };
 
 Tensor binary(const Tensor& a, const Tensor& b, BinOp op, const char* name) {
-  if (a.defined() && b.defined() && is_half(a.dtype()) && a.dtype() == b.dtype())
+  if (a.defined() && b.defined() && is_half(a.dtype()) && a.dtype() == b.dtype() &&
+      a.device() == Device::CPU)
     return binary(a.to(DType::f32), b.to(DType::f32), op, name).to(a.dtype());
   Tensor out = binary_raw(a, b, op, name);
   if (auto node = make_node<BinaryNode>({&a, &b})) {
@@ -161,27 +176,39 @@ struct UnaryNode : Node {
 
 Tensor unary(const Tensor& x_in, UnOp op, double s, const char* name) {
   check_float(x_in, name, "x");
-  if (is_half(x_in.dtype())) return unary(x_in.to(DType::f32), op, s, name).to(x_in.dtype());
+  if (is_half(x_in.dtype()) && x_in.device() == Device::CPU)
+    return unary(x_in.to(DType::f32), op, s, name).to(x_in.dtype());
   Tensor x = x_in.contiguous();
-  check_cpu_kernel(x, name);
-  Tensor out = Tensor::empty(x.shape(), x.dtype());
-  dispatch_float(x.dtype(), name, [&](auto t) {
-    using T = decltype(t);
-    T* o = out.data<T>();
-    const T* p = x.data<T>();
-    int64_t n = x.numel();
-    T ts = static_cast<T>(s);
-    switch (op) {
-      case UnOp::neg: cpu::unary_forward(o, p, n, [](T v) { return -v; }); break;
-      case UnOp::exp: cpu::unary_forward(o, p, n, [](T v) { return std::exp(v); }); break;
-      case UnOp::log: cpu::unary_forward(o, p, n, [](T v) { return std::log(v); }); break;
-      case UnOp::sqrt: cpu::unary_forward(o, p, n, [](T v) { return std::sqrt(v); }); break;
-      case UnOp::pow: cpu::unary_forward(o, p, n, [ts](T v) { return std::pow(v, ts); }); break;
-      case UnOp::add_scalar: cpu::unary_forward(o, p, n, [ts](T v) { return v + ts; }); break;
-      case UnOp::mul_scalar: cpu::unary_forward(o, p, n, [ts](T v) { return v * ts; }); break;
-    }
-    return 0;
-  });
+  Tensor out;
+#ifdef TGPT_WITH_CUDA
+  if (x.device() == Device::CUDA) {
+    check_cuda_float(x, name);
+    out = Tensor::empty(x.shape(), x.dtype(), Device::CUDA);
+    cuda::unary(x.dtype(), static_cast<cuda::UnaryOp>(op), out.data_ptr(), x.data_ptr(), x.numel(),
+                s);
+  }
+#endif
+  if (!out.defined()) {
+    check_cpu_kernel(x, name);
+    out = Tensor::empty(x.shape(), x.dtype());
+    dispatch_float(x.dtype(), name, [&](auto t) {
+      using T = decltype(t);
+      T* o = out.data<T>();
+      const T* p = x.data<T>();
+      int64_t n = x.numel();
+      T ts = static_cast<T>(s);
+      switch (op) {
+        case UnOp::neg: cpu::unary_forward(o, p, n, [](T v) { return -v; }); break;
+        case UnOp::exp: cpu::unary_forward(o, p, n, [](T v) { return std::exp(v); }); break;
+        case UnOp::log: cpu::unary_forward(o, p, n, [](T v) { return std::log(v); }); break;
+        case UnOp::sqrt: cpu::unary_forward(o, p, n, [](T v) { return std::sqrt(v); }); break;
+        case UnOp::pow: cpu::unary_forward(o, p, n, [ts](T v) { return std::pow(v, ts); }); break;
+        case UnOp::add_scalar: cpu::unary_forward(o, p, n, [ts](T v) { return v + ts; }); break;
+        case UnOp::mul_scalar: cpu::unary_forward(o, p, n, [ts](T v) { return v * ts; }); break;
+      }
+      return 0;
+    });
+  }
   if (auto node = make_node<UnaryNode>({&x_in})) {
     node->op = op;
     node->s = s;
@@ -201,17 +228,39 @@ struct BroadcastNode : Node {
 
 }  // namespace
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary(a, b, BinOp::add, "add"); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary(a, b, BinOp::sub, "sub"); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary(a, b, BinOp::mul, "mul"); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary(a, b, BinOp::div, "div"); }
-Tensor add(const Tensor& a, double s) { return unary(a, UnOp::add_scalar, s, "add"); }
-Tensor mul(const Tensor& a, double s) { return unary(a, UnOp::mul_scalar, s, "mul"); }
-Tensor neg(const Tensor& a) { return unary(a, UnOp::neg, 0, "neg"); }
-Tensor exp(const Tensor& a) { return unary(a, UnOp::exp, 0, "exp"); }
-Tensor log(const Tensor& a) { return unary(a, UnOp::log, 0, "log"); }
-Tensor sqrt(const Tensor& a) { return unary(a, UnOp::sqrt, 0, "sqrt"); }
-Tensor pow(const Tensor& a, double e) { return unary(a, UnOp::pow, e, "pow"); }
+Tensor add(const Tensor& a, const Tensor& b) {
+  return binary(a, b, BinOp::add, "add");
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return binary(a, b, BinOp::sub, "sub");
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary(a, b, BinOp::mul, "mul");
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return binary(a, b, BinOp::div, "div");
+}
+Tensor add(const Tensor& a, double s) {
+  return unary(a, UnOp::add_scalar, s, "add");
+}
+Tensor mul(const Tensor& a, double s) {
+  return unary(a, UnOp::mul_scalar, s, "mul");
+}
+Tensor neg(const Tensor& a) {
+  return unary(a, UnOp::neg, 0, "neg");
+}
+Tensor exp(const Tensor& a) {
+  return unary(a, UnOp::exp, 0, "exp");
+}
+Tensor log(const Tensor& a) {
+  return unary(a, UnOp::log, 0, "log");
+}
+Tensor sqrt(const Tensor& a) {
+  return unary(a, UnOp::sqrt, 0, "sqrt");
+}
+Tensor pow(const Tensor& a, double e) {
+  return unary(a, UnOp::pow, e, "pow");
+}
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   TGPT_CHECK(x.defined(), "broadcast_to: undefined tensor");

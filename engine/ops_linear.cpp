@@ -8,6 +8,10 @@
  */
 #include "engine/ops_common.h"
 #include "kernels/cpu/matmul.h"
+#ifdef TGPT_WITH_CUDA
+#include "engine/cuda/op_support.h"
+#include "kernels/cuda/matmul.h"
+#endif
 
 namespace tgpt {
 
@@ -44,6 +48,30 @@ struct LinearNode : Node {
     Tensor g = g_in.contiguous();
     DType dt = g.dtype();
     Tensor dx, dw, db;
+#ifdef TGPT_WITH_CUDA
+    if (g.device() == Device::CUDA) {
+      if (needs_grad(0)) {
+        // dx [rows, in] = g [rows, outf] @ w [outf, in]
+        dx = Tensor::empty(inputs[0].shape(), dt, Device::CUDA);
+        cuda::gemm(dt, dt, false, w.t, rows, in, outf, 1.f, g.data_ptr(), outf, 0,
+                   w.data.data_ptr(), w.t ? outf : in, 0, 0.f, dx.data_ptr(), in, 0, 1);
+      }
+      if (needs_grad(1)) {
+        // dw [outf, in] = gᵀ [outf, rows] @ x [rows, in]
+        dw = Tensor::empty({outf, in}, dt, Device::CUDA);
+        cuda::gemm(dt, dt, true, false, outf, in, rows, 1.f, g.data_ptr(), outf, 0, x.data_ptr(),
+                   in, 0, 0.f, dw.data_ptr(), in, 0, 1);
+      }
+      if (needs_grad(2)) {
+        db = Tensor::empty({outf}, dt, Device::CUDA);
+        cuda::column_sum(dt, db.data_ptr(), g.data_ptr(), rows, outf);
+      }
+      gi[0] = dx;
+      gi[1] = dw;
+      gi[2] = db;
+      return;
+    }
+#endif
     if (needs_grad(0)) dx = Tensor::empty(inputs[0].shape(), dt);
     if (needs_grad(1)) dw = Tensor::empty({outf, in}, dt);
     if (needs_grad(2)) db = Tensor::empty({outf}, dt);
@@ -94,6 +122,32 @@ struct MatmulNode : Node {
     Tensor g = g_in.contiguous();
     DType dt = g.dtype();
     Tensor da, db;
+#ifdef TGPT_WITH_CUDA
+    if (g.device() == Device::CUDA) {
+      if (needs_grad(0)) {
+        // da[b] [M, K] = g[b] [M, N] @ b[b]ᵀ [N, K]
+        da = Tensor::empty(inputs[0].shape(), dt, Device::CUDA);
+        cuda::gemm(dt, dt, false, !b.t, M, K, N, 1.f, g.data_ptr(), N, M * N, b.data.data_ptr(),
+                   b.t ? K : N, b_batched ? K * N : 0, 0.f, da.data_ptr(), K, M * K, batch);
+      }
+      if (needs_grad(1)) {
+        db = Tensor::empty(inputs[1].shape(), dt, Device::CUDA);
+        if (b_batched) {
+          // db[b] [K, N] = a[b]ᵀ [K, M] @ g[b] [M, N]
+          cuda::gemm(dt, dt, !a.t, false, K, N, M, 1.f, a.data.data_ptr(), a.t ? M : K, M * K,
+                     g.data_ptr(), N, M * N, 0.f, db.data_ptr(), N, K * N, batch);
+        } else {
+          // Shared b: db [K, N] = aᵀ [K, batch*M] @ g [batch*M, N], a as one [batch*M, K] matrix.
+          Tensor ac = a.t ? a.data.contiguous() : a.data;
+          cuda::gemm(dt, dt, true, false, K, N, batch * M, 1.f, ac.data_ptr(), K, 0, g.data_ptr(),
+                     N, 0, 0.f, db.data_ptr(), N, 0, 1);
+        }
+      }
+      gi[0] = da;
+      gi[1] = db;
+      return;
+    }
+#endif
     if (needs_grad(0)) da = Tensor::empty(inputs[0].shape(), dt);
     if (needs_grad(1)) db = Tensor::empty(inputs[1].shape(), dt);
     dispatch_float(dt, "matmul backward", [&](auto tag) {
@@ -113,10 +167,75 @@ struct MatmulNode : Node {
   }
 };
 
+// ---- CUDA forward passes (arguments already checked)
+// ---------------------------------------------
+
+Tensor linear_cuda(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
+#ifdef TGPT_WITH_CUDA
+  check_cuda_float(x_in, "linear");
+  int64_t in = w_in.size(1), outf = w_in.size(0);
+  int64_t rows = 1;
+  for (int d = 0; d + 1 < x_in.dim(); ++d) rows *= x_in.size(d);
+  Shape out_shape = x_in.shape();
+  out_shape[out_shape.size() - 1] = outf;
+  Tensor x = x_in.detach().contiguous();
+  GemmOperand w = gemm_operand(w_in);
+  Tensor b = b_in.defined() ? b_in.detach().contiguous() : Tensor();
+  Tensor out = Tensor::empty(out_shape, x.dtype(), Device::CUDA);
+  cuda::linear_forward(x.dtype(), out.data_ptr(), x.data_ptr(), w.data.data_ptr(), w.t,
+                       ptr_or_null(b), rows, in, outf);
+  if (auto node = make_node<LinearNode>({&x_in, &w_in, &b_in})) {
+    if (node->needs_grad(1)) node->x = x;
+    if (node->needs_grad(0)) node->w = w;
+    node->rows = rows;
+    node->in = in;
+    node->outf = outf;
+    record(out, node);
+  }
+  return out;
+#else
+  TGPT_FAIL("linear: ", x_in.str(), " is a CUDA tensor but tgpt was built without CUDA ",
+            w_in.str(), b_in.defined());
+#endif
+}
+
+Tensor matmul_cuda(const Tensor& a_in, const Tensor& b_in, bool b_batched) {
+#ifdef TGPT_WITH_CUDA
+  check_cuda_float(a_in, "matmul");
+  int nd = a_in.dim();
+  int64_t M = a_in.size(-2), K = a_in.size(-1), N = b_in.size(-1);
+  int64_t batch = 1;
+  for (int d = 0; d < nd - 2; ++d) batch *= a_in.size(d);
+  Shape out_shape = a_in.shape();
+  out_shape[nd - 1] = N;
+  GemmOperand a = gemm_operand(a_in), b = gemm_operand(b_in);
+  Tensor out = Tensor::empty(out_shape, a.data.dtype(), Device::CUDA);
+  // out[b] [M, N] = a[b] [M, K] @ b[b] [K, N]
+  cuda::gemm(a.data.dtype(), a.data.dtype(), a.t, b.t, M, N, K, 1.f, a.data.data_ptr(), a.t ? M : K,
+             M * K, b.data.data_ptr(), b.t ? K : N, b_batched ? K * N : 0, 0.f, out.data_ptr(), N,
+             M * N, batch);
+  if (auto node = make_node<MatmulNode>({&a_in, &b_in})) {
+    if (node->needs_grad(1)) node->a = a;
+    if (node->needs_grad(0)) node->b = b;
+    node->batch = batch;
+    node->M = M;
+    node->K = K;
+    node->N = N;
+    node->b_batched = b_batched;
+    record(out, node);
+  }
+  return out;
+#else
+  TGPT_FAIL("matmul: ", a_in.str(), " is a CUDA tensor but tgpt was built without CUDA ",
+            b_in.str(), b_batched);
+#endif
+}
+
 }  // namespace
 
 Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
   check_linear_args(x_in, w_in, b_in);
+  if (x_in.device() == Device::CUDA) return linear_cuda(x_in, w_in, b_in);
   if (is_half(x_in.dtype())) {
     Tensor b32 = b_in.defined() ? b_in.to(DType::f32) : Tensor();
     return linear(x_in.to(DType::f32), w_in.to(DType::f32), b32).to(x_in.dtype());
@@ -169,6 +288,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     TGPT_CHECK(same, "matmul: batch dims of a ", a_in.shape().str(), " and b ", b_in.shape().str(),
                " must be equal (or b must be 2-D)");
   }
+  if (a_in.device() == Device::CUDA) return matmul_cuda(a_in, b_in, b_batched);
   if (is_half(a_in.dtype()))
     return matmul(a_in.to(DType::f32), b_in.to(DType::f32)).to(a_in.dtype());
   check_cpu_kernel(a_in, "matmul");

@@ -5,6 +5,10 @@
 
 #include "engine/ops_common.h"
 #include "kernels/cpu/elementwise.h"
+#ifdef TGPT_WITH_CUDA
+#include "engine/cuda/op_support.h"
+#include "kernels/cuda/elementwise.h"
+#endif
 
 namespace tgpt {
 
@@ -24,7 +28,7 @@ struct SumNode : Node {
 Tensor reduce(const Tensor& x_in, std::vector<int> dims, bool keepdim, bool is_mean,
               const char* name) {
   check_float(x_in, name, "x");
-  if (is_half(x_in.dtype()))
+  if (is_half(x_in.dtype()) && x_in.device() == Device::CPU)
     return reduce(x_in.to(DType::f32), dims, keepdim, is_mean, name).to(x_in.dtype());
   int nd = x_in.dim();
   std::vector<char> reduced(std::max(nd, 1), 0);
@@ -55,17 +59,28 @@ Tensor reduce(const Tensor& x_in, std::vector<int> dims, bool keepdim, bool is_m
     }
   Tensor x = x_in.detach();
   if (nd > 0) x = x.permute(perm).contiguous();
-  check_cpu_kernel(x, name);
-  Tensor out = Tensor::empty(out_shape, x.dtype());
-  dispatch_float(x.dtype(), name, [&](auto t) {
-    using T = decltype(t);
-    cpu::row_sum_forward(out.data<T>(), x.data<T>(), rows, n);
-    if (is_mean) {
-      T* o = out.data<T>();
-      for (int64_t r = 0; r < rows; ++r) o[r] = static_cast<T>(o[r] / static_cast<T>(n));
-    }
-    return 0;
-  });
+  Tensor out;
+#ifdef TGPT_WITH_CUDA
+  if (x.device() == Device::CUDA) {
+    check_cuda_float(x, name);
+    out = Tensor::empty(out_shape, x.dtype(), Device::CUDA);
+    cuda::row_sum(x.dtype(), out.data_ptr(), x.data_ptr(), rows, n,
+                  is_mean ? static_cast<double>(n) : 1.0);
+  }
+#endif
+  if (!out.defined()) {
+    check_cpu_kernel(x, name);
+    out = Tensor::empty(out_shape, x.dtype());
+    dispatch_float(x.dtype(), name, [&](auto t) {
+      using T = decltype(t);
+      cpu::row_sum_forward(out.data<T>(), x.data<T>(), rows, n);
+      if (is_mean) {
+        T* o = out.data<T>();
+        for (int64_t r = 0; r < rows; ++r) o[r] = static_cast<T>(o[r] / static_cast<T>(n));
+      }
+      return 0;
+    });
+  }
   if (auto node = make_node<SumNode>({&x_in})) {
     node->keep_shape = keep_shape;
     node->scale = is_mean ? 1.0 / static_cast<double>(n) : 1.0;
@@ -82,11 +97,15 @@ std::vector<int> all_dims(const Tensor& x) {
 
 }  // namespace
 
-Tensor sum(const Tensor& x) { return reduce(x, all_dims(x), false, false, "sum"); }
+Tensor sum(const Tensor& x) {
+  return reduce(x, all_dims(x), false, false, "sum");
+}
 Tensor sum(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
   return reduce(x, dims, keepdim, false, "sum");
 }
-Tensor mean(const Tensor& x) { return reduce(x, all_dims(x), false, true, "mean"); }
+Tensor mean(const Tensor& x) {
+  return reduce(x, all_dims(x), false, true, "mean");
+}
 Tensor mean(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
   return reduce(x, dims, keepdim, true, "mean");
 }

@@ -14,6 +14,9 @@
 #include "engine/ops_common.h"
 #include "engine/parallel.h"
 #include "kernels/cpu/adamw.h"
+#ifdef TGPT_WITH_CUDA
+#include "kernels/cuda/adamw.h"
+#endif
 
 namespace tgpt {
 
@@ -80,20 +83,25 @@ void sgd_update_cpu(T* param, const T* grad, T* buf, bool first, int64_t n, doub
 // ---------------------------------------------------------------------------------------------
 // Optimizer
 
-Optimizer::Optimizer(std::vector<Tensor> params, double lr, const char* name)
+Optimizer::Optimizer(std::vector<Tensor> params, double lr, const char* name, bool allow_cuda)
     : params_(std::move(params)), name_(name) {
   TGPT_CHECK(!params_.empty(), name_, ": got an empty parameter list");
   std::unordered_set<const TensorImpl*> seen;
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];
     TGPT_CHECK(p.defined(), name_, ": parameter ", i, " is undefined");
-    TGPT_CHECK(p.device() == Device::CPU, name_, ": parameter ", i, " is ", p.str(),
-               "; only CPU parameters are supported in this build");
-    TGPT_CHECK(p.dtype() != DType::f16 && p.dtype() != DType::bf16, name_, ": parameter ", i,
-               " is ", p.str(),
+    if (p.device() == Device::CUDA) {
+      TGPT_CHECK(allow_cuda, name_, ": parameter ", i, " is ", p.str(),
+                 "; CUDA parameters are supported by AdamW only");
+      TGPT_CHECK(p.dtype() == DType::f32 || p.dtype() == DType::f16 || p.dtype() == DType::bf16,
+                 name_, ": parameter ", i, " is ", p.str(),
+                 "; CUDA parameters must be f32, f16 or bf16");
+    }
+    TGPT_CHECK(p.device() == Device::CUDA || (p.dtype() != DType::f16 && p.dtype() != DType::bf16),
+               name_, ": parameter ", i, " is ", p.str(),
                "; 16-bit parameters are not supported, keep an f32 master copy and optimize it");
-    TGPT_CHECK(p.dtype() == DType::f32 || p.dtype() == DType::f64, name_, ": parameter ", i, " is ",
-               p.str(), "; parameters must be f32 or f64");
+    TGPT_CHECK(p.device() == Device::CUDA || p.dtype() == DType::f32 || p.dtype() == DType::f64,
+               name_, ": parameter ", i, " is ", p.str(), "; parameters must be f32 or f64");
     TGPT_CHECK(p.is_leaf(), name_, ": parameter ", i, " (", p.str(),
                ") is not a leaf tensor; cannot optimize the output of an op");
     TGPT_CHECK(p.is_contiguous(), name_, ": parameter ", i, " (", p.str(), ") is not contiguous");
@@ -122,8 +130,8 @@ Tensor Optimizer::grad_for_update(size_t i) const {
   const Tensor& p = params_[i];
   Tensor g = p.grad();
   if (!g.defined()) return g;
-  TGPT_CHECK(g.device() == Device::CPU, name_, ": gradient of parameter ", i, " is ", g.str(),
-             ", expected a CPU tensor");
+  TGPT_CHECK(g.device() == p.device(), name_, ": gradient of parameter ", i, " is ", g.str(),
+             ", expected a ", device_name(p.device()), " tensor");
   TGPT_CHECK(g.dtype() == p.dtype(), name_, ": gradient of parameter ", i, " is ",
              dtype_name(g.dtype()), ", the parameter is ", dtype_name(p.dtype()));
   TGPT_CHECK(g.shape() == p.shape(), name_, ": gradient of parameter ", i, " has shape ",
@@ -136,7 +144,7 @@ Tensor Optimizer::grad_for_update(size_t i) const {
 // AdamW
 
 AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options)
-    : Optimizer(std::move(params), options.lr, "AdamW"), options_(options) {
+    : Optimizer(std::move(params), options.lr, "AdamW", /*allow_cuda=*/true), options_(options) {
   const AdamWOptions& o = options_;
   TGPT_CHECK(is_finite_nonneg(o.eps), "AdamW: invalid eps ", o.eps, " (must be finite and >= 0)");
   TGPT_CHECK(std::isfinite(o.beta1) && o.beta1 >= 0 && o.beta1 < 1, "AdamW: invalid beta1 ",
@@ -146,14 +154,46 @@ AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options)
   TGPT_CHECK(is_finite_nonneg(o.weight_decay), "AdamW: invalid weight_decay ", o.weight_decay,
              " (must be finite and >= 0)");
   state_.resize(params_.size());
+  master_.resize(params_.size());
 }
 
 void AdamW::step() {
+#ifdef TGPT_WITH_CUDA
+  std::vector<cuda::AdamWTensor> device_updates;
+  std::vector<Tensor> device_grads;  // kept alive until the launch
+#endif
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor g = grad_for_update(i);
     if (!g.defined()) continue;  // as torch: no grad, no update, no step count
     Tensor& p = params_[i];
     AdamWState& s = state_[i];
+    if (p.device() == Device::CUDA) {
+#ifdef TGPT_WITH_CUDA
+      // f32 moments; 16-bit parameters are updated through an f32 master copy.
+      if (s.step == 0) {
+        s.exp_avg = Tensor::zeros(p.shape(), DType::f32, Device::CUDA);
+        s.exp_avg_sq = Tensor::zeros(p.shape(), DType::f32, Device::CUDA);
+      }
+      if (p.dtype() != DType::f32 && !master_[i].defined()) {
+        NoGradGuard no_grad;
+        master_[i] = p.detach().to(DType::f32);
+      }
+      TGPT_CHECK(s.step < INT64_MAX, "AdamW: step count overflow for parameter ", i);
+      s.step += 1;
+      cuda::AdamWTensor t;
+      t.master = p.dtype() == DType::f32 ? p.data<float>() : master_[i].data<float>();
+      t.param_lowp = p.dtype() == DType::f32 ? nullptr : p.data_ptr();
+      t.grad = g.data_ptr();
+      t.exp_avg = s.exp_avg.data<float>();
+      t.exp_avg_sq = s.exp_avg_sq.data<float>();
+      t.n = p.numel();
+      t.grad_dtype = g.dtype();
+      t.step = s.step;
+      device_updates.push_back(t);
+      device_grads.push_back(g);
+#endif
+      continue;
+    }
     if (s.step == 0) {
       s.exp_avg = Tensor::zeros(p.shape(), p.dtype());
       s.exp_avg_sq = Tensor::zeros(p.shape(), p.dtype());
@@ -167,6 +207,11 @@ void AdamW::step() {
                                options_.beta2, options_.eps, options_.weight_decay, s.step);
     });
   }
+#ifdef TGPT_WITH_CUDA
+  if (!device_updates.empty())
+    cuda::adamw_multi_tensor(device_updates, lr_, options_.beta1, options_.beta2, options_.eps,
+                             options_.weight_decay);
+#endif
 }
 
 const AdamWState& AdamW::state(size_t i) const {
@@ -186,6 +231,22 @@ void AdamW::set_state(size_t i, const AdamWState& state) {
     return;
   }
   const Tensor& p = params_[i];
+  if (p.device() == Device::CUDA) {
+    // CUDA parameters keep f32 moments on the device; any device is accepted here.
+    auto device_copy = [&](const Tensor& t, const char* what) {
+      TGPT_CHECK(t.defined() && t.dtype() == DType::f32 && t.shape() == p.shape(),
+                 "AdamW::set_state: ", what, " of CUDA parameter ", i, " must be f32 ",
+                 p.shape().str(), ", got ", t.defined() ? t.str() : "undefined");
+      NoGradGuard no_grad;
+      Tensor c = Tensor::empty(p.shape(), DType::f32, Device::CUDA);
+      c.copy_(t.detach());
+      return c;
+    };
+    state_[i] = AdamWState{state.step, device_copy(state.exp_avg, "exp_avg"),
+                           device_copy(state.exp_avg_sq, "exp_avg_sq")};
+    master_[i] = Tensor();  // re-made from the parameter at the next step
+    return;
+  }
   check_state_tensor(state.exp_avg, p, "AdamW::set_state", "exp_avg", i);
   check_state_tensor(state.exp_avg_sq, p, "AdamW::set_state", "exp_avg_sq", i);
   state_[i] = AdamWState{state.step, owned_copy(state.exp_avg), owned_copy(state.exp_avg_sq)};

@@ -7,8 +7,11 @@
  * entirely (their state, including AdamW's per-parameter step count, is left unchanged), as in
  * torch. zero_grad() drops the gradients (torch's set_to_none=True).
  *
- * Parameters must be contiguous CPU leaf tensors of dtype f32 or f64. f16/bf16 parameters are
- * rejected: keep an f32 master copy and optimize that. Optimizer state has the parameter's dtype
+ * Parameters must be contiguous CPU leaf tensors of dtype f32 or f64 (f16/bf16 CPU parameters
+ * are rejected: keep an f32 master copy and optimize that). AdamW also takes CUDA parameters of
+ * dtype f32, f16 or bf16: all of them are updated by one multi-tensor kernel launch per step
+ * (kernels/cuda/adamw.h), with f32 moments, and for 16-bit parameters an f32 master copy (made
+ * from the parameter at its first step) that is rounded into the parameter after each update. Optimizer state has the parameter's dtype
  * (f32 state for f32 parameters, f64 for f64) and is created lazily at the first step that sees
  * a gradient, as in torch. State accessors exist for checkpointing.
  *
@@ -52,7 +55,8 @@ class Optimizer {
 
  protected:
   // Validates the parameter list (non-empty, unique, contiguous CPU f32/f64 leaves) and lr.
-  Optimizer(std::vector<Tensor> params, double lr, const char* name);
+  // allow_cuda: CUDA parameters (f32, f16 or bf16) are accepted (AdamW).
+  Optimizer(std::vector<Tensor> params, double lr, const char* name, bool allow_cuda = false);
   void check_index(size_t i) const;
   // The gradient of parameter i as a contiguous tensor, or an undefined tensor if it has none.
   // Throws when the gradient's shape, dtype or device does not match the parameter.
@@ -102,6 +106,7 @@ class AdamW : public Optimizer {
  private:
   AdamWOptions options_;
   std::vector<AdamWState> state_;
+  std::vector<Tensor> master_;  // f32 copies of f16/bf16 CUDA parameters (created at first step)
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@
 
 #include "engine/autograd.h"
 #include "engine/ops.h"
+#ifdef TGPT_WITH_CUDA
+#include "kernels/cuda/tensor_kernels.h"
+#endif
 
 namespace tgpt {
 
@@ -77,7 +80,9 @@ Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape
   return t;
 }
 
-int64_t Tensor::size(int d) const { return shape()[wrap_dim(d, dim())]; }
+int64_t Tensor::size(int d) const {
+  return shape()[wrap_dim(d, dim())];
+}
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
@@ -168,7 +173,16 @@ Tensor contiguous_copy(const Tensor& t) {
     copy_bytes(out.data_ptr(), out.device(), t.data_ptr(), t.device(), t.nbytes());
     return out;
   }
-  TGPT_CHECK(t.device() == Device::CPU, "strided copy of a CUDA tensor needs the CUDA backend");
+  if (t.device() == Device::CUDA) {
+#ifdef TGPT_WITH_CUDA
+    Shape dst_strides = contiguous_strides(t.shape());
+    cuda::strided_copy(out.data_ptr(), dst_strides.begin(), t.data_ptr(), t.strides().begin(),
+                       t.shape().begin(), t.dim(), dtype_size(t.dtype()));
+    return out;
+#else
+    TGPT_FAIL("strided copy of a CUDA tensor needs the CUDA backend");
+#endif
+  }
   gather_strided(static_cast<const char*>(t.data_ptr()), t.shape(), t.strides(),
                  dtype_size(t.dtype()), static_cast<char*>(out.data_ptr()));
   return out;
@@ -276,6 +290,20 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(DType dt) const {
   if (dt == dtype()) return *this;
+#ifdef TGPT_WITH_CUDA
+  if (device() == Device::CUDA) {
+    Tensor c = is_contiguous() ? *this : contiguous_copy(*this);
+    Tensor out = Tensor::empty(shape(), dt, Device::CUDA);
+    cuda::convert(c.data_ptr(), c.dtype(), out.data_ptr(), dt, numel());
+    if (dtype_is_float(dt) && dtype_is_float(dtype())) {
+      if (auto node = make_node<CastNode>({this})) {
+        node->src = dtype();
+        record(out, node);
+      }
+    }
+    return out;
+  }
+#endif
   Tensor src = device() == Device::CPU ? *this : this->detach().to(Device::CPU);
   Tensor c = src.is_contiguous() ? src : contiguous_copy(src);
   Tensor out = Tensor::empty(shape(), dt);
@@ -421,13 +449,19 @@ Tensor Tensor::squeeze(int d) const {
 Tensor& Tensor::fill_(double value) {
   TGPT_CHECK(is_leaf() || !grad_enabled(), "fill_ on a tensor produced by a recorded op");
   if (numel() == 0) return *this;
-  if (device() != Device::CPU) {
-    Tensor h = Tensor::full(shape(), value, dtype());
-    return copy_(h);
-  }
   size_t item = dtype_size(dtype());
   std::vector<char> one(item);
   store_from_double(one.data(), dtype(), 0, value);
+  if (device() != Device::CPU) {
+#ifdef TGPT_WITH_CUDA
+    uint64_t bits = 0;
+    std::memcpy(&bits, one.data(), item);  // little-endian: the element's bytes are the low bytes
+    cuda::fill(data_ptr(), shape().begin(), strides().begin(), dim(), item, bits);
+    return *this;
+#else
+    TGPT_FAIL("fill_ of a CUDA tensor needs the CUDA backend");
+#endif
+  }
   if (is_contiguous()) {
     char* p = static_cast<char*>(data_ptr());
     for (int64_t i = 0; i < numel(); ++i) std::memcpy(p + i * item, one.data(), item);
@@ -448,11 +482,19 @@ Tensor& Tensor::copy_(const Tensor& src) {
   s = s.is_contiguous() ? s : contiguous_copy(s);
   if (is_contiguous()) {
     copy_bytes(data_ptr(), device(), s.data_ptr(), s.device(), nbytes());
+  } else if (device() == Device::CUDA) {
+#ifdef TGPT_WITH_CUDA
+    if (s.device() != Device::CUDA) s = s.to(Device::CUDA);
+    Shape src_strides = contiguous_strides(shape());
+    cuda::strided_copy(data_ptr(), strides().begin(), s.data_ptr(), src_strides.begin(),
+                       shape().begin(), dim(), dtype_size(dtype()));
+#else
+    TGPT_FAIL("copy_ into a strided CUDA tensor needs the CUDA backend");
+#endif
   } else {
-    TGPT_CHECK(device() == Device::CPU, "copy_ into a strided CUDA tensor needs the CUDA backend");
     if (s.device() != Device::CPU) s = s.to(Device::CPU);
-    scatter_strided(static_cast<const char*>(s.data_ptr()), shape(), strides(),
-                    dtype_size(dtype()), static_cast<char*>(data_ptr()));
+    scatter_strided(static_cast<const char*>(s.data_ptr()), shape(), strides(), dtype_size(dtype()),
+                    static_cast<char*>(data_ptr()));
   }
   return *this;
 }
@@ -483,13 +525,17 @@ void Tensor::set_grad(const Tensor& g) {
   impl().grad = g.impl_ptr();
 }
 
-void Tensor::zero_grad() { impl().grad.reset(); }
+void Tensor::zero_grad() {
+  impl().grad.reset();
+}
 
 void Tensor::backward() const {
   TGPT_CHECK(numel() == 1, "backward() without a gradient needs a one-element tensor, got ", str());
   run_backward(*this, Tensor::ones(shape(), dtype(), device()));
 }
 
-void Tensor::backward(const Tensor& grad_output) const { run_backward(*this, grad_output); }
+void Tensor::backward(const Tensor& grad_output) const {
+  run_backward(*this, grad_output);
+}
 
 }  // namespace tgpt

@@ -7,6 +7,7 @@
  * in per-size free lists. Blocks are reused only after the stream has finished with them: frees
  * are stream-ordered because every tgpt kernel runs on the one tgpt stream.
  */
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -17,6 +18,8 @@
 namespace tgpt::cuda {
 
 namespace {
+
+std::atomic<bool> g_poison{false};
 
 class CudaCachingAllocator final : public Allocator {
  public:
@@ -42,6 +45,8 @@ class CudaCachingAllocator final : public Allocator {
     }
     stats_.current_bytes += size;
     if (stats_.current_bytes > stats_.peak_bytes) stats_.peak_bytes = stats_.current_bytes;
+    if (g_poison.load(std::memory_order_relaxed))
+      CUDA_CHECK(cudaMemsetAsync(p, 0xff, size, stream()));  // NaN in f32, f16 and bf16
     return p;
   }
 
@@ -91,15 +96,19 @@ class CudaCachingAllocator final : public Allocator {
 };
 
 void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes) {
-  cudaMemcpyKind kind = dst_dev == Device::CUDA
-                            ? (src_dev == Device::CUDA ? cudaMemcpyDeviceToDevice
-                                                       : cudaMemcpyHostToDevice)
-                            : cudaMemcpyDeviceToHost;
+  cudaMemcpyKind kind =
+      dst_dev == Device::CUDA
+          ? (src_dev == Device::CUDA ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+          : cudaMemcpyDeviceToHost;
   CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, kind, stream()));
   if (kind != cudaMemcpyDeviceToDevice) CUDA_CHECK(cudaStreamSynchronize(stream()));
 }
 
 }  // namespace
+
+void set_poison_allocations(bool on) {
+  g_poison.store(on, std::memory_order_relaxed);
+}
 
 bool device_available() {
   int n = 0;

@@ -10,12 +10,13 @@
 
 #include "engine/error.h"
 
-#define CUDA_CHECK(call)                                                                  \
-  do {                                                                                    \
-    cudaError_t err_ = (call);                                                            \
-    if (err_ != cudaSuccess)                                                              \
-      ::tgpt::throw_error(__FILE__, __LINE__,                                             \
-                          ::tgpt::str_cat("CUDA error: ", cudaGetErrorString(err_), " in ", #call)); \
+#define CUDA_CHECK(call)                                                             \
+  do {                                                                               \
+    cudaError_t err_ = (call);                                                       \
+    if (err_ != cudaSuccess)                                                         \
+      ::tgpt::throw_error(                                                           \
+          __FILE__, __LINE__,                                                        \
+          ::tgpt::str_cat("CUDA error: ", cudaGetErrorString(err_), " in ", #call)); \
   } while (0)
 
 #define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
@@ -26,5 +27,8 @@ namespace tgpt::cuda {
 bool device_available();
 // The stream every tgpt kernel runs on (one per process for now).
 cudaStream_t stream();
+// Test aid: while on, every block the CUDA allocator hands out is first filled with 0xff bytes
+// (NaN in f32, f16 and bf16), so an op that leaves output elements unwritten is caught.
+void set_poison_allocations(bool on);
 
 }  // namespace tgpt::cuda
