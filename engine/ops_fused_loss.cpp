@@ -26,13 +26,6 @@ namespace tgpt {
 
 namespace {
 
-// The gradient of an output, detached and contiguous, in dtype dt.
-Tensor grad_as(const Tensor& g, DType dt) {
-  Tensor d = g.detach();
-  if (d.dtype() != dt) d = d.to(dt);
-  return d.contiguous();
-}
-
 // Validated class indices of target [N] (i32/i64, any device): each in [0, K) or ignore_index
 // (pass allow_ignore = false to refuse ignore_index). Returns the non-ignored count.
 int64_t checked_targets(std::vector<int64_t>& tgt, const Tensor& target, int64_t N, int64_t K,
