@@ -15,8 +15,8 @@ using namespace tgpt;
 TEST(CudaDevice, RoundTripAllDtypes) {
   SKIP_WITHOUT_CUDA();
   Generator gen(1);
-  for (DType dt :
-       {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i32, DType::i64, DType::u8}) {
+  for (DType dt : {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i32, DType::i64,
+                   DType::u8}) {
     Tensor h = gen.uniform({3, 5, 7}, 0, 100, DType::f64).to(dt);
     Tensor d = h.to(Device::CUDA);
     EXPECT_EQ(d.device(), Device::CUDA);
