@@ -511,7 +511,7 @@ void backward_typed(void* dqkv, float* dsum, const void* dout, const void* qkv, 
 void check_sizes(int64_t B, int64_t T, int64_t C, int64_t NH) {
   TGPT_CHECK(NH > 0 && C % NH == 0 && attention_head_dim_supported(C / NH),
              "attention (CUDA): head dim ", NH > 0 ? C / NH : 0, " is not supported (64, 80, 128)");
-  TGPT_CHECK(B * NH <= INT_MAX && T <= INT_MAX / 64 && B * T * 3 * C <= (int64_t(1) << 46),
+  TGPT_CHECK(B * NH <= INT_MAX && T <= 65535LL * 64 && B * T * 3 * C <= (int64_t(1) << 46),
              "attention (CUDA): sizes out of range: B ", B, ", T ", T, ", C ", C, ", heads ", NH);
 }
 
