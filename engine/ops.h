@@ -106,4 +106,18 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
                      int64_t ignore_index = -100);
 Tensor mse_loss(const Tensor& a, const Tensor& b);  // mean((a - b)^2)
 
+// ---- fused losses (engine/ops_fused_loss.cpp) -------------------------------------------------
+// cross_entropy(hidden @ embeddingᵀ, target, label_smoothing, ignore_index) (semantics as
+// cross_entropy above) without storing the [N, V] logits: hidden [N, W], embedding [V, W],
+// target (i32 or i64) [N]. The vocabulary is processed `chunk` rows of the embedding at a time
+// (0 picks a size). Gradient for hidden only: an embedding that requires grad is refused.
+Tensor vocab_cross_entropy(const Tensor& hidden, const Tensor& embedding, const Tensor& target,
+                           double label_smoothing = 0.0, int64_t ignore_index = -100,
+                           int64_t chunk = 0);
+// TGP-T's classification loss: mean cross_entropy(scale · l2_normalize(features) · weightᵀ,
+// target) with features [N, F], weight [K, F] (not normalised), target (i32 or i64) [N] in
+// [0, K). Gradients for features and weight.
+Tensor cosine_logit_loss(const Tensor& features, const Tensor& weight, const Tensor& target,
+                         double scale = 100.0);
+
 }  // namespace tgpt

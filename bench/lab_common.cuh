@@ -1,0 +1,174 @@
+/*
+ * lab_common.cuh — shared helpers of the kernel labs (bench/lab_*.cu), in the style of llm.c's
+ * dev/cuda/common.h: error checks, random host data, host<->device buffers, validation against a
+ * CPU reference, and timing with CUDA events where every repeat starts with a flushed L2 (an
+ * L2-sized memset) so inputs come from device memory, as in a real step.
+ *
+ * The labs call the engine's CUDA launchers, which run on tgpt::cuda::stream(). Built by CMake
+ * they link libtgpt (which defines the stream); built standalone (the nvcc line in each lab's
+ * header, with -DLAB_STANDALONE) this file defines the stream itself.
+ */
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "engine/cuda/cuda_common.h"
+
+#ifdef LAB_STANDALONE
+namespace tgpt::cuda {
+cudaStream_t stream() {
+  static cudaStream_t s = [] {
+    cudaStream_t st;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    return st;
+  }();
+  return s;
+}
+bool device_available() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+}  // namespace tgpt::cuda
+#endif
+
+namespace lab {
+
+#define LAB_CHECK(call)                                                                      \
+  do {                                                                                       \
+    cudaError_t e_ = (call);                                                                 \
+    if (e_ != cudaSuccess) {                                                                 \
+      std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, \
+                   __LINE__, #call);                                                         \
+      std::exit(2);                                                                          \
+    }                                                                                        \
+  } while (0)
+
+inline int ceil_div(long long a, long long b) {
+  return static_cast<int>((a + b - 1) / b);
+}
+
+inline std::vector<float> random_floats(size_t n, float scale, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Device buffer of T holding the host floats converted to T (or uninitialised when empty).
+template <typename T>
+T* to_device(const std::vector<float>& h) {
+  std::vector<T> c(h.size());
+  for (size_t i = 0; i < h.size(); ++i) {
+    if constexpr (std::is_same_v<T, float>)
+      c[i] = h[i];
+    else if constexpr (std::is_same_v<T, __half>)
+      c[i] = __float2half_rn(h[i]);
+    else
+      c[i] = __float2bfloat16_rn(h[i]);
+  }
+  T* d = nullptr;
+  LAB_CHECK(cudaMalloc(&d, std::max<size_t>(1, c.size()) * sizeof(T)));
+  if (!c.empty()) LAB_CHECK(cudaMemcpy(d, c.data(), c.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+
+template <typename T>
+T* device_alloc(size_t n) {
+  T* d = nullptr;
+  LAB_CHECK(cudaMalloc(&d, std::max<size_t>(1, n) * sizeof(T)));
+  LAB_CHECK(cudaMemset(d, 0xff, std::max<size_t>(1, n) * sizeof(T)));  // NaN in every float type
+  return d;
+}
+
+template <typename T>
+std::vector<float> to_host(const T* d, size_t n) {
+  std::vector<T> c(n);
+  LAB_CHECK(cudaStreamSynchronize(tgpt::cuda::stream()));
+  LAB_CHECK(cudaMemcpy(c.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
+  std::vector<float> h(n);
+  for (size_t i = 0; i < n; ++i) {
+    if constexpr (std::is_same_v<T, float>)
+      h[i] = c[i];
+    else if constexpr (std::is_same_v<T, __half>)
+      h[i] = __half2float(c[i]);
+    else
+      h[i] = __bfloat162float(c[i]);
+  }
+  return h;
+}
+
+// Compares got with ref: max |got - ref| <= tol * max |ref| and no NaN. Prints one line.
+inline bool validate(const char* what, const std::vector<float>& got,
+                     const std::vector<double>& ref, double tol) {
+  double err = 0, mx = 0;
+  size_t bad = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double d = std::abs(static_cast<double>(got[i]) - ref[i]);
+    if (!(d == d)) ++bad;
+    err = std::max(err, d == d ? d : 0.0);
+    mx = std::max(mx, std::abs(ref[i]));
+  }
+  const bool ok = bad == 0 && err <= tol * mx;
+  std::printf("  %-34s max err %.3e of max %.3e (rel %.2e, tol %.0e)%s %s\n", what, err, mx,
+              mx > 0 ? err / mx : err, tol, bad ? " NaN!" : "", ok ? "OK" : "FAIL");
+  return ok;
+}
+
+// Median time in ms of fn() over `repeats` runs on tgpt's stream, each after an L2 flush.
+inline float benchmark_ms(int repeats, const std::function<void()>& fn) {
+  static char* flush = nullptr;
+  static size_t flush_bytes = 0;
+  cudaStream_t s = tgpt::cuda::stream();
+  if (!flush) {
+    int dev = 0;
+    cudaDeviceProp p;
+    LAB_CHECK(cudaGetDevice(&dev));
+    LAB_CHECK(cudaGetDeviceProperties(&p, dev));
+    flush_bytes = static_cast<size_t>(p.l2CacheSize) * 2;
+    LAB_CHECK(cudaMalloc(&flush, flush_bytes));
+  }
+  cudaEvent_t a, b;
+  LAB_CHECK(cudaEventCreate(&a));
+  LAB_CHECK(cudaEventCreate(&b));
+  fn();  // warm-up
+  std::vector<float> t;
+  for (int r = 0; r < repeats; ++r) {
+    LAB_CHECK(cudaMemsetAsync(flush, r & 0xff, flush_bytes, s));
+    LAB_CHECK(cudaEventRecord(a, s));
+    fn();
+    LAB_CHECK(cudaEventRecord(b, s));
+    LAB_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    LAB_CHECK(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms);
+  }
+  LAB_CHECK(cudaGetLastError());
+  LAB_CHECK(cudaEventDestroy(a));
+  LAB_CHECK(cudaEventDestroy(b));
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+inline void print_device() {
+  int dev = 0;
+  cudaDeviceProp p;
+  LAB_CHECK(cudaGetDevice(&dev));
+  LAB_CHECK(cudaGetDeviceProperties(&p, dev));
+  std::printf("device: %s, %d SMs, L2 %d MB, smem/block opt-in %zu KB\n", p.name,
+              p.multiProcessorCount, p.l2CacheSize >> 20, p.sharedMemPerBlockOptin >> 10);
+}
+
+}  // namespace lab

@@ -1,0 +1,119 @@
+/*
+ * vocab_ce.h — CPU kernel for cross-entropy over a vocabulary projection without materialising
+ * the [N, V] logits: loss = cross_entropy(hidden @ embeddingᵀ, target, ls, ignore_index).
+ *
+ * hidden [N, W], embedding E [V, W] (row-major, frozen), target [N] (int64, already validated: in
+ * [0, V) or equal to ignore_index). The vocabulary is walked in chunks of `chunk` rows of E. Per
+ * chunk: logits [N, Vc] = hidden @ E_chunkᵀ (one GEMM), then per row an online log-sum-exp update
+ * of the running max m, the running sum s = Σ exp(x - m), the plain sum Σ x (for the smoothing
+ * term) and the target logit. At the end, per non-ignored row (PyTorch's formula):
+ *   lse = m + log s,  loss[n] = (1 - ls) (lse - x_t) + ls (lse - Σ_v x_v / V).
+ *
+ * Gradient in the same pass (when grad_dir is given): d loss[n] / d hidden[n] =
+ *   Σ_v p_v E_v - (1 - ls) E_t - (ls / V) Σ_v E_v.
+ * The first term is accumulated chunk by chunk as acc[n] = Σ_v exp(x_v - m) E_v (a second GEMM
+ * per chunk, acc += P̃ @ E_chunk), rescaling acc[n] by exp(m_old - m_new) whenever the running max
+ * grows (FlashAttention's output rescaling), and divided by s at the end. So forward + backward
+ * cost two GEMMs over the vocabulary (the same as matmul + cross_entropy) and O(N·chunk + N·W)
+ * memory; the op's backward only scales grad_dir by dloss / count.
+ *
+ * T is float or double (GEMMs in T, per-row statistics in double). Rows are independent: the
+ * per-row work is split over rows, so results do not depend on the thread count.
+ */
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "engine/parallel.h"
+#include "kernels/cpu/matmul.h"
+
+namespace tgpt::cpu {
+
+// -> row_loss [N] (0 for ignored rows); grad_dir [N, W] (0 for ignored rows) when not null.
+template <typename T>
+void vocab_ce_forward_cpu(double* row_loss, T* grad_dir, const T* hidden, const T* emb,
+                          const int64_t* target, int64_t N, int64_t W, int64_t V, int64_t chunk,
+                          double label_smoothing, int64_t ignore_index) {
+  const double ls = label_smoothing;
+  const int64_t Vc_max = chunk < V ? chunk : V;
+  std::vector<T> logits(static_cast<size_t>(N * Vc_max));  // [N, Vc], probabilities in place
+  std::vector<double> m(static_cast<size_t>(N), -std::numeric_limits<double>::infinity());
+  std::vector<double> s(static_cast<size_t>(N), 0.0), sumx(static_cast<size_t>(N), 0.0);
+  std::vector<double> xt(static_cast<size_t>(N), 0.0);
+  if (grad_dir)
+    for (int64_t i = 0; i < N * W; ++i) grad_dir[i] = T(0);
+  const int64_t min_par = N * Vc_max >= 4096 ? 2 : N + 1;
+  for (int64_t v0 = 0; v0 < V; v0 += Vc_max) {
+    const int64_t Vc = V - v0 < Vc_max ? V - v0 : Vc_max;
+    const T* Ec = emb + v0 * W;
+    gemm(false, true, N, Vc, W, T(1), hidden, W, Ec, W, T(0), logits.data(), Vc);
+    parallel_for(
+        N,
+        [&](int64_t n) {
+          T* x = logits.data() + n * Vc;
+          const int64_t t = target[n];
+          if (t == ignore_index) {
+            if (grad_dir)
+              for (int64_t c = 0; c < Vc; ++c) x[c] = T(0);  // adds nothing to acc[n]
+            return;
+          }
+          double cmax = static_cast<double>(x[0]), csumx = 0.0;
+          for (int64_t c = 0; c < Vc; ++c) {
+            const double xv = static_cast<double>(x[c]);
+            cmax = xv > cmax ? xv : cmax;
+            csumx += xv;
+          }
+          if (t >= v0 && t < v0 + Vc) xt[n] = static_cast<double>(x[t - v0]);  // before overwrite
+          const double m_new = cmax > m[n] ? cmax : m[n];
+          const double alpha = std::exp(m[n] - m_new);  // 0 on the first chunk (m = -inf)
+          double csum = 0.0;
+          for (int64_t c = 0; c < Vc; ++c) {
+            const double e = std::exp(static_cast<double>(x[c]) - m_new);
+            csum += e;
+            if (grad_dir) x[c] = static_cast<T>(e);
+          }
+          if (grad_dir && alpha != 1.0) {
+            T* acc = grad_dir + n * W;
+            for (int64_t w = 0; w < W; ++w)
+              acc[w] = static_cast<T>(static_cast<double>(acc[w]) * alpha);
+          }
+          s[n] = s[n] * alpha + csum;
+          m[n] = m_new;
+          sumx[n] += csumx;
+        },
+        min_par);
+    // acc += P̃ [N, Vc] @ E_chunk [Vc, W] (ignored rows of P̃ are 0).
+    if (grad_dir) gemm(false, false, N, W, Vc, T(1), logits.data(), Vc, Ec, W, T(1), grad_dir, W);
+  }
+  std::vector<T> colsum;
+  if (grad_dir && ls != 0.0) {
+    colsum.resize(static_cast<size_t>(W));
+    column_sum_cpu<T>(colsum.data(), emb, V, W);
+  }
+  parallel_for(
+      N,
+      [&](int64_t n) {
+        const int64_t t = target[n];
+        if (t == ignore_index) {
+          row_loss[n] = 0.0;
+          return;
+        }
+        const double lse = m[n] + std::log(s[n]);
+        row_loss[n] = (1.0 - ls) * (lse - xt[n]) + ls * (lse - sumx[n] / static_cast<double>(V));
+        if (!grad_dir) return;
+        T* g = grad_dir + n * W;
+        const T* et = emb + t * W;
+        const double inv_s = 1.0 / s[n], off = ls / static_cast<double>(V);
+        for (int64_t w = 0; w < W; ++w) {
+          double d = static_cast<double>(g[w]) * inv_s - (1.0 - ls) * static_cast<double>(et[w]);
+          if (ls != 0.0) d -= off * static_cast<double>(colsum[static_cast<size_t>(w)]);
+          g[w] = static_cast<T>(d);
+        }
+      },
+      N * W >= 4096 ? 2 : N + 1);
+}
+
+}  // namespace tgpt::cpu
