@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "data/image.h"
 #include "engine/error.h"
+#include "tests/test_util.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
@@ -288,9 +289,8 @@ TEST_F(DatasetTest, TemplatesFile) {
 
 // The mined-templates data file (third-party; read from ../shared when present, never copied).
 TEST(Dataset, MinedTemplatesFileWhenPresent) {
-  const char* src = std::getenv("TGPT_SOURCE_DIR");
-  const fs::path file = fs::path(src ? src : ".") / ".." / "shared" / "spec" / "templates" /
-                        "tgpt_mined_templates.json";
+  const fs::path file =
+      fs::path(test::shared_dir()) / "spec" / "templates" / "tgpt_mined_templates.json";
   if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
   const TemplateLists lists = read_templates_file(file.string());
   EXPECT_EQ(lists.size(), 16u);  // method.md §10: 16 keys
