@@ -29,8 +29,8 @@ void BM_linear(benchmark::State& state) {
     Tensor y = linear(x, w, b);
     benchmark::DoNotOptimize(y.data_ptr());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * K * N * 1e-9 * state.iterations(),
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * M * K * N * 1e-9 * state.iterations(), benchmark::Counter::kIsRate);
 }
 
 void BM_attention(benchmark::State& state) {

@@ -51,14 +51,16 @@ Tensor attention(const Tensor& qkv_in, int n_heads, bool causal) {
   const int64_t B = qkv_in.size(0), T = qkv_in.size(1);
   Tensor qkv = qkv_in.detach().contiguous();
   Tensor out = Tensor::empty({B, T, C}, qkv.dtype());
-  Tensor att = Tensor::empty({B, n_heads, T, T}, qkv.dtype());
+  auto node = make_node<AttentionNode>({&qkv_in});
+  // The probabilities are kept only when backward will need them.
+  Tensor att = node ? Tensor::empty({B, n_heads, T, T}, qkv.dtype()) : Tensor();
   dispatch_float(qkv.dtype(), "attention", [&](auto t) {
     using Tp = decltype(t);
-    cpu::attention_forward_cpu<Tp>(out.data<Tp>(), att.data<Tp>(), qkv.data<Tp>(), B, T, C, n_heads,
-                                   causal);
+    cpu::attention_forward_cpu<Tp>(out.data<Tp>(), node ? att.data<Tp>() : nullptr, qkv.data<Tp>(),
+                                   B, T, C, n_heads, causal);
     return 0;
   });
-  if (auto node = make_node<AttentionNode>({&qkv_in})) {
+  if (node) {
     node->qkv = qkv;
     node->att = att;
     node->n_heads = n_heads;

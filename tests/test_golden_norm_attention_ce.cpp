@@ -22,18 +22,6 @@ using namespace tgpt;
 
 namespace {
 
-// max|a - ref| / max|ref| (shapes must match).
-double rel_to_max(const Tensor& a, const Tensor& ref) {
-  EXPECT_EQ(a.shape(), ref.shape()) << a.str() << " vs " << ref.str();
-  std::vector<double> va = a.to_double_vector(), vr = ref.to_double_vector();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < va.size() && i < vr.size(); ++i) {
-    num = std::max(num, std::abs(va[i] - vr[i]));
-    den = std::max(den, std::abs(vr[i]));
-  }
-  return den > 0 ? num / den : num;
-}
-
 class GoldenNormAttentionCE : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -46,8 +34,8 @@ class GoldenNormAttentionCE : public ::testing::Test {
   // Checks ours (computed in f32) against "<key>" (PyTorch f32) and "<key>.f64".
   void check_f32(const Tensor& ours, const std::string& key) const {
     Tensor ref32 = get(key), ref64 = get(key + ".f64");
-    double e64 = rel_to_max(ours, ref64), e32 = rel_to_max(ours, ref32);
-    double torch_err = rel_to_max(ref32, ref64);
+    double e64 = test::rel_error_to_max(ours, ref64), e32 = test::rel_error_to_max(ours, ref32);
+    double torch_err = test::rel_error_to_max(ref32, ref64);
     std::printf("  %-26s ours-vs-f64 %.2e  ours-vs-torch-f32 %.2e  (torch f32 vs f64 %.2e)\n",
                 key.c_str(), e64, e32, torch_err);
     EXPECT_LE(e64, 1e-6) << key << " vs PyTorch f64";
@@ -55,7 +43,7 @@ class GoldenNormAttentionCE : public ::testing::Test {
   }
   // Checks ours (computed in f64) against "<key>.f64".
   void check_f64(const Tensor& ours, const std::string& key) const {
-    double e = rel_to_max(ours, get(key + ".f64"));
+    double e = test::rel_error_to_max(ours, get(key + ".f64"));
     EXPECT_LE(e, 1e-12) << key << " (f64) vs PyTorch f64";
   }
 

@@ -29,18 +29,6 @@ namespace {
 
 constexpr double kPi = std::numbers::pi;
 
-// max |a-b| / max(max |b|, tiny): the relative error of a tensor as a whole.
-double tensor_rel_error(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape()) << a.str() << " vs " << b.str();
-  std::vector<double> va = a.to_double_vector(), vb = b.to_double_vector();
-  double max_diff = 0, max_ref = 0;
-  for (size_t i = 0; i < va.size() && i < vb.size(); ++i) {
-    max_diff = std::max(max_diff, std::abs(va[i] - vb[i]));
-    max_ref = std::max(max_ref, std::abs(vb[i]));
-  }
-  return max_diff / std::max(max_ref, 1e-30);
-}
-
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() &&
          std::memcmp(a.contiguous().data_ptr(), b.contiguous().data_ptr(), a.nbytes()) == 0;
@@ -437,7 +425,7 @@ void replay_and_compare(const SafetensorsFile& f, Optimizer& opt, std::vector<Te
     opt.step();
     for (int i = 0; i < kParams; ++i) {
       Tensor want = f.get(prefix + ".param" + std::to_string(i) + ".after").select(0, t);
-      double err = tensor_rel_error(params[i], want);
+      double err = test::rel_error_to_max(params[i], want);
       worst = std::max(worst, err);
       EXPECT_LE(err, tol) << prefix << " param" << i << " after step " << t + 1;
     }
@@ -484,8 +472,8 @@ TEST(OptimGolden, AdamWMatchesTorch) {
   for (int i = 0; i < kParams; ++i) {
     std::string name = "adamw.param" + std::to_string(i);
     EXPECT_EQ(opt.state(i).step, static_cast<int64_t>(f.get(name + ".step").item())) << name;
-    EXPECT_LE(tensor_rel_error(opt.state(i).exp_avg, f.get(name + ".exp_avg")), 1e-6) << name;
-    EXPECT_LE(tensor_rel_error(opt.state(i).exp_avg_sq, f.get(name + ".exp_avg_sq")), 1e-6) << name;
+    EXPECT_LE(test::rel_error_to_max(opt.state(i).exp_avg, f.get(name + ".exp_avg")), 1e-6) << name;
+    EXPECT_LE(test::rel_error_to_max(opt.state(i).exp_avg_sq, f.get(name + ".exp_avg_sq")), 1e-6) << name;
   }
   EXPECT_EQ(opt.state(2).step, kSteps - 2);  // param2 had no gradient at steps 3 and 7
 }
@@ -502,7 +490,7 @@ TEST(OptimGolden, AdamWF64MatchesTorch) {
     opt.set_lr(sched.lr_at(t + 1));
     p.set_grad(f.get("adamw64.grad").select(0, t));
     opt.step();
-    double err = tensor_rel_error(p, f.get("adamw64.after").select(0, t));
+    double err = test::rel_error_to_max(p, f.get("adamw64.after").select(0, t));
     worst = std::max(worst, err);
     EXPECT_LE(err, 1e-12) << "after step " << t + 1;
   }
@@ -517,7 +505,7 @@ TEST(OptimGolden, SGDMomentumMatchesTorch) {
   replay_and_compare(f, opt, params, 50.0, "sgd", 1e-6);
   for (int i = 0; i < kParams; ++i) {
     std::string name = "sgd.param" + std::to_string(i) + ".momentum_buffer";
-    EXPECT_LE(tensor_rel_error(opt.momentum_buffer(i), f.get(name)), 1e-6) << name;
+    EXPECT_LE(test::rel_error_to_max(opt.momentum_buffer(i), f.get(name)), 1e-6) << name;
   }
 }
 

@@ -36,6 +36,19 @@ inline double max_abs_error(const Tensor& a, const Tensor& b) {
   return m;
 }
 
+// max|a - ref| / max|ref|: the error of a tensor as a whole, relative to its largest element
+// (used by the golden tests).
+inline double rel_error_to_max(const Tensor& a, const Tensor& ref) {
+  EXPECT_EQ(a.shape(), ref.shape()) << a.str() << " vs " << ref.str();
+  std::vector<double> va = a.to_double_vector(), vr = ref.to_double_vector();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < va.size() && i < vr.size(); ++i) {
+    num = std::max(num, std::abs(va[i] - vr[i]));
+    den = std::max(den, std::abs(vr[i]));
+  }
+  return num / std::max(den, 1e-30);
+}
+
 // Expects |a - b| <= atol + rtol * |b| elementwise.
 inline void expect_close(const Tensor& a, const Tensor& b, double rtol, double atol,
                          const std::string& what = "") {
@@ -102,8 +115,12 @@ inline std::string golden_dir() {
 // ../shared relative to the source tree (env TGPT_SHARED_DIR overrides).
 inline std::string shared_dir() {
   if (const char* d = std::getenv("TGPT_SHARED_DIR")) return d;
+#ifdef TGPT_TEST_SOURCE_DIR
+  return std::string(TGPT_TEST_SOURCE_DIR) + "/../shared";
+#else
   const char* s = std::getenv("TGPT_SOURCE_DIR");
   return std::string(s ? s : ".") + "/../shared";
+#endif
 }
 
 }  // namespace tgpt::test

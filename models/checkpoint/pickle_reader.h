@@ -1,0 +1,92 @@
+/*
+ * pickle_reader.h — a NON-EXECUTING reader for the protocol-2 pickles inside PyTorch checkpoints
+ * (data.pkl of torch.save / torch.jit.save archives, clip.md §2.1).
+ *
+ * It interprets only the opcodes those files use and builds a tree of plain values. Globals are
+ * names, never imported; nothing is ever called. REDUCE understands exactly
+ * torch._utils._rebuild_tensor_v2 (-> a tensor reference), torch._utils._rebuild_parameter (-> its
+ * tensor) and collections.OrderedDict (-> an empty dict); any other callable gives an opaque object
+ * that records the callable's name and its arguments. BINPERSID accepts only PyTorch's storage
+ * ids ('storage', torch.<X>Storage, key, location, numel). Any other opcode, malformed operand,
+ * stack misuse, or exceeded limit (input size, nesting depth, memo size) throws tgpt::Error naming
+ * the pickle, the opcode and its byte offset.
+ */
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace tgpt {
+
+struct PickleValue;
+using PickleRef = std::shared_ptr<PickleValue>;
+
+enum class PickleKind {
+  none,
+  boolean,
+  integer,
+  floating,
+  string,
+  tuple,
+  list,
+  dict,
+  global,   // a class or function name "module.name" (never resolved)
+  object,   // opaque: made by NEWOBJ or by REDUCE of an unknown callable
+  storage,  // a PyTorch storage reference from BINPERSID
+  tensor,   // torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)
+};
+
+const char* pickle_kind_name(PickleKind k);
+
+struct PickleStorageRef {
+  std::string key;        // entry name under <prefix>/data/
+  std::string type_name;  // "FloatStorage", "HalfStorage", ...
+  std::string location;   // "cpu", "cuda:0" (irrelevant)
+  int64_t numel = 0;
+};
+
+struct PickleTensorRef {
+  PickleStorageRef storage;
+  int64_t offset = 0;  // in elements
+  std::vector<int64_t> size, stride;
+};
+
+struct PickleValue {
+  PickleKind kind = PickleKind::none;
+  bool boolean = false;
+  int64_t integer = 0;
+  double floating = 0;
+  std::string text;              // string; global name; object class name
+  std::vector<PickleRef> items;  // tuple/list elements; object constructor arguments
+  std::vector<std::pair<PickleRef, PickleRef>> dict;    // insertion order
+  std::unordered_map<std::string, size_t> string_keys;  // dict: string key -> index in dict
+  PickleRef state;                                      // object/dict: the BUILD state, when any
+  PickleStorageRef storage;
+  PickleTensorRef tensor;
+  int depth = 1;  // nesting depth when last modified
+
+  PickleValue() = default;
+  PickleValue(const PickleValue&) = delete;
+  PickleValue& operator=(const PickleValue&) = delete;
+  ~PickleValue();  // iterative, so deep chains cannot overflow the stack
+
+  // dict only: the value under a string key, or null.
+  const PickleValue* get(const std::string& key) const;
+};
+
+struct PickleLimits {
+  size_t max_bytes = size_t(1) << 30;
+  int max_depth = 200;
+  size_t max_memo = 10'000'000;
+};
+
+// Parses `data` (the whole pickle). `what` names it in error messages (e.g. "f.pt:arch/data.pkl").
+PickleRef read_pickle(std::string_view data, const std::string& what,
+                      const PickleLimits& limits = {});
+
+}  // namespace tgpt

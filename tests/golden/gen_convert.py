@@ -1,0 +1,226 @@
+"""Fixtures for tgpt-convert (test_convert.cpp): one small random CLIP (ViT) state dict with
+OpenAI's names, written in every source format the converter reads.
+
+Config: vision width 128 (2 heads), 2 layers, patch 8, image 32 (grid 4, 17 tokens); text width
+128 (2 heads), 2 layers, context 77, vocab 1000; embed 64. Every tensor (LayerNorm gains/biases
+included) is random. Files written under OUT/convert/:
+
+  reference.safetensors      the state dict in f32 with OpenAI names (the expected values)
+  openai_jit.pt              TorchScript archive (torch.jit.script + save) of a module tree whose
+                             attribute paths are the OpenAI names, in OpenAI's mixed f16/f32 layout
+                             (clip.md section 1.8), plus the int64 buffers input_resolution,
+                             context_length, vocab_size
+  state_dict.pt              torch.save(state_dict) in f32 with visual.proj saved as a transposed
+                             (strided) view and the two ln_final tensors sharing one storage
+  open_clip.pt               {'epoch', 'optimizer', 'state_dict': {'module.' + k: v}} (f32)
+  hf/model.safetensors       Hugging Face CLIPModel names (clip.md section 2.2), f32, with the
+  hf/config.json             position_ids buffers, a config with hidden_act quick_gelu and a
+  hf/merges.txt              tiny synthetic merges file
+  bf16_state_dict.pt         torch.save of the state dict in bf16
+"""
+import hashlib
+import json
+
+import torch
+import torch.nn as nn
+
+import st
+
+VW, VL, PATCH, IMAGE = 128, 2, 8, 32
+TW, TL, CTX, VOCAB = 128, 2, 77, 1000
+EMBED = 64
+GRID = IMAGE // PATCH
+
+
+def block_shapes(w):
+    return {
+        "ln_1.weight": [w], "ln_1.bias": [w],
+        "attn.in_proj_weight": [3 * w, w], "attn.in_proj_bias": [3 * w],
+        "attn.out_proj.weight": [w, w], "attn.out_proj.bias": [w],
+        "ln_2.weight": [w], "ln_2.bias": [w],
+        "mlp.c_fc.weight": [4 * w, w], "mlp.c_fc.bias": [4 * w],
+        "mlp.c_proj.weight": [w, 4 * w], "mlp.c_proj.bias": [w],
+    }
+
+
+def reference_shapes():
+    s = {
+        "visual.conv1.weight": [VW, 3, PATCH, PATCH],
+        "visual.class_embedding": [VW],
+        "visual.positional_embedding": [GRID * GRID + 1, VW],
+        "visual.ln_pre.weight": [VW], "visual.ln_pre.bias": [VW],
+        "visual.ln_post.weight": [VW], "visual.ln_post.bias": [VW],
+        "visual.proj": [VW, EMBED],
+        "token_embedding.weight": [VOCAB, TW],
+        "positional_embedding": [CTX, TW],
+        "ln_final.weight": [TW], "ln_final.bias": [TW],
+        "text_projection": [TW, EMBED],
+        "logit_scale": [],
+    }
+    for i in range(VL):
+        for k, v in block_shapes(VW).items():
+            s[f"visual.transformer.resblocks.{i}.{k}"] = v
+    for i in range(TL):
+        for k, v in block_shapes(TW).items():
+            s[f"transformer.resblocks.{i}.{k}"] = v
+    return s
+
+
+def is_f16_in_openai_layout(name):
+    """clip.md 1.8: Conv/Linear weights and biases, in_proj, visual.proj, text_projection are f16."""
+    if name in ("visual.proj", "text_projection", "visual.conv1.weight"):
+        return True
+    return any(p in name for p in ("attn.in_proj_", "attn.out_proj.", "mlp.c_fc.", "mlp.c_proj."))
+
+
+def make_reference():
+    g = torch.Generator().manual_seed(20240611)
+    sd = {}
+    for name, shape in reference_shapes().items():
+        if name == "logit_scale":
+            sd[name] = torch.tensor(4.6052, dtype=torch.float32)
+        elif "ln_" in name and name.endswith(".weight"):
+            sd[name] = 1.0 + 0.1 * torch.randn(shape, generator=g)
+        else:
+            sd[name] = 0.02 * torch.randn(shape, generator=g)
+    return sd
+
+
+class Node(nn.Module):
+    """A module whose attributes are given parameters, buffers and child modules."""
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def build_module_tree(sd):
+    root = Node()
+    for name, t in sd.items():
+        parts = name.split(".")
+        m = root
+        for p in parts[:-1]:
+            if not hasattr(m, p) or getattr(m, p) is None:
+                m.add_module(p, Node())
+            m = getattr(m, p)
+        m.register_parameter(parts[-1], nn.Parameter(t.clone(), requires_grad=False))
+    root.register_buffer("input_resolution", torch.tensor(IMAGE))
+    root.register_buffer("context_length", torch.tensor(CTX))
+    root.register_buffer("vocab_size", torch.tensor(VOCAB))
+    return root
+
+
+def hf_state_dict(sd):
+    hf = {}
+    for tower, hf_tower, layers in (("visual.transformer", "vision_model", VL),
+                                    ("transformer", "text_model", TL)):
+        for i in range(layers):
+            o = f"{tower}.resblocks.{i}."
+            h = f"{hf_tower}.encoder.layers.{i}."
+            w = sd[o + "attn.in_proj_weight"]
+            b = sd[o + "attn.in_proj_bias"]
+            for j, qkv in enumerate("qkv"):
+                hf[h + f"self_attn.{qkv}_proj.weight"] = w.chunk(3, dim=0)[j].clone()
+                hf[h + f"self_attn.{qkv}_proj.bias"] = b.chunk(3, dim=0)[j].clone()
+            pairs = {"attn.out_proj": "self_attn.out_proj", "ln_1": "layer_norm1", "ln_2": "layer_norm2",
+                     "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}
+            for a, c in pairs.items():
+                for wb in ("weight", "bias"):
+                    hf[h + f"{c}.{wb}"] = sd[o + f"{a}.{wb}"]
+    hf["vision_model.embeddings.patch_embedding.weight"] = sd["visual.conv1.weight"]
+    hf["vision_model.embeddings.class_embedding"] = sd["visual.class_embedding"]
+    hf["vision_model.embeddings.position_embedding.weight"] = sd["visual.positional_embedding"]
+    hf["vision_model.embeddings.position_ids"] = torch.arange(GRID * GRID + 1).unsqueeze(0)
+    for wb in ("weight", "bias"):
+        hf[f"vision_model.pre_layrnorm.{wb}"] = sd[f"visual.ln_pre.{wb}"]
+        hf[f"vision_model.post_layernorm.{wb}"] = sd[f"visual.ln_post.{wb}"]
+        hf[f"text_model.final_layer_norm.{wb}"] = sd[f"ln_final.{wb}"]
+    hf["visual_projection.weight"] = sd["visual.proj"].t().contiguous()
+    hf["text_model.embeddings.token_embedding.weight"] = sd["token_embedding.weight"]
+    hf["text_model.embeddings.position_embedding.weight"] = sd["positional_embedding"]
+    hf["text_model.embeddings.position_ids"] = torch.arange(CTX).unsqueeze(0)
+    hf["text_projection.weight"] = sd["text_projection"].t().contiguous()
+    hf["logit_scale"] = sd["logit_scale"]
+    return hf
+
+
+def hf_config():
+    return {
+        "architectures": ["CLIPModel"],
+        "model_type": "clip",
+        "projection_dim": EMBED,
+        "logit_scale_init_value": 2.6592,
+        "text_config": {"hidden_size": TW, "intermediate_size": 4 * TW, "num_attention_heads": TW // 64,
+                        "num_hidden_layers": TL, "max_position_embeddings": CTX, "vocab_size": VOCAB,
+                        "hidden_act": "quick_gelu", "layer_norm_eps": 1e-05},
+        "vision_config": {"hidden_size": VW, "intermediate_size": 4 * VW, "num_attention_heads": VW // 64,
+                          "num_hidden_layers": VL, "patch_size": PATCH, "image_size": IMAGE,
+                          "hidden_act": "quick_gelu", "layer_norm_eps": 1e-05},
+    }
+
+
+def generate(out_dir):
+    out = out_dir / "convert"
+    out.mkdir(parents=True, exist_ok=True)
+    sd = make_reference()
+    st.save(out / "reference.safetensors", sd)
+
+    # (a) TorchScript archive in OpenAI's mixed layout.
+    mixed = {k: (v.half() if is_f16_in_openai_layout(k) else v) for k, v in sd.items()}
+    scripted = torch.jit.script(build_module_tree(mixed))
+    torch.jit.save(scripted, str(out / "openai_jit.pt"))
+
+    # (b) torch.save(state_dict) with a strided view and a shared storage.
+    plain = dict(sd)
+    plain["visual.proj"] = sd["visual.proj"].t().contiguous().t()  # stride (1, VW)
+    assert not plain["visual.proj"].is_contiguous()
+    lnf = torch.stack([sd["ln_final.weight"], sd["ln_final.bias"]])  # [2, TW], one storage
+    plain["ln_final.weight"], plain["ln_final.bias"] = lnf[0], lnf[1]
+    torch.save(plain, out / "state_dict.pt")
+
+    # (c) open_clip training checkpoint.
+    ckpt = {
+        "epoch": 7,
+        "name": "tiny",
+        "state_dict": {"module." + k: v for k, v in sd.items()},
+        "optimizer": {"state": {}, "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.98), "eps": 1e-6,
+                                                     "weight_decay": 0.2, "params": [0, 1, 2]}]},
+    }
+    torch.save(ckpt, out / "open_clip.pt")
+
+    # (d) Hugging Face folder.
+    hf_dir = out / "hf"
+    hf_dir.mkdir(exist_ok=True)
+    st.save(hf_dir / "model.safetensors", hf_state_dict(sd), metadata={"format": "pt"})
+    with open(hf_dir / "config.json", "w") as f:
+        json.dump(hf_config(), f, indent=2)
+    with open(hf_dir / "merges.txt", "w") as f:
+        f.write("#version: 0.2\ni n\nt h\na n\n")
+
+    # bf16 state dict (dtype histogram / conversion checks).
+    torch.save({k: v.bfloat16() for k, v in sd.items()}, out / "bf16_state_dict.pt")
+
+    # What the converter must report: build_model's config, the file hashes, the mixed layout.
+    def sha(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    expected = {
+        "config": {"embed_dim": EMBED, "image_resolution": IMAGE, "vision_layers": VL, "vision_width": VW,
+                   "vision_patch_size": PATCH, "vision_heads": VW // 64, "context_length": CTX,
+                   "vocab_size": VOCAB, "transformer_width": TW, "transformer_heads": TW // 64,
+                   "transformer_layers": TL},
+        "sha256": {n: sha(out / n) for n in ("openai_jit.pt", "state_dict.pt", "open_clip.pt",
+                                              "bf16_state_dict.pt", "reference.safetensors",
+                                              "hf/model.safetensors")},
+        "openai_f16": sorted(k for k in sd if is_f16_in_openai_layout(k)),
+        "parameter_count": sum(v.numel() for v in sd.values()),
+    }
+    with open(out / "expected.json", "w") as f:
+        json.dump(expected, f, indent=1)
+
+
+if __name__ == "__main__":
+    import pathlib
+    import sys
+    generate(pathlib.Path(sys.argv[1]))
