@@ -247,6 +247,19 @@ ImageDataset coop_split_subset(const CoopSplit& split, const std::string& subset
   return ds;
 }
 
+void check_image_files_exist(const ImageDataset& ds, const std::string& source) {
+  std::string list;
+  size_t n_missing = 0;
+  for (size_t i = 0; i < ds.items.size(); ++i) {
+    std::error_code ec;
+    if (fs::is_regular_file(ds.items[i].path, ec)) continue;
+    if (n_missing < 5) list += "\n  [" + std::to_string(i) + "] '" + ds.items[i].path + "'";
+    ++n_missing;
+  }
+  TGPT_CHECK(n_missing == 0, source, ": ", n_missing, " of ", ds.items.size(),
+             " image file(s) not found, e.g.:", list);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Templates
 
@@ -267,6 +280,18 @@ std::string fill_template(const std::string& tmpl, const std::string& classname)
   const size_t at = tmpl.find("{}");
   TGPT_CHECK(at != std::string::npos, "template \"", tmpl, "\" has no \"{}\"");
   return tmpl.substr(0, at) + classname + tmpl.substr(at + 2);
+}
+
+std::vector<std::vector<std::string>> class_prompts(const std::vector<std::string>& classnames,
+                                                    const std::vector<std::string>& templates) {
+  TGPT_CHECK(!classnames.empty(), "class prompts: no class names");
+  TGPT_CHECK(!templates.empty(), "class prompts: no templates");
+  for (size_t j = 0; j < templates.size(); ++j)
+    check_template(templates[j], "template " + std::to_string(j));
+  std::vector<std::vector<std::string>> out(classnames.size());
+  for (size_t c = 0; c < classnames.size(); ++c)
+    for (const auto& t : templates) out[c].push_back(fill_template(t, classnames[c]));
+  return out;
 }
 
 TemplateLists read_templates_file(const std::string& path) {

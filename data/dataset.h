@@ -62,6 +62,9 @@ CoopSplit read_coop_split(const std::string& json_path, const std::string& image
                           bool check_files = false);
 // One subset ("train", "val" or "test") as a dataset with the file's full class list.
 ImageDataset coop_split_subset(const CoopSplit& split, const std::string& subset);
+// Throws unless every item's file exists; the error names `source`, how many are missing and
+// the first few (index and path).
+void check_image_files_exist(const ImageDataset& ds, const std::string& source);
 
 // Template lists in file order: {dataset name, templates}.
 using TemplateLists = std::vector<std::pair<std::string, std::vector<std::string>>>;
@@ -75,6 +78,10 @@ const std::vector<std::string>& select_templates(const TemplateLists& lists,
 void check_template(const std::string& tmpl, const std::string& where);
 // Python's tmpl.format(classname) for a checked template.
 std::string fill_template(const std::string& tmpl, const std::string& classname);
+// Prompts per class: result[c][j] = fill_template(templates[j], classnames[c]). Checks every
+// template; throws when there are no classes or no templates.
+std::vector<std::vector<std::string>> class_prompts(const std::vector<std::string>& classnames,
+                                                    const std::vector<std::string>& templates);
 
 // Non-blank lines of a text file (a trailing '\r' is dropped; lines of only whitespace are
 // skipped). Throws when the file cannot be read.

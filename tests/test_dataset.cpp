@@ -185,6 +185,14 @@ TEST_F(DatasetTest, CoopSplitChecksFiles) {
   EXPECT_NE(msg.find("\"val\"[0]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("missing.png"), std::string::npos) << msg;
   EXPECT_NE(msg.find("s.json"), std::string::npos) << msg;
+
+  // Per subset: train is complete, val is not.
+  const CoopSplit s = read_coop_split(path, root, false);
+  EXPECT_NO_THROW(check_image_files_exist(coop_split_subset(s, "train"), "train"));
+  const std::string m2 =
+      error_message([&] { check_image_files_exist(coop_split_subset(s, "val"), "subset val"); });
+  EXPECT_NE(m2.find("subset val: 1 of 1 image file(s) not found"), std::string::npos) << m2;
+  EXPECT_NE(m2.find("[0] '"), std::string::npos) << m2;
 }
 
 TEST_F(DatasetTest, CoopSplitErrors) {
@@ -249,6 +257,17 @@ TEST(Dataset, TemplateChecksAndFill) {
     return std::string();
   }();
   EXPECT_NE(msg.find("\"DS\"[3]"), std::string::npos) << msg;
+}
+
+TEST(Dataset, ClassPrompts) {
+  const auto p = class_prompts({"cat", "Apply_Eye_Makeup"}, {"a {}.", "{} photo", "x {} y"});
+  const std::vector<std::vector<std::string>> want = {
+      {"a cat.", "cat photo", "x cat y"},
+      {"a Apply_Eye_Makeup.", "Apply_Eye_Makeup photo", "x Apply_Eye_Makeup y"}};
+  EXPECT_EQ(p, want);
+  EXPECT_THROW(class_prompts({}, {"a {}."}), Error);
+  EXPECT_THROW(class_prompts({"cat"}, {}), Error);
+  EXPECT_THROW(class_prompts({"cat"}, {"a {}.", "no placeholder"}), Error);
 }
 
 TEST_F(DatasetTest, TemplatesFile) {
