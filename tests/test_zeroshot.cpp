@@ -79,8 +79,10 @@ void add_block(std::map<std::string, Shape>& s, const std::string& p, int64_t w)
 }
 
 // Writes a random tiny CLIP as a tgpt weight file (merges embedded unless empty).
-void write_tiny_clip(const std::string& path, const std::string& merges, uint64_t seed = 7) {
-  const ClipConfig c = tiny_config();
+void write_tiny_clip(const std::string& path, const std::string& merges, uint64_t seed = 7,
+                     int64_t vocab_size = 518) {
+  ClipConfig c = tiny_config();
+  c.vocab_size = vocab_size;
   const int64_t W = c.vision_width, Wt = c.transformer_width, E = c.embed_dim;
   const int64_t P = c.vision_patch_size, G = c.image_resolution / P;
   std::map<std::string, Shape> shapes = {
@@ -644,4 +646,36 @@ TEST_F(ZeroShotTest, EmbedTool) {
     }
   }
   EXPECT_FALSE(fs::exists(bad_out));
+}
+
+// With OpenAI's merges file (from ../shared when present) and a model of CLIP's vocabulary size.
+TEST_F(ZeroShotTest, EmbedToolWithVocabFile) {
+  const fs::path bin = tool_path("tgpt-embed");
+  if (!fs::exists(bin)) GTEST_SKIP() << "tgpt-embed not built next to the tests";
+  const fs::path merges = fs::path(test::shared_dir()) / "clip" / "bpe_simple_vocab_16e6.txt.gz";
+  if (!fs::exists(merges)) GTEST_SKIP() << "no " << merges;
+  const fs::path model = *dir_ / "tiny_full_vocab.safetensors";
+  write_tiny_clip(model.string(), "", 11, 49408);
+  const fs::path out = *dir_ / "emb_vocab.safetensors";
+  std::string log;
+  ASSERT_EQ(run_command(q(bin) + " --weights " + q(model) + " --vocab " + q(merges) +
+                            " --text 'a photo of a x.' -o " + q(out),
+                        *dir_, &log),
+            0)
+      << log;
+  const SafetensorsFile st = SafetensorsFile::open(out.string());
+  const Tensor tt = st.get("text_tokens");
+  ASSERT_EQ(tt.shape(), Shape({1, 77}));
+  // Ids from ../shared/spec/method.md §1.2: SOT 49406, a 320, photo 1125, of 539, x 343, . 269.
+  const std::vector<int32_t> want = {49406, 320, 1125, 539, 320, 343, 269, 49407, 0};
+  EXPECT_EQ(std::vector<int32_t>(tt.data<int32_t>(), tt.data<int32_t>() + 9), want);
+  const ClipModel m = ClipModel::load(model.string());
+  test::expect_close(st.get("text_features"), m.encode_text(tt), 1e-5, 1e-6, "text_features");
+  // The merges file does not fit the tiny model's vocabulary of 518.
+  EXPECT_EQ(run_command(q(bin) + " --weights " + q(model_path()) + " --vocab " + q(merges) +
+                            " --text cat -o " + q(*dir_ / "never.safetensors"),
+                        *dir_, &log),
+            1)
+      << log;
+  EXPECT_NE(log.find("do not belong to this model"), std::string::npos) << log;
 }
