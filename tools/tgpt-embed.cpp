@@ -14,8 +14,9 @@
  * encoded batch by batch. --image-tensor FILE:NAME reads an already preprocessed batch
  * [N,3,R,R] (tensor NAME of safetensors FILE) instead of image files, for parity checks;
  * --save-preprocessed FILE writes the preprocessed batch as `images` [N,3,R,R] f32. List files
- * hold one path or one text per line; blank lines are skipped. The merges come from --vocab, else
- * from the weight file. Output files are written atomically. Errors go to stderr with exit 1.
+ * hold one path or one text per line (paths as written, relative to the working folder); blank
+ * lines are skipped. The merges come from --vocab, else from the weight file. Output files are
+ * written atomically. Errors go to stderr with exit 1.
  */
 #include <CLI/CLI.hpp>
 #include <cstdio>

@@ -104,6 +104,10 @@ int run_zeroshot(const ZeroShotArgs& a) {
     const Tensor feats = encode_images_batched(model, images, a.batch_size);
     meter.add(zeroshot_logits(feats, zs.weights),
               std::vector<int64_t>(labels.begin() + b, labels.begin() + b + len));
+    // Progress on stderr about every 5% (stdout keeps only the result lines).
+    if ((b + len) * 20 / n != b * 20 / n)
+      std::fprintf(stderr, "  %lld/%lld images, top-1 so far %.2f%%\n",
+                   static_cast<long long>(b + len), static_cast<long long>(n), meter.top1());
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
