@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Prints a markdown table comparing tgpt's Google Benchmark JSON with bench/torch_cpu.py's JSON.
+"""Prints a markdown table comparing tgpt's Google Benchmark JSON with a PyTorch JSON
+(bench/torch_cpu.py, bench/torch_clip_cpu.py). Cases with an items/s counter are shown as
+throughput, the others as GFLOP/s.
 
 usage: compare.py TGPT_JSON TORCH_JSON
 """
@@ -13,17 +15,21 @@ def main():
     ref = theirs["results"]
     print(f"threads: {theirs['threads']}, torch {theirs['torch']}")
     print()
-    print("| case | tgpt ms | torch ms | tgpt GFLOP/s | torch GFLOP/s | speed-up (torch/tgpt) |")
+    print("| case | tgpt ms | torch ms | tgpt rate | torch rate | speed-up (torch ms / tgpt ms) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for b in ours["benchmarks"]:
         name = b["name"]
-        ms = b["real_time"]  # unit is ms (set in bench_cpu.cpp)
-        gf = b.get("GFLOP/s", 0.0)
+        ms = b["real_time"]  # the benchmarks report milliseconds
+        if "items/s" in b:
+            rate, unit, key = b["items/s"], "items/s", "items_per_s"
+        else:
+            rate, unit, key = b.get("GFLOP/s", 0.0), "GFLOP/s", "gflops"
         r = ref.get(name)
         if r is None:
-            print(f"| {name} | {ms:.3f} | - | {gf:.1f} | - | - |")
+            print(f"| {name} | {ms:.3f} | - | {rate:.1f} {unit} | - | - |")
             continue
-        print(f"| {name} | {ms:.3f} | {r['ms']:.3f} | {gf:.1f} | {r['gflops']:.1f} | {r['ms'] / ms:.2f}x |")
+        print(f"| {name} | {ms:.3f} | {r['ms']:.3f} | {rate:.1f} {unit} | {r[key]:.1f} {unit} "
+              f"| {r['ms'] / ms:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -472,7 +472,7 @@ TEST_F(Convert, HuggingFaceConfigActivationAndMismatch) {
   cfg["vision_config"]["hidden_act"] = "gelu";
   write_file(tmp("hf/config.json"), cfg.dump());
   ConvertResult r = convert_clip(tmp("hf/model.safetensors"), {});
-  EXPECT_EQ(r.config.activation, "gelu");
+  EXPECT_EQ(r.config.activation, Activation::gelu);
   EXPECT_FALSE(r.metadata.count("tgpt.bpe_merges"));
   cfg["projection_dim"] = 65;
   write_file(tmp("hf/config.json"), cfg.dump());
@@ -611,14 +611,14 @@ TEST_F(Convert, NotACheckpoint) {
 }
 
 TEST(ConvertConfig, ArchitectureNames) {
-  ClipConfig c{512, 224, 12, 768, 16, 12, 77, 49408, 512, 8, 12, "quick_gelu"};
-  EXPECT_EQ(clip_architecture_name(c), "ViT-B/16");
+  ClipConfig c{512, 224, 12, 768, 16, 12, 77, 49408, 512, 8, 12, Activation::quick_gelu};
+  EXPECT_EQ(c.name(), "ViT-B/16");
   c.vision_patch_size = 32;
-  EXPECT_EQ(clip_architecture_name(c), "ViT-B/32");
-  ClipConfig l{768, 336, 24, 1024, 14, 16, 77, 49408, 768, 12, 12, "quick_gelu"};
-  EXPECT_EQ(clip_architecture_name(l), "ViT-L/14@336px");
+  EXPECT_EQ(c.name(), "ViT-B/32");
+  ClipConfig l{768, 336, 24, 1024, 14, 16, 77, 49408, 768, 12, 12, Activation::quick_gelu};
+  EXPECT_EQ(l.name(), "ViT-L/14@336px");
   l.vocab_size = 1000;
-  EXPECT_NE(clip_architecture_name(l).find("vocab 1000"), std::string::npos);
+  EXPECT_NE(l.name().find("vocab 1000"), std::string::npos);
   // OpenAI's ViT-B/16 state dict has 302 keys and the parameter counts of clip.md §1.1.
   auto count = [](const ClipConfig& cfg) {
     int64_t n = 0;
@@ -632,7 +632,7 @@ TEST(ConvertConfig, ArchitectureNames) {
   EXPECT_EQ(count(c), 151277313);
   l.vocab_size = 49408;
   l.image_resolution = 224;
-  EXPECT_EQ(clip_architecture_name(l), "ViT-L/14");
+  EXPECT_EQ(l.name(), "ViT-L/14");
   EXPECT_EQ(count(l), 427616513);
 }
 

@@ -38,8 +38,8 @@ int main(int argc, char** argv) {
       h.second += t.numel();
     }
     std::printf("source:       %s (%s)\n", r.source_path.c_str(), r.source_format.c_str());
-    std::printf("architecture: %s\n", tgpt::clip_architecture_name(r.config).c_str());
-    std::printf("config:       %s\n", tgpt::clip_config_to_json(r.config).c_str());
+    std::printf("architecture: %s\n", r.config.name().c_str());
+    std::printf("config:       %s\n", r.config.to_json().c_str());
     std::printf("parameters:   %lld in %zu tensors\n", static_cast<long long>(r.parameter_count),
                 r.tensors.size());
     for (const auto& [dt, h] : hist)

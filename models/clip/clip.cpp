@@ -35,42 +35,11 @@ const char* const kBlockParts[] = {
     "mlp.c_fc.weight",      "mlp.c_fc.bias",      "mlp.c_proj.weight",   "mlp.c_proj.bias",
 };
 
-void add_block_shapes(std::map<std::string, Shape>& s, const std::string& prefix, int64_t w) {
-  const Shape shapes[] = {{w}, {w}, {3 * w, w}, {3 * w}, {w, w},     {w},
-                          {w}, {w}, {4 * w, w}, {4 * w}, {w, 4 * w}, {w}};
-  for (size_t i = 0; i < std::size(kBlockParts); ++i) s[prefix + kBlockParts[i]] = shapes[i];
-}
-
 std::string vision_block_prefix(int64_t i) {
   return str_cat("visual.transformer.resblocks.", i, ".");
 }
 std::string text_block_prefix(int64_t i) {
   return str_cat("transformer.resblocks.", i, ".");
-}
-
-// Every tensor of a ViT CLIP with its shape, from a consistent config (clip.md §1, README).
-std::map<std::string, Shape> expected_shapes(const ClipConfig& c) {
-  const int64_t W = c.vision_width, P = c.vision_patch_size, E = c.embed_dim;
-  const int64_t Wt = c.transformer_width;
-  std::map<std::string, Shape> s = {
-      {"visual.conv1.weight", {W, 3, P, P}},
-      {"visual.class_embedding", {W}},
-      {"visual.positional_embedding", {c.vision_tokens(), W}},
-      {"visual.ln_pre.weight", {W}},
-      {"visual.ln_pre.bias", {W}},
-      {"visual.ln_post.weight", {W}},
-      {"visual.ln_post.bias", {W}},
-      {"visual.proj", {W, E}},
-      {"token_embedding.weight", {c.vocab_size, Wt}},
-      {"positional_embedding", {c.context_length, Wt}},
-      {"ln_final.weight", {Wt}},
-      {"ln_final.bias", {Wt}},
-      {"text_projection", {Wt, E}},
-      {"logit_scale", Shape{}},
-  };
-  for (int64_t i = 0; i < c.vision_layers; ++i) add_block_shapes(s, vision_block_prefix(i), W);
-  for (int64_t i = 0; i < c.transformer_layers; ++i) add_block_shapes(s, text_block_prefix(i), Wt);
-  return s;
 }
 
 [[noreturn]] void fail_with(const std::string& source, const std::vector<std::string>& problems) {
@@ -109,6 +78,36 @@ Tensor to_f32(const Tensor& x) {
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, Shape>> expected_clip_tensors(const ClipConfig& c) {
+  const int64_t W = c.vision_width, P = c.vision_patch_size, E = c.embed_dim;
+  const int64_t Wt = c.transformer_width;
+  std::vector<std::pair<std::string, Shape>> e;
+  auto blocks = [&](const std::string& prefix, int64_t layers, int64_t w) {
+    const Shape shapes[] = {{w}, {w}, {3 * w, w}, {3 * w}, {w, w},     {w},
+                            {w}, {w}, {4 * w, w}, {4 * w}, {w, 4 * w}, {w}};
+    for (int64_t i = 0; i < layers; ++i)
+      for (size_t k = 0; k < std::size(kBlockParts); ++k)
+        e.push_back({str_cat(prefix, i, ".", kBlockParts[k]), shapes[k]});
+  };
+  e.push_back({"visual.conv1.weight", {W, 3, P, P}});
+  e.push_back({"visual.class_embedding", {W}});
+  e.push_back({"visual.positional_embedding", {c.vision_tokens(), W}});
+  e.push_back({"visual.ln_pre.weight", {W}});
+  e.push_back({"visual.ln_pre.bias", {W}});
+  blocks("visual.transformer.resblocks.", c.vision_layers, W);
+  e.push_back({"visual.ln_post.weight", {W}});
+  e.push_back({"visual.ln_post.bias", {W}});
+  e.push_back({"visual.proj", {W, E}});
+  e.push_back({"token_embedding.weight", {c.vocab_size, Wt}});
+  e.push_back({"positional_embedding", {c.context_length, Wt}});
+  blocks("transformer.resblocks.", c.transformer_layers, Wt);
+  e.push_back({"ln_final.weight", {Wt}});
+  e.push_back({"ln_final.bias", {Wt}});
+  e.push_back({"text_projection", {Wt, E}});
+  e.push_back({"logit_scale", Shape{}});
+  return e;
+}
 
 // ---- loading ----------------------------------------------------------------------------------
 
@@ -161,7 +160,8 @@ ClipModel ClipModel::build(const std::map<std::string, Tensor>& tensors, const C
   for (std::string& p : problems) p = "config: " + p;
   if (!problems.empty()) fail_with(source, problems);
 
-  const std::map<std::string, Shape> expected = expected_shapes(config);
+  std::map<std::string, Shape> expected;
+  for (auto& [name, shape] : expected_clip_tensors(config)) expected[name] = shape;
   std::vector<std::string> missing, unknown;
   bool resnet = false;
   for (const auto& [name, shape] : expected) {

@@ -19,6 +19,8 @@
 namespace tgpt {
 
 enum class Activation { quick_gelu, gelu };
+const char* activation_name(Activation a);          // "quick_gelu" / "gelu"
+Activation parse_activation(const std::string& s);  // throws on anything else
 
 struct ClipConfig {
   int64_t embed_dim = 0;
@@ -45,6 +47,9 @@ struct ClipConfig {
   // "ViT-B/16" when the numbers match an OpenAI model, else a description of the numbers.
   std::string name() const;
 };
+
+// Every tensor of a ViT CLIP with its shape, in OpenAI's state-dict order, from the config.
+std::vector<std::pair<std::string, Shape>> expected_clip_tensors(const ClipConfig& c);
 
 class ClipModel {
  public:

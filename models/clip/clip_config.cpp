@@ -14,10 +14,6 @@ namespace {
 // enough that products of fields (vocab * width, 4 * width²) cannot overflow int64.
 constexpr int64_t kMaxField = int64_t{1} << 24;
 
-const char* activation_name(Activation a) {
-  return a == Activation::gelu ? "gelu" : "quick_gelu";
-}
-
 // The integer fields in the order of models/README.md.
 struct Field {
   const char* key;
@@ -119,6 +115,16 @@ std::vector<std::string> ClipConfig::problems() const {
   else if (vision_grid() > 4096)
     p.push_back(str_cat("vision grid ", vision_grid(), " is too large"));
   return p;
+}
+
+const char* activation_name(Activation a) {
+  return a == Activation::gelu ? "gelu" : "quick_gelu";
+}
+
+Activation parse_activation(const std::string& s) {
+  if (s == "quick_gelu") return Activation::quick_gelu;
+  if (s == "gelu") return Activation::gelu;
+  TGPT_FAIL("unknown activation '", s, "' (expected quick_gelu or gelu)");
 }
 
 std::string ClipConfig::name() const {

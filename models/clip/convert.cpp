@@ -284,50 +284,11 @@ std::vector<std::string> apply_hf_config(const std::string& path, ClipConfig& c)
   if (text_act != vision_act)
     TGPT_FAIL(path, ": text and vision towers use different activations (", text_act, ", ",
               vision_act, "); tgpt supports one activation per model");
-  c.activation = text_act;
+  c.activation = parse_activation(text_act);
   return problems;
 }
 
 }  // namespace
-
-std::string clip_config_to_json(const ClipConfig& c) {
-  nlohmann::ordered_json j;
-  j["embed_dim"] = c.embed_dim;
-  j["image_resolution"] = c.image_resolution;
-  j["vision_layers"] = c.vision_layers;
-  j["vision_width"] = c.vision_width;
-  j["vision_patch_size"] = c.vision_patch_size;
-  j["vision_heads"] = c.vision_heads;
-  j["context_length"] = c.context_length;
-  j["vocab_size"] = c.vocab_size;
-  j["transformer_width"] = c.transformer_width;
-  j["transformer_heads"] = c.transformer_heads;
-  j["transformer_layers"] = c.transformer_layers;
-  j["activation"] = c.activation;
-  return j.dump();
-}
-
-std::string clip_architecture_name(const ClipConfig& c) {
-  struct Known {
-    const char* name;
-    int64_t embed, image, patch, vw, vl, tw, tl;
-  };
-  static const Known known[] = {{"ViT-B/32", 512, 224, 32, 768, 12, 512, 12},
-                                {"ViT-B/16", 512, 224, 16, 768, 12, 512, 12},
-                                {"ViT-L/14", 768, 224, 14, 1024, 24, 768, 12},
-                                {"ViT-L/14@336px", 768, 336, 14, 1024, 24, 768, 12}};
-  for (const Known& k : known)
-    if (c.embed_dim == k.embed && c.image_resolution == k.image && c.vision_patch_size == k.patch &&
-        c.vision_width == k.vw && c.vision_layers == k.vl && c.transformer_width == k.tw &&
-        c.transformer_layers == k.tl && c.vision_heads == k.vw / 64 &&
-        c.transformer_heads == k.tw / 64 && c.context_length == 77 && c.vocab_size == 49408)
-      return k.name;
-  return str_cat("ViT (image ", c.image_resolution, ", patch ", c.vision_patch_size, ", vision ",
-                 c.vision_width, "w/", c.vision_layers, "L/", c.vision_heads, "H, text ",
-                 c.transformer_width, "w/", c.transformer_layers, "L/", c.transformer_heads,
-                 "H, context ", c.context_length, ", vocab ", c.vocab_size, ", embed ", c.embed_dim,
-                 ")");
-}
 
 ClipConfig infer_clip_config(const std::map<std::string, Tensor>& sd) {
   auto has_prefix = [&](const std::string& p) {
@@ -379,46 +340,6 @@ ClipConfig infer_clip_config(const std::map<std::string, Tensor>& sd) {
   return c;
 }
 
-std::vector<std::pair<std::string, Shape>> expected_clip_tensors(const ClipConfig& c) {
-  std::vector<std::pair<std::string, Shape>> e;
-  auto blocks = [&](const std::string& prefix, int64_t layers, int64_t w) {
-    for (int64_t i = 0; i < layers; ++i) {
-      std::string b = prefix + std::to_string(i) + ".";
-      e.push_back({b + "ln_1.weight", {w}});
-      e.push_back({b + "ln_1.bias", {w}});
-      e.push_back({b + "attn.in_proj_weight", {3 * w, w}});
-      e.push_back({b + "attn.in_proj_bias", {3 * w}});
-      e.push_back({b + "attn.out_proj.weight", {w, w}});
-      e.push_back({b + "attn.out_proj.bias", {w}});
-      e.push_back({b + "ln_2.weight", {w}});
-      e.push_back({b + "ln_2.bias", {w}});
-      e.push_back({b + "mlp.c_fc.weight", {4 * w, w}});
-      e.push_back({b + "mlp.c_fc.bias", {4 * w}});
-      e.push_back({b + "mlp.c_proj.weight", {w, 4 * w}});
-      e.push_back({b + "mlp.c_proj.bias", {w}});
-    }
-  };
-  int64_t vw = c.vision_width, tw = c.transformer_width, p = c.vision_patch_size;
-  int64_t grid = p > 0 ? c.image_resolution / p : 0;
-  e.push_back({"visual.conv1.weight", {vw, 3, p, p}});
-  e.push_back({"visual.class_embedding", {vw}});
-  e.push_back({"visual.positional_embedding", {grid * grid + 1, vw}});
-  e.push_back({"visual.ln_pre.weight", {vw}});
-  e.push_back({"visual.ln_pre.bias", {vw}});
-  blocks("visual.transformer.resblocks.", c.vision_layers, vw);
-  e.push_back({"visual.ln_post.weight", {vw}});
-  e.push_back({"visual.ln_post.bias", {vw}});
-  e.push_back({"visual.proj", {vw, c.embed_dim}});
-  e.push_back({"token_embedding.weight", {c.vocab_size, tw}});
-  e.push_back({"positional_embedding", {c.context_length, tw}});
-  blocks("transformer.resblocks.", c.transformer_layers, tw);
-  e.push_back({"ln_final.weight", {tw}});
-  e.push_back({"ln_final.bias", {tw}});
-  e.push_back({"text_projection", {tw, c.embed_dim}});
-  e.push_back({"logit_scale", {}});
-  return e;
-}
-
 std::string read_bpe_merges(const std::string& path, size_t max_merges) {
   std::string text = read_gz_text(path);
   std::string out;
@@ -468,7 +389,7 @@ ConvertResult convert_clip(const std::string& src_arg, const ConvertOptions& opt
   std::map<std::string, Tensor> sd;
   std::map<std::string, std::string> origin;
   std::vector<std::string> problems, unexpected;
-  std::string default_activation = "quick_gelu";
+  Activation default_activation = Activation::quick_gelu;
   fs::path hf_config, hf_merges;
   Detected kind = detect_format(src);
   if (kind == Detected::torch_zip) {
@@ -502,7 +423,7 @@ ConvertResult convert_clip(const std::string& src_arg, const ConvertOptions& opt
     }
   }
   if (r.source_format == "open-clip" || r.source_format == "open-clip-safetensors")
-    default_activation = "gelu";
+    default_activation = Activation::gelu;
 
   // Known extras: TorchScript's int buffers (build_model deletes them), HF position_ids.
   for (const char* extra : {"input_resolution", "context_length", "vocab_size"}) sd.erase(extra);
@@ -515,16 +436,18 @@ ConvertResult convert_clip(const std::string& src_arg, const ConvertOptions& opt
     r.notes.push_back("read " + hf_config.string());
   }
   if (opt.activation != "auto") {
-    c.activation = opt.activation;
-    r.notes.push_back("activation " + c.activation + " (from --activation)");
+    c.activation = parse_activation(opt.activation);
+    r.notes.push_back(str_cat("activation ", opt.activation, " (from --activation)"));
   } else if (!hf_config.empty()) {
-    r.notes.push_back("activation " + c.activation + " (from config.json hidden_act)");
+    r.notes.push_back(
+        str_cat("activation ", activation_name(c.activation), " (from config.json hidden_act)"));
   } else if (r.source_format == "openai-torchscript") {
     r.notes.push_back("activation quick_gelu (OpenAI TorchScript checkpoint)");
   } else {
-    r.notes.push_back("activation " + c.activation + " assumed: the weights do not record it (" +
-                      r.source_format + "); pass --activation " +
-                      (c.activation == "gelu"
+    r.notes.push_back(str_cat("activation ", activation_name(c.activation),
+                              " assumed: the weights do not record it (", r.source_format,
+                              "); pass --activation ") +
+                      (c.activation == Activation::gelu
                            ? "quick_gelu for OpenAI-trained or -quickgelu weights"
                            : "gelu for open_clip weights trained with nn.GELU"));
   }
@@ -558,8 +481,8 @@ ConvertResult convert_clip(const std::string& src_arg, const ConvertOptions& opt
   for (const auto& [name, t] : sd)
     if (!expected_names.count(name)) unexpected.push_back(label(name));
   if (!missing.empty() || !wrong.empty() || !unexpected.empty() || !problems.empty()) {
-    std::string msg = src + ": not a valid CLIP " + clip_architecture_name(c) + " checkpoint (" +
-                      r.source_format + "):";
+    std::string msg =
+        src + ": not a valid CLIP " + c.name() + " checkpoint (" + r.source_format + "):";
     auto section = [&msg](const char* title, const std::vector<std::string>& items) {
       if (items.empty()) return;
       msg += str_cat("\n ", title, " (", items.size(), "):");
@@ -589,7 +512,7 @@ ConvertResult convert_clip(const std::string& src_arg, const ConvertOptions& opt
 
   r.metadata["tgpt.format"] = "clip";
   r.metadata["tgpt.format_version"] = "1";
-  r.metadata["tgpt.config"] = clip_config_to_json(c);
+  r.metadata["tgpt.config"] = c.to_json();
   r.metadata["tgpt.source_format"] = r.source_format;
   r.metadata["tgpt.source_sha256"] = sha256_file_hex(src);
   size_t max_merges = c.vocab_size > 514 ? static_cast<size_t>(c.vocab_size - 514) : 0;

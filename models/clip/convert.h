@@ -17,32 +17,13 @@
 #include <vector>
 
 #include "engine/tensor.h"
+#include "models/clip/clip.h"
 
 namespace tgpt {
 
-struct ClipConfig {
-  int64_t embed_dim = 0;
-  int64_t image_resolution = 0;
-  int64_t vision_layers = 0;
-  int64_t vision_width = 0;
-  int64_t vision_patch_size = 0;
-  int64_t vision_heads = 0;
-  int64_t context_length = 0;
-  int64_t vocab_size = 0;
-  int64_t transformer_width = 0;
-  int64_t transformer_heads = 0;
-  int64_t transformer_layers = 0;
-  std::string activation;  // "quick_gelu" or "gelu"
-};
-
-std::string clip_config_to_json(const ClipConfig& c);
-// "ViT-B/16" when the config is one of OpenAI's models (clip.md §1.1), else the numbers.
-std::string clip_architecture_name(const ClipConfig& c);
 // build_model's inference (clip.md §1.2) over OpenAI-named tensors. Throws for ResNet weights
 // ("ResNet CLIP not supported yet") and when the keys it needs are absent or malformed.
 ClipConfig infer_clip_config(const std::map<std::string, Tensor>& sd);
-// The OpenAI names and shapes a ViT CLIP with this config has.
-std::vector<std::pair<std::string, Shape>> expected_clip_tensors(const ClipConfig& c);
 
 // Reads a BPE merges file (gzip or plain text: OpenAI's bpe_simple_vocab_16e6.txt(.gz) or HF's
 // merges.txt), drops its "#version" header line, checks that every line is a pair "a b", and
