@@ -219,6 +219,25 @@ def generate(out_dir):
     with open(out / "expected.json", "w") as f:
         json.dump(expected, f, indent=1)
 
+    # Reference features (our PyTorch CLIP, clip_ref.py, in f64) for the end-to-end test: every
+    # source format, converted and loaded by the C++ model, must give these. The TorchScript
+    # archive holds the OpenAI mixed layout, so its reference uses the f16-rounded weights.
+    import clip_ref
+    cfg = dict(expected["config"], activation="quick_gelu")
+    g = torch.Generator().manual_seed(11)
+    images = torch.randn(3, 3, IMAGE, IMAGE, generator=g)
+    tokens = torch.randint(1, VOCAB - 10, (4, CTX), generator=g)
+    tokens[:, 0] = VOCAB - 2  # start token
+    for row, eot in enumerate((1, 9, 40, CTX - 1)):
+        tokens[row, eot] = VOCAB - 1  # end token: the largest id, pooled by argmax
+        tokens[row, eot + 1:] = 0
+    feats = {"images": images, "tokens": tokens}
+    for tag, weights in (("f32", sd), ("mixed", mixed)):
+        pooled, _ = clip_ref.encode_image(weights, cfg, images, torch.float64)
+        feats[f"{tag}.image_features"] = pooled
+        feats[f"{tag}.text_features"] = clip_ref.encode_text(weights, cfg, tokens, torch.float64)
+    st.save(out / "features.safetensors", feats)
+
 
 if __name__ == "__main__":
     import pathlib
