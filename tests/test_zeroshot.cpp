@@ -360,6 +360,29 @@ TEST_F(ZeroShotTest, TokenizerForModel) {
   }
   write_text(*dir_ / "few_merges.txt", "#version: 0.2\nc a\n");
   EXPECT_THROW(clip_tokenizer_for(m, (*dir_ / "few_merges.txt").string()), Error);
+
+  // From the file's metadata alone: the same tokenizer, the same errors.
+  EXPECT_EQ(clip_tokenizer_from_weights(model_path()).encode("cat dog"), tok.encode("cat dog"));
+  EXPECT_THROW(clip_tokenizer_from_weights((*dir_ / "tiny_nomerges.safetensors").string()), Error);
+  EXPECT_THROW(clip_tokenizer_from_weights(other), Error);
+}
+
+TEST_F(ZeroShotTest, TokenizeToolWithWeights) {
+  const fs::path bin = fs::read_symlink("/proc/self/exe").parent_path() / "tgpt-tokenize";
+  if (!fs::exists(bin)) GTEST_SKIP() << "tgpt-tokenize not built next to tgpt_tests";
+  std::string out;
+  ASSERT_EQ(
+      run_command("'" + bin.string() + "' --weights '" + model_path() + "' 'Cat dog'", *dir_, &out),
+      0)
+      << out;
+  std::string want = "516 513 515 517";
+  for (int i = 4; i < 77; ++i) want += " 0";
+  EXPECT_EQ(out, want + "\n");
+  EXPECT_EQ(run_command("'" + bin.string() + "' --weights '" +
+                            (*dir_ / "tiny_nomerges.safetensors").string() + "' cat",
+                        *dir_, &out),
+            1);
+  EXPECT_NE(out.find("no embedded BPE merges"), std::string::npos) << out;
 }
 
 TEST_F(ZeroShotTest, ClassifierAndLogitsMatchReference) {

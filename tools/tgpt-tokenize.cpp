@@ -4,8 +4,8 @@
  *
  *   tgpt-tokenize (--weights W | --vocab FILE) [--truncate] [--] TEXT...
  *
- * --vocab takes OpenAI's bpe_simple_vocab_16e6.txt.gz or a Hugging Face merges.txt. --weights
- * (merges embedded in a tgpt weight file) is not supported yet and is rejected.
+ * --vocab takes OpenAI's bpe_simple_vocab_16e6.txt.gz or a Hugging Face merges.txt; --weights
+ * takes a tgpt weight file (tgpt-convert) and uses the merges embedded in it.
  */
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "models/clip/zeroshot.h"
 #include "models/tokenizer.h"
 
 int main(int argc, char** argv) {
@@ -20,8 +21,8 @@ int main(int argc, char** argv) {
   std::string weights, vocab;
   bool truncate = false;
   std::vector<std::string> texts;
-  auto* weights_opt = app.add_option("--weights", weights,
-                                     "tgpt weight file with embedded merges (not yet supported)");
+  auto* weights_opt =
+      app.add_option("--weights", weights, "tgpt weight file with embedded merges (tgpt-convert)");
   auto* vocab_opt = app.add_option(
       "--vocab", vocab, "BPE merges: bpe_simple_vocab_16e6.txt.gz or a Hugging Face merges.txt");
   weights_opt->excludes(vocab_opt);
@@ -34,10 +35,8 @@ int main(int argc, char** argv) {
   try {
     TGPT_CHECK(!weights.empty() || !vocab.empty(),
                "tgpt-tokenize: give --vocab FILE (or --weights)");
-    TGPT_CHECK(weights.empty(),
-               "tgpt-tokenize: --weights is not yet supported (weight files with embedded merges "
-               "come later); use --vocab FILE");
-    const tgpt::ClipTokenizer tok = tgpt::ClipTokenizer::from_file(vocab);
+    const tgpt::ClipTokenizer tok = weights.empty() ? tgpt::ClipTokenizer::from_file(vocab)
+                                                    : tgpt::clip_tokenizer_from_weights(weights);
     const std::vector<int32_t> ids =
         tok.tokenize(texts, tgpt::ClipTokenizer::kContextLength, truncate);
     const size_t ctx = tgpt::ClipTokenizer::kContextLength;

@@ -11,32 +11,55 @@
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/parallel.h"
+#include "engine/safetensors.h"
 
 namespace tgpt {
 
-ClipTokenizer clip_tokenizer_for(const ClipModel& model, const std::string& merges_path,
+namespace {
+
+// CLIP's vocabulary is bytes, bytes+</w>, merges, SOT, EOT: a tokenizer of another size gives
+// SOT/EOT (and merged tokens) ids the model does not have.
+ClipTokenizer checked_tokenizer(ClipTokenizer tok, int64_t model_vocab, const std::string& source,
+                                const std::string& weights_name) {
+  TGPT_CHECK(tok.vocab_size() == model_vocab, "tokenizer from ", source, " has ", tok.vocab_size(),
+             " tokens (", tok.num_merges(), " merges) but the model in ", weights_name,
+             " has vocab_size ", model_vocab, "; these merges do not belong to this model");
+  return tok;
+}
+
+ClipTokenizer embedded_tokenizer(const std::string& merges, int64_t model_vocab,
                                  const std::string& weights_name) {
-  const int64_t model_vocab = model.config().vocab_size;
-  auto checked = [&](ClipTokenizer tok, const std::string& source) {
-    // CLIP's vocabulary is bytes, bytes+</w>, merges, SOT, EOT: a tokenizer of another size
-    // gives SOT/EOT (and merged tokens) ids the model does not have.
-    TGPT_CHECK(tok.vocab_size() == model_vocab, "tokenizer from ", source, " has ",
-               tok.vocab_size(), " tokens (", tok.num_merges(), " merges) but the model in ",
-               weights_name, " has vocab_size ", model_vocab,
-               "; these merges do not belong to this model");
-    return tok;
-  };
-  if (!merges_path.empty())
-    return checked(ClipTokenizer::from_file(merges_path), "'" + merges_path + "'");
-  const std::string& merges = model.bpe_merges();
   TGPT_CHECK(!merges.empty(), weights_name,
              " has no embedded BPE merges (tgpt.bpe_merges); give the merges with --vocab "
              "(bpe_simple_vocab_16e6.txt.gz or merges.txt)");
   // The weight file stores the merges without the '#version' header line the parser expects.
   const std::string text =
       merges.compare(0, 8, "#version") == 0 ? merges : "#version: 0.2\n" + merges;
-  return checked(ClipTokenizer(text, "the merges embedded in " + weights_name),
-                 "the merges embedded in " + weights_name);
+  const std::string source = "the merges embedded in " + weights_name;
+  return checked_tokenizer(ClipTokenizer(text, source), model_vocab, source, weights_name);
+}
+
+}  // namespace
+
+ClipTokenizer clip_tokenizer_for(const ClipModel& model, const std::string& merges_path,
+                                 const std::string& weights_name) {
+  const int64_t model_vocab = model.config().vocab_size;
+  if (!merges_path.empty())
+    return checked_tokenizer(ClipTokenizer::from_file(merges_path), model_vocab,
+                             "'" + merges_path + "'", weights_name);
+  return embedded_tokenizer(model.bpe_merges(), model_vocab, weights_name);
+}
+
+ClipTokenizer clip_tokenizer_from_weights(const std::string& weights_path) {
+  SafetensorsFile f = SafetensorsFile::open(weights_path);
+  auto cfg = f.metadata().find("tgpt.config");
+  TGPT_CHECK(cfg != f.metadata().end(), weights_path,
+             ": not a tgpt CLIP weight file (no tgpt.config metadata; convert it with "
+             "tgpt-convert)");
+  const ClipConfig config = ClipConfig::from_json(cfg->second);
+  auto merges = f.metadata().find("tgpt.bpe_merges");
+  return embedded_tokenizer(merges == f.metadata().end() ? std::string() : merges->second,
+                            config.vocab_size, weights_path);
 }
 
 Tensor tokenize_for_model(const ClipModel& model, const ClipTokenizer& tokenizer,

@@ -30,6 +30,9 @@ namespace tgpt {
 // vocabulary is larger than the model's (its ids would not fit the embedding table).
 ClipTokenizer clip_tokenizer_for(const ClipModel& model, const std::string& merges_path,
                                  const std::string& weights_name = "weight file");
+// The same from a weight file's metadata alone (tgpt.bpe_merges and tgpt.config's vocab_size),
+// without loading the tensors.
+ClipTokenizer clip_tokenizer_from_weights(const std::string& weights_path);
 
 // clip.tokenize at the model's context length -> i32 [M, ctx]. A text that is too long throws
 // (naming the text) unless truncate.
