@@ -7,11 +7,10 @@
  * out [B, T, C]. The probabilities P [B, NH, T, T] (0 where masked) are saved for backward when
  * the caller passes a buffer.
  *
- * Each (b, h) copies its head's K (transposed, [D, T]) and V ([T, D]) into contiguous scratch so
- * every inner loop is a unit-stride axpy over j or d that the compiler vectorises without
- * reassociating sums; the arithmetic is in T (float or double). Work is split over the B * NH
- * independent (batch, head) pairs, each owning its output columns, so results are bit-identical
- * whatever the thread count.
+ * Each (b, h) runs its products as GEMMs (kernels/cpu/matmul.h) straight on the strided head
+ * slices of qkv, and the softmax row by row. Work is split over the B * NH independent
+ * (batch, head) pairs inside one parallel region, where OpenBLAS (OpenMP build) runs each GEMM
+ * on the calling thread, so every (b, h) is computed the same way whatever the thread count.
  */
 #pragma once
 
@@ -21,15 +20,9 @@
 #include <vector>
 
 #include "engine/parallel.h"
+#include "kernels/cpu/matmul.h"
 
 namespace tgpt::cpu {
-
-namespace detail {
-// Small problems run serially: thread start-up costs more than the work.
-inline int64_t attention_min_parallel(int64_t B, int64_t Tn, int64_t C, int64_t NH) {
-  return B * Tn * Tn * C >= (1 << 14) ? 2 : B * NH + 1;
-}
-}  // namespace detail
 
 // out [B, T, C]; att [B, NH, T, T] or nullptr (inference: probabilities not kept).
 template <typename T>
@@ -37,112 +30,63 @@ void attention_forward_cpu(T* out, T* att, const T* qkv, int64_t B, int64_t Tn, 
                            int64_t NH, bool causal) {
   const int64_t D = C / NH, C3 = 3 * C;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
-  parallel_for(
-      B * NH,
-      [&](int64_t bh) {
-        const int64_t b = bh / NH, h = bh % NH;
-        std::vector<T> kt(static_cast<size_t>(D * Tn)), v(static_cast<size_t>(Tn * D));
-        std::vector<T> p(static_cast<size_t>(Tn)), acc(static_cast<size_t>(D));
-        for (int64_t j = 0; j < Tn; ++j) {
-          const T* kj = qkv + (b * Tn + j) * C3 + C + h * D;
-          const T* vj = kj + C;
-          for (int64_t d = 0; d < D; ++d) kt[d * Tn + j] = kj[d];
-          std::copy(vj, vj + D, v.begin() + j * D);
-        }
-        for (int64_t i = 0; i < Tn; ++i) {
-          const T* q = qkv + (b * Tn + i) * C3 + h * D;
-          const int64_t jend = causal ? i + 1 : Tn;
-          // scores: p[j] = sum_d q[d] * kt[d, j]
-          std::fill(p.begin(), p.begin() + jend, T(0));
-          for (int64_t d = 0; d < D; ++d) {
-            const T qd = q[d] * scale;
-            const T* kr = kt.data() + d * Tn;
-            for (int64_t j = 0; j < jend; ++j) p[j] += qd * kr[j];
-          }
-          T mx = p[0];
-          for (int64_t j = 1; j < jend; ++j) mx = std::max(mx, p[j]);
-          T s = 0;
-          for (int64_t j = 0; j < jend; ++j) {
-            p[j] = std::exp(p[j] - mx);
-            s += p[j];
-          }
-          const T inv = T(1) / s;
-          for (int64_t j = 0; j < jend; ++j) p[j] *= inv;
-          if (att) {
-            T* a = att + (bh * Tn + i) * Tn;
-            std::copy(p.begin(), p.begin() + jend, a);
-            std::fill(a + jend, a + Tn, T(0));
-          }
-          // out[i] = sum_j p[j] * v[j]
-          std::fill(acc.begin(), acc.end(), T(0));
-          for (int64_t j = 0; j < jend; ++j) {
-            const T pj = p[j];
-            const T* vr = v.data() + j * D;
-            for (int64_t d = 0; d < D; ++d) acc[d] += pj * vr[d];
-          }
-          std::copy(acc.begin(), acc.end(), out + (b * Tn + i) * C + h * D);
-        }
-      },
-      detail::attention_min_parallel(B, Tn, C, NH));
+  parallel_for(B * NH, [&](int64_t bh) {
+    const int64_t b = bh / NH, h = bh % NH;
+    const T* q = qkv + b * Tn * C3 + h * D;
+    const T* k = q + C;
+    const T* v = q + 2 * C;
+    std::vector<T> scratch(att ? 0 : static_cast<size_t>(Tn * Tn));
+    T* s = att ? att + bh * Tn * Tn : scratch.data();  // [T, T]
+    gemm(false, true, Tn, Tn, D, scale, q, C3, k, C3, T(0), s, Tn);
+    for (int64_t i = 0; i < Tn; ++i) {
+      T* p = s + i * Tn;
+      const int64_t jend = causal ? i + 1 : Tn;
+      T mx = p[0];
+      for (int64_t j = 1; j < jend; ++j) mx = std::max(mx, p[j]);
+      T sum = 0;
+      for (int64_t j = 0; j < jend; ++j) {
+        p[j] = std::exp(p[j] - mx);
+        sum += p[j];
+      }
+      const T inv = T(1) / sum;
+      for (int64_t j = 0; j < jend; ++j) p[j] *= inv;
+      std::fill(p + jend, p + Tn, T(0));
+    }
+    gemm(false, false, Tn, D, Tn, T(1), s, Tn, v, C3, T(0), out + b * Tn * C + h * D, C);
+  });
 }
 
 // dout [B, T, C], qkv and att from the forward -> dqkv [B, T, 3C] (fully written).
-// With dP = dout v^T and dS = P * (dP - rowsum(P * dP)):
-//   dQ = dS k / sqrt(D), dK = dS^T q / sqrt(D), dV = P^T dout.
+// With dP = dout v^T and dS = P * (dP - rowsum(P * dP)) / sqrt(D):
+//   dQ = dS k, dK = dS^T q, dV = P^T dout.
 template <typename T>
 void attention_backward_cpu(T* dqkv, const T* dout, const T* qkv, const T* att, int64_t B,
                             int64_t Tn, int64_t C, int64_t NH, bool causal) {
   const int64_t D = C / NH, C3 = 3 * C;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
-  parallel_for(
-      B * NH,
-      [&](int64_t bh) {
-        const int64_t b = bh / NH, h = bh % NH;
-        std::vector<T> k(static_cast<size_t>(Tn * D)), vt(static_cast<size_t>(D * Tn));
-        std::vector<T> dk(static_cast<size_t>(Tn * D), T(0)), dv(static_cast<size_t>(Tn * D), T(0));
-        std::vector<T> dp(static_cast<size_t>(Tn)), dq(static_cast<size_t>(D));
-        for (int64_t j = 0; j < Tn; ++j) {
-          const T* kj = qkv + (b * Tn + j) * C3 + C + h * D;
-          const T* vj = kj + C;
-          std::copy(kj, kj + D, k.begin() + j * D);
-          for (int64_t d = 0; d < D; ++d) vt[d * Tn + j] = vj[d];
-        }
-        for (int64_t i = 0; i < Tn; ++i) {
-          const T* q = qkv + (b * Tn + i) * C3 + h * D;
-          const T* g = dout + (b * Tn + i) * C + h * D;
-          const T* a = att + (bh * Tn + i) * Tn;
-          const int64_t jend = causal ? i + 1 : Tn;
-          // dp[j] = g · v[j]
-          std::fill(dp.begin(), dp.begin() + jend, T(0));
-          for (int64_t d = 0; d < D; ++d) {
-            const T gd = g[d];
-            const T* vr = vt.data() + d * Tn;
-            for (int64_t j = 0; j < jend; ++j) dp[j] += gd * vr[j];
-          }
-          T pdp = 0;
-          for (int64_t j = 0; j < jend; ++j) pdp += a[j] * dp[j];
-          std::fill(dq.begin(), dq.end(), T(0));
-          for (int64_t j = 0; j < jend; ++j) {
-            const T pij = a[j];
-            const T ds = pij * (dp[j] - pdp) * scale;
-            const T* kr = k.data() + j * D;
-            T* dkr = dk.data() + j * D;
-            T* dvr = dv.data() + j * D;
-            for (int64_t d = 0; d < D; ++d) {
-              dq[d] += ds * kr[d];
-              dkr[d] += ds * q[d];
-              dvr[d] += pij * g[d];
-            }
-          }
-          std::copy(dq.begin(), dq.end(), dqkv + (b * Tn + i) * C3 + h * D);
-        }
-        for (int64_t j = 0; j < Tn; ++j) {
-          T* dkj = dqkv + (b * Tn + j) * C3 + C + h * D;
-          std::copy(dk.begin() + j * D, dk.begin() + (j + 1) * D, dkj);
-          std::copy(dv.begin() + j * D, dv.begin() + (j + 1) * D, dkj + C);
-        }
-      },
-      detail::attention_min_parallel(B, Tn, C, NH));
+  parallel_for(B * NH, [&](int64_t bh) {
+    const int64_t b = bh / NH, h = bh % NH;
+    const T* q = qkv + b * Tn * C3 + h * D;
+    const T* k = q + C;
+    const T* v = q + 2 * C;
+    const T* g = dout + b * Tn * C + h * D;
+    const T* p = att + bh * Tn * Tn;
+    T* dq = dqkv + b * Tn * C3 + h * D;
+    std::vector<T> ds(static_cast<size_t>(Tn * Tn));
+    gemm(false, true, Tn, Tn, D, T(1), g, C, v, C3, T(0), ds.data(), Tn);  // dP
+    for (int64_t i = 0; i < Tn; ++i) {
+      T* r = ds.data() + i * Tn;
+      const T* pr = p + i * Tn;
+      const int64_t jend = causal ? i + 1 : Tn;
+      T pdp = 0;
+      for (int64_t j = 0; j < jend; ++j) pdp += pr[j] * r[j];
+      for (int64_t j = 0; j < jend; ++j) r[j] = pr[j] * (r[j] - pdp) * scale;
+      std::fill(r + jend, r + Tn, T(0));
+    }
+    gemm(false, false, Tn, D, Tn, T(1), ds.data(), Tn, k, C3, T(0), dq, C3);     // dQ
+    gemm(true, false, Tn, D, Tn, T(1), ds.data(), Tn, q, C3, T(0), dq + C, C3);  // dK
+    gemm(true, false, Tn, D, Tn, T(1), p, Tn, g, C, T(0), dq + 2 * C, C3);       // dV
+  });
 }
 
 }  // namespace tgpt::cpu
