@@ -31,8 +31,15 @@ step() {  # step NAME TIMEOUT_S COMMAND...: runs COMMAND, logs to $out/NAME.log,
   echo "   ($((SECONDS - t0)) s)"
 }
 
+# The GPU machine's image has no Debian -dev packages: tools/gpu_deps.sh gathers them here into
+# .gpu-deps/, which the device call carries. Its python3 is the one with PyTorch.
+deps=()
+if [ -d .gpu-deps ]; then
+  deps=(-DTGPT_DEPS_PREFIX="$PWD/.gpu-deps" -DTGPT_PYTHON="$(command -v python3)")
+  export LD_LIBRARY_PATH="$PWD/.gpu-deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 step configure 120 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DTGPT_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES=90 -DTGPT_BUILD_BENCH=ON
+  -DCMAKE_CUDA_ARCHITECTURES=90 -DTGPT_BUILD_BENCH=ON "${deps[@]}"
 step build 360 cmake --build build-gpu -j "$(nproc)"
 # The CUDA tests (ctest label `cuda`) run as one process: the log shows every error measure next
 # to its tolerance.
