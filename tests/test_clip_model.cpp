@@ -493,4 +493,85 @@ TEST(ClipModel, AutogradRecordsOnlyWhenAsked) {
   EXPECT_EQ(after, 0.0);
 }
 
+TEST(ClipModel, DeviceAndComputeDtypeChecks) {
+  const ClipConfig c = tiny_config();
+  auto t = random_tensors(c);
+  // The one-argument forms are the CPU f32 model, identical to naming CPU/f32.
+  ClipModel m = ClipModel::from_tensors(t, c);
+  EXPECT_EQ(m.device(), Device::CPU);
+  EXPECT_EQ(m.compute_dtype(), DType::f32);
+  ClipModel m2 = ClipModel::from_tensors(t, c, Device::CPU, DType::f32);
+  Tensor images = Generator(3).randn({2, 3, 16, 16});
+  EXPECT_TRUE(bitwise_equal(m.encode_image(images), m2.encode_image(images)));
+  EXPECT_DOUBLE_EQ(m.logit_scale(), m2.logit_scale());
+  EXPECT_NEAR(m.logit_scale(), 100.0, 1e-4);
+  auto expect_error = [&](Device d, DType dt, const std::string& needle) {
+    try {
+      ClipModel::from_tensors(t, c, d, dt);
+      ADD_FAILURE() << "accepted " << device_name(d) << " " << dtype_name(dt);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error(Device::CPU, DType::i64, "compute dtype i64 is not a float type");
+  // f64 and integer compute are refused on CUDA before any device is touched.
+  expect_error(Device::CUDA, DType::f64, "compute dtype f64 is not supported on CUDA");
+  expect_error(Device::CUDA, DType::i32, "is not supported on CUDA");
+  if (!cuda_available()) {
+    expect_error(Device::CUDA, DType::f16, "CUDA requested but no CUDA device is available");
+    expect_error(Device::CUDA, DType::f32, "CUDA requested but no CUDA device is available");
+  }
+}
+
+// The CPU reference precisions (f64, and op-by-op bf16/f16) that the CUDA tests compare against.
+TEST(ClipModel, CpuReferenceDtypes) {
+  const ClipConfig c = tiny_config();
+  auto t = random_tensors(c);
+  ClipModel m32 = ClipModel::from_tensors(t, c);
+  Tensor images = Generator(5).randn({2, 3, 16, 16});
+  Tensor tokens = make_tokens(c, {3, 8});
+  Tensor eot = Tensor::from_vector({3, 8}, {2}, DType::i64);
+  const Tensor img32 = m32.encode_image(images), txt32 = m32.encode_text(tokens);
+  for (DType dt : {DType::f64, DType::bf16, DType::f16}) {
+    ClipModel m = ClipModel::from_tensors(t, c, Device::CPU, dt);
+    EXPECT_EQ(m.compute_dtype(), dt);
+    EXPECT_EQ(m.weight("visual.proj").dtype(), dt);
+    Tensor img = m.encode_image(images), txt = m.encode_text(tokens);
+    EXPECT_EQ(img.dtype(), DType::f32);
+    EXPECT_EQ(txt.dtype(), DType::f32);
+    // f64 differs from f32 by f32 rounding only; bf16 (8-bit mantissa) and f16 (11-bit) by a few
+    // roundings of each activation through 1-2 layers.
+    const double tol = dt == DType::f64 ? 1e-5 : dt == DType::bf16 ? 0.1 : 0.02;
+    EXPECT_LE(rel_to_max(img, img32), tol) << dtype_name(dt);
+    EXPECT_LE(rel_to_max(txt, txt32), tol) << dtype_name(dt);
+    Tensor x = m32.embed_tokens(tokens).clone().set_requires_grad(true);
+    sum(m.encode_text_embeddings(x, eot)).backward();
+    ASSERT_TRUE(x.grad().defined()) << dtype_name(dt);
+    EXPECT_EQ(x.grad().dtype(), DType::f32);
+    for (double v : x.grad().to_double_vector()) ASSERT_TRUE(std::isfinite(v)) << dtype_name(dt);
+  }
+}
+
+TEST_F(ClipModelFile, LoadWithDeviceAndDtype) {
+  const ClipConfig c = tiny_config();
+  const std::string path = write(random_tensors(c), clip_metadata(c));
+  ClipModel a = ClipModel::load(path);
+  ClipModel b = ClipModel::load(path, Device::CPU, DType::f32);
+  EXPECT_EQ(b.device(), Device::CPU);
+  EXPECT_EQ(b.compute_dtype(), DType::f32);
+  Tensor tokens = make_tokens(c, {3, 7});
+  EXPECT_TRUE(bitwise_equal(a.encode_text(tokens), b.encode_text(tokens)));
+  EXPECT_THROW(ClipModel::load(path, Device::CPU, DType::i32), Error);
+  EXPECT_THROW(ClipModel::load(path, Device::CUDA, DType::f64), Error);
+  if (!cuda_available()) {
+    try {
+      ClipModel::load(path, Device::CUDA, DType::f16);
+      ADD_FAILURE() << "loaded onto CUDA without a device";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("no CUDA device is available"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 }  // namespace

@@ -6,8 +6,14 @@
  * OpenAI's names. Every expected tensor must be present with the shape the config implies, and no
  * other tensor may be present; all problems are reported together in one tgpt::Error naming the
  * file. Weights of any float dtype (OpenAI's files mix f16 and f32, ../shared/spec/clip.md §1.8)
- * become contiguous f32 CPU tensors that do not require grad; visual.proj and text_projection
- * ([in, out]) are also cached transposed as [out, in] so they go through linear().
+ * become contiguous tensors in the compute dtype (f32 on the CPU; f32/f16/bf16 on CUDA, cast on
+ * the host, then uploaded once) that do not require grad; visual.proj and text_projection
+ * ([in, out]) are also cached transposed as [out, in] so they go through linear(). Under f16
+ * compute the f16 tensors of an OpenAI file are uploaded as stored (no rounding at all).
+ *
+ * Inputs are moved to the model's device and cast to the compute dtype (to_model); results are
+ * cast back to f32 on the model's device (to_output). On the CPU both are no-ops for f32 CPU
+ * inputs, so the CPU f32 path is unchanged.
  *
  * Forward (clip.md §1.3–1.5): pre-LN residual blocks (LayerNorm eps 1e-5) with packed-QKV
  * attention and a 4W MLP with QuickGELU or exact GELU. Everything is an engine op, so autograd
@@ -49,12 +55,11 @@ std::string text_block_prefix(int64_t i) {
   throw Error(msg);
 }
 
-// Integer tensor values (i32/i64, any layout, CPU) as int64.
+// Integer tensor values (i32/i64, any layout, any device) as int64.
 std::vector<int64_t> int_values(const Tensor& t, const char* what) {
   TGPT_CHECK(t.dtype() == DType::i32 || t.dtype() == DType::i64, what, " must be i32 or i64, got ",
              dtype_name(t.dtype()));
-  TGPT_CHECK(t.device() == Device::CPU, what, " must be on the CPU");
-  Tensor c = t.contiguous();
+  Tensor c = t.device() == Device::CPU ? t.contiguous() : t.to(Device::CPU).contiguous();
   std::vector<int64_t> v(static_cast<size_t>(c.numel()));
   if (c.dtype() == DType::i64)
     std::copy(c.data<int64_t>(), c.data<int64_t>() + c.numel(), v.begin());
@@ -75,6 +80,24 @@ void check_images(const ClipConfig& c, const Tensor& images) {
 
 Tensor to_f32(const Tensor& x) {
   return x.dtype() == DType::f32 ? x : x.to(DType::f32);
+}
+
+// Refuses device/dtype pairs the model cannot run: the CPU takes any float type (f32 is the
+// production path; f64, f16 and bf16 serve as references for the CUDA path); CUDA takes f32, f16
+// or bf16 (the CUDA ops reject f64) and needs a device.
+void check_placement(Device device, DType compute_dtype, const std::string& source) {
+  if (device == Device::CPU) {
+    TGPT_CHECK(dtype_is_float(compute_dtype), source, ": compute dtype ", dtype_name(compute_dtype),
+               " is not a float type");
+    return;
+  }
+  TGPT_CHECK(
+      compute_dtype == DType::f32 || compute_dtype == DType::f16 || compute_dtype == DType::bf16,
+      source, ": compute dtype ", dtype_name(compute_dtype),
+      " is not supported on CUDA (use f32, f16 or bf16)");
+  TGPT_CHECK(cuda_available(), source,
+             ": CUDA requested but no CUDA device is available (tgpt built without TGPT_CUDA, or "
+             "no GPU was found)");
 }
 
 }  // namespace
@@ -112,6 +135,11 @@ std::vector<std::pair<std::string, Shape>> expected_clip_tensors(const ClipConfi
 // ---- loading ----------------------------------------------------------------------------------
 
 ClipModel ClipModel::load(const std::string& path) {
+  return load(path, Device::CPU, DType::f32);
+}
+
+ClipModel ClipModel::load(const std::string& path, Device device, DType compute_dtype) {
+  check_placement(device, compute_dtype, str_cat("ClipModel::load(", path, ")"));
   SafetensorsFile file = SafetensorsFile::open(path);
   const auto& meta = file.metadata();
   auto get_meta = [&](const char* key) -> const std::string* {
@@ -144,18 +172,24 @@ ClipModel ClipModel::load(const std::string& path) {
   }
   std::map<std::string, Tensor> tensors;
   for (const SafetensorsEntry& e : file.entries()) tensors.emplace(e.name, file.get(e.name));
-  ClipModel m = build(tensors, config, path);
+  ClipModel m = build(tensors, config, path, device, compute_dtype);
   if (const std::string* merges = get_meta("tgpt.bpe_merges")) m.bpe_merges_ = *merges;
   return m;
 }
 
 ClipModel ClipModel::from_tensors(const std::map<std::string, Tensor>& tensors,
                                   const ClipConfig& config) {
-  return build(tensors, config, "ClipModel::from_tensors");
+  return from_tensors(tensors, config, Device::CPU, DType::f32);
+}
+
+ClipModel ClipModel::from_tensors(const std::map<std::string, Tensor>& tensors,
+                                  const ClipConfig& config, Device device, DType compute_dtype) {
+  return build(tensors, config, "ClipModel::from_tensors", device, compute_dtype);
 }
 
 ClipModel ClipModel::build(const std::map<std::string, Tensor>& tensors, const ClipConfig& config,
-                           const std::string& source) {
+                           const std::string& source, Device device, DType compute_dtype) {
+  check_placement(device, compute_dtype, source);
   std::vector<std::string> problems = config.problems();
   for (std::string& p : problems) p = "config: " + p;
   if (!problems.empty()) fail_with(source, problems);
@@ -205,13 +239,30 @@ ClipModel ClipModel::build(const std::map<std::string, Tensor>& tensors, const C
 
   ClipModel m;
   m.config_ = config;
+  m.device_ = device;
+  m.compute_dtype_ = compute_dtype;
+  // Converted on the host first (cast and transposes), then uploaded once.
+  std::map<std::string, Tensor> host;
   for (const auto& [name, t] : tensors) {
     Tensor w = t.detach();
     if (w.device() != Device::CPU) w = w.to(Device::CPU);
-    w = to_f32(w).contiguous();  // w is our own handle: the caller's requires_grad is not touched
+    if (name == "logit_scale") m.logit_scale_ = std::exp(to_f32(w).item());
+    // w is our own handle: the caller's requires_grad is not touched
+    w = (w.dtype() == compute_dtype ? w : w.to(compute_dtype)).contiguous();
     w.set_requires_grad(false);
-    m.w_.emplace(name, w);
+    host.emplace(name, w);
   }
+  Tensor visual_proj_t = host.at("visual.proj").transpose(0, 1).contiguous();          // [E,Wv]
+  Tensor text_projection_t = host.at("text_projection").transpose(0, 1).contiguous();  // [E,Wt]
+  auto place = [&](const Tensor& w) {
+    if (device == Device::CPU) return w;
+    Tensor d = w.to(device).detach();
+    d.set_requires_grad(false);
+    return d;
+  };
+  for (const auto& [name, w] : host) m.w_.emplace(name, place(w));
+  m.visual_proj_t_ = place(visual_proj_t);
+  m.text_projection_t_ = place(text_projection_t);
   auto load_block = [&](const std::string& p) {
     const auto& w = m.w_;
     return Block{w.at(p + "ln_1.weight"),          w.at(p + "ln_1.bias"),
@@ -225,13 +276,23 @@ ClipModel ClipModel::build(const std::map<std::string, Tensor>& tensors, const C
     m.vision_blocks_.push_back(load_block(vision_block_prefix(i)));
   for (int64_t i = 0; i < config.transformer_layers; ++i)
     m.text_blocks_.push_back(load_block(text_block_prefix(i)));
-  m.visual_proj_t_ = m.w_.at("visual.proj").transpose(0, 1).contiguous();          // [E,Wv]
-  m.text_projection_t_ = m.w_.at("text_projection").transpose(0, 1).contiguous();  // [E,Wt]
   return m;
 }
 
 double ClipModel::logit_scale() const {
-  return std::exp(weight("logit_scale").item());
+  return logit_scale_;
+}
+
+Tensor ClipModel::to_model(const Tensor& x_in) const {
+  Tensor x = x_in;
+  // f64 is cast on the host: the CUDA kernels do not take it.
+  if (x.device() != device_ && x.dtype() == DType::f64) x = x.to(compute_dtype_);
+  if (x.device() != device_) x = x.to(device_);
+  return x.dtype() == compute_dtype_ ? x : x.to(compute_dtype_);
+}
+
+Tensor ClipModel::to_output(const Tensor& y) const {
+  return to_f32(y);
 }
 
 const Tensor& ClipModel::weight(const std::string& name) const {
@@ -260,7 +321,7 @@ Tensor ClipModel::vision_transformer(const Tensor& images_in) const {
   const int64_t G = config_.vision_grid(), T = config_.vision_tokens();
   check_images(config_, images_in);
   const int64_t B = images_in.size(0);
-  Tensor images = to_f32(images_in);
+  Tensor images = to_model(images_in);  // [B,3,R,R] compute dtype on the model's device
   Tensor x = conv2d_patch(images, w_.at("visual.conv1.weight"));  // [B,W,G,G]
   x = x.reshape({B, W, G * G}).transpose(1, 2);                   // [B,G²,W], token 1+r*G+c
   Tensor cls = broadcast_to(w_.at("visual.class_embedding").reshape({1, 1, W}), {B, 1, W});
@@ -281,13 +342,14 @@ ClipModel::ImageOutput ClipModel::encode_image_with_tokens(const Tensor& images)
   check_images(config_, images);
   if (images.size(0) == 0) {
     const int64_t E = config_.embed_dim;
-    return {Tensor::zeros({0, E}), Tensor::zeros({0, config_.vision_tokens(), E})};
+    return {Tensor::zeros({0, E}, DType::f32, device_),
+            Tensor::zeros({0, config_.vision_tokens(), E}, DType::f32, device_)};
   }
   Tensor x = vision_transformer(images);  // [B,T,Wv]
   Tensor cls = layer_norm(x.select(1, 0), w_.at("visual.ln_post.weight"),
                           w_.at("visual.ln_post.bias"), 1e-5);  // [B,Wv]
-  return {linear(cls, visual_proj_t_),                          // [B,E]
-          linear(x, visual_proj_t_)};                           // [B,T,E], no ln_post
+  return {to_output(linear(cls, visual_proj_t_)),               // [B,E]
+          to_output(linear(x, visual_proj_t_))};                // [B,T,E], no ln_post
 }
 
 Tensor ClipModel::embed_tokens(const Tensor& tokens) const {
@@ -305,7 +367,7 @@ Tensor ClipModel::encode_text(const Tensor& tokens) const {
              "ClipModel::encode_text: tokens must be [N, ", ctx, "], got ", tokens.shape().str());
   std::vector<int64_t> ids = int_values(tokens, "ClipModel::encode_text: tokens");
   const int64_t N = tokens.size(0);
-  if (N == 0) return Tensor::zeros({0, config_.embed_dim});
+  if (N == 0) return Tensor::zeros({0, config_.embed_dim}, DType::f32, device_);
   // Pool at the first position of each row's largest id (torch.argmax; EOT is the largest id).
   std::vector<int64_t> eot(static_cast<size_t>(N));
   for (int64_t n = 0; n < N; ++n) {
@@ -336,15 +398,15 @@ Tensor ClipModel::encode_text_embeddings(const Tensor& x_in, const Tensor& eot) 
                "] = ", pos[n], " is outside [0, ", ctx, ")");
     last = std::max(last, pos[n]);
   }
-  if (N == 0) return Tensor::zeros({0, config_.embed_dim});
+  if (N == 0) return Tensor::zeros({0, config_.embed_dim}, DType::f32, device_);
   // Causal attention: positions after the last pooled one cannot affect the result.
   const int64_t T = last + 1;
-  Tensor x = to_f32(x_in).narrow(1, 0, T);                    // [N,T,W]
+  Tensor x = to_model(x_in).narrow(1, 0, T);                  // [N,T,W]
   x = add(x, w_.at("positional_embedding").narrow(0, 0, T));  // + [T,W]
   for (const Block& blk : text_blocks_) x = block_forward(blk, x, config_.transformer_heads, true);
   Tensor pooled = gather_rows(x, eot);  // [N,W]
   pooled = layer_norm(pooled, w_.at("ln_final.weight"), w_.at("ln_final.bias"), 1e-5);
-  return linear(pooled, text_projection_t_);  // [N,E]
+  return to_output(linear(pooled, text_projection_t_));  // [N,E] f32
 }
 
 }  // namespace tgpt

@@ -5,8 +5,15 @@
  * ../shared/spec/clip.md §1: pre-LN residual blocks, packed-QKV multi-head attention (head dim
  * W/heads), QuickGELU (OpenAI) or exact GELU (open_clip non-quickgelu), LayerNorm eps 1e-5.
  * All weights are frozen (requires_grad = false); encode_text_embeddings is differentiable with
- * respect to its input embeddings, which is what prompt tuning needs. The CPU path computes in
- * f32 whatever the stored dtype.
+ * respect to its input embeddings, which is what prompt tuning needs.
+ *
+ * Device and precision: the CPU path computes in f32 whatever the stored dtype (f64/f16/bf16 on
+ * request, as references for the CUDA path). The CUDA path
+ * uploads every weight once, at load, in the compute dtype (f16, bf16 or f32; f16 weights of an
+ * OpenAI file stay f16 under f16 compute, LayerNorm parameters are cast too since layer_norm takes
+ * them in x's dtype; its statistics are f32 inside the kernel). Inputs may live on either device;
+ * encode_* move them to the model's device and cast them to the compute dtype. Outputs are f32
+ * tensors on the model's device (call .to(Device::CPU) to read them).
  */
 #pragma once
 
@@ -54,18 +61,28 @@ std::vector<std::pair<std::string, Shape>> expected_clip_tensors(const ClipConfi
 class ClipModel {
  public:
   // Loads and validates a tgpt CLIP weight file (every tensor present with the right shape).
+  // The one-argument forms are the CPU f32 model.
   static ClipModel load(const std::string& path);
+  // Device CPU computes in f32 (the production path) or, as references for the CUDA path, in f64
+  // or op by op in f16/bf16 (each op computes in f32 and rounds its result, like PyTorch's eager
+  // half ops; slow). Device CUDA takes f32, f16 or bf16 (f64 is refused, and a CUDA request
+  // without a CUDA device is a tgpt::Error saying so).
+  static ClipModel load(const std::string& path, Device device, DType compute_dtype);
   // Builds a model from named tensors (OpenAI names) and a config; validates like load().
   static ClipModel from_tensors(const std::map<std::string, Tensor>& tensors,
                                 const ClipConfig& config);
+  static ClipModel from_tensors(const std::map<std::string, Tensor>& tensors,
+                                const ClipConfig& config, Device device, DType compute_dtype);
 
   const ClipConfig& config() const { return config_; }
+  Device device() const { return device_; }
+  DType compute_dtype() const { return compute_dtype_; }
   const std::string& bpe_merges() const { return bpe_merges_; }  // empty when not embedded
-  double logit_scale() const;                                    // exp(logit_scale)
-  // A weight by its OpenAI name (throws when absent).
+  double logit_scale() const;  // exp(logit_scale), from the stored value read as f32
+  // A weight by its OpenAI name (throws when absent), in the compute dtype on the model's device.
   const Tensor& weight(const std::string& name) const;
 
-  // images [B,3,R,R] f32, preprocessed -> pooled image features [B,E] (ln_post(CLS) @ proj).
+  // images [B,3,R,R] float, preprocessed -> pooled image features [B,E] (ln_post(CLS) @ proj).
   Tensor encode_image(const Tensor& images) const;
   // Also returns the projected token sequence WITHOUT ln_post: tokens [B,T,E] (TGP-T §1.2).
   struct ImageOutput {
@@ -80,11 +97,14 @@ class ClipModel {
   // (i32/i64) pooling positions -> [N,E]. Adds the positional embedding itself.
   // Differentiable with respect to x.
   Tensor encode_text_embeddings(const Tensor& x, const Tensor& eot) const;
-  // Token embedding lookup: tokens [N,77] -> [N,77,W] (any shape of ids: [...] -> [..., W]).
+  // Token embedding lookup: tokens [N,77] -> [N,77,W] (any shape of ids: [...] -> [..., W]), in
+  // the compute dtype on the model's device (ids may be on either device).
+  // x of encode_text_embeddings may be on either device in any float dtype; its result, like
+  // every encode_* result, is f32 on the model's device.
   Tensor embed_tokens(const Tensor& tokens) const;
 
  private:
-  // One residual attention block's weights (OpenAI names in comments), all f32 [out, in].
+  // One residual attention block's weights (OpenAI names in comments), [out, in], compute dtype.
   struct Block {
     Tensor ln_1_w, ln_1_b;          // ln_1.{weight,bias} [W]
     Tensor in_proj_w, in_proj_b;    // attn.in_proj_{weight [3W,W], bias [3W]}
@@ -96,11 +116,18 @@ class ClipModel {
   ClipModel() = default;
   // Validates and converts `tensors` (all problems in one tgpt::Error naming `source`).
   static ClipModel build(const std::map<std::string, Tensor>& tensors, const ClipConfig& config,
-                         const std::string& source);
+                         const std::string& source, Device device, DType compute_dtype);
+  // An input moved to the model's device and cast to the compute dtype (recorded by autograd).
+  Tensor to_model(const Tensor& x) const;
+  // A result as f32 on the model's device.
+  Tensor to_output(const Tensor& y) const;
   Tensor block_forward(const Block& blk, const Tensor& x, int64_t heads, bool causal) const;
   Tensor vision_transformer(const Tensor& images) const;  // -> [B,T,Wv] before ln_post
 
   ClipConfig config_;
+  Device device_ = Device::CPU;
+  DType compute_dtype_ = DType::f32;
+  double logit_scale_ = 0;  // exp(logit_scale)
   std::map<std::string, Tensor> w_;
   std::string bpe_merges_;
   std::vector<Block> vision_blocks_, text_blocks_;
