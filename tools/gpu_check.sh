@@ -77,6 +77,7 @@ if command -v compute-sanitizer > /dev/null; then
   small='CudaDevice.*:CudaAttention.SmallCasesForSanitizers:CudaAttention.Errors'
   small+=':CudaVocabCrossEntropy.I32TargetsCustomIgnoreAndAllIgnored'
   small+=':CudaCosineLogitLoss.Bf16AndFrozenWeight'
+  small+=':CudaBiasActivation.FrozenBiasOrFrozenInput'
   step memcheck 240 compute-sanitizer --tool memcheck --error-exitcode 1 \
     build-gpu/tgpt_cuda_tests --gtest_filter="$small"
   step racecheck 240 compute-sanitizer --tool racecheck --error-exitcode 1 \
