@@ -2,7 +2,8 @@
  * lab_common.cuh — shared helpers of the kernel labs (bench/lab_*.cu), in the style of llm.c's
  * dev/cuda/common.h: error checks, random host data, host<->device buffers, validation against a
  * CPU reference, and timing with CUDA events where every repeat starts with a flushed L2 (an
- * L2-sized memset) so inputs come from device memory, as in a real step.
+ * L2-sized memset) so inputs come from device memory, as in a real step, and the measured
+ * device copy bandwidth that memory-bound labs report their GB/s against.
  *
  * The labs call the engine's CUDA launchers, which run on tgpt::cuda::stream(). Built by CMake
  * they link libtgpt (which defines the stream); built standalone (the nvcc line in each lab's
@@ -140,26 +141,46 @@ inline float benchmark_ms(int repeats, const std::function<void()>& fn) {
     flush_bytes = static_cast<size_t>(p.l2CacheSize) * 2;
     LAB_CHECK(cudaMalloc(&flush, flush_bytes));
   }
-  cudaEvent_t a, b;
-  LAB_CHECK(cudaEventCreate(&a));
-  LAB_CHECK(cudaEventCreate(&b));
+  tgpt::cuda::Event a, b;
   fn();  // warm-up
   std::vector<float> t;
   for (int r = 0; r < repeats; ++r) {
     LAB_CHECK(cudaMemsetAsync(flush, r & 0xff, flush_bytes, s));
-    LAB_CHECK(cudaEventRecord(a, s));
+    a.record();
     fn();
-    LAB_CHECK(cudaEventRecord(b, s));
-    LAB_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    LAB_CHECK(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms);
+    b.record();
+    t.push_back(b.elapsed_ms_since(a));
   }
   LAB_CHECK(cudaGetLastError());
-  LAB_CHECK(cudaEventDestroy(a));
-  LAB_CHECK(cudaEventDestroy(b));
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+// Measured device-to-device copy bandwidth in GB/s (bytes read + bytes written per second) of a
+// 512 MB cudaMemcpyAsync on tgpt's stream: the practical ceiling for a memory-bound kernel.
+inline double copy_bandwidth_gbs() {
+  static double gbs = 0;
+  if (gbs > 0) return gbs;
+  const size_t bytes = size_t(512) << 20;
+  char *src = nullptr, *dst = nullptr;
+  LAB_CHECK(cudaMalloc(&src, bytes));
+  LAB_CHECK(cudaMalloc(&dst, bytes));
+  LAB_CHECK(cudaMemset(src, 1, bytes));
+  const float ms = benchmark_ms(20, [&] {
+    LAB_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, tgpt::cuda::stream()));
+  });
+  LAB_CHECK(cudaFree(src));
+  LAB_CHECK(cudaFree(dst));
+  gbs = 2.0 * static_cast<double>(bytes) / (ms * 1e-3) * 1e-9;
+  return gbs;
+}
+
+// GB/s of moving `bytes` in `ms`, and that as a percentage of the measured copy bandwidth.
+inline double gbs_of(double bytes, float ms) {
+  return bytes / (static_cast<double>(ms) * 1e-3) * 1e-9;
+}
+inline double pct_of_copy(double bytes, float ms) {
+  return 100.0 * gbs_of(bytes, ms) / copy_bandwidth_gbs();
 }
 
 inline void print_device() {

@@ -121,3 +121,14 @@ Tensor cosine_logit_loss(const Tensor& features, const Tensor& weight, const Ten
                          double scale = 100.0);
 
 }  // namespace tgpt
+
+namespace tgpt {
+
+// ---- fused bias + activation (engine/ops_bias_activation.cpp) ---------------------------------
+// The activations of bias_activation (same order as the CUDA kernels' cuda::ActOp).
+enum class Act { relu, gelu, quick_gelu };
+// act(x + bias) with x [..., C], bias [C], computed in one pass (x + bias is not rounded to a
+// 16-bit dtype in between). Gradients for x and bias (dbias = sum over rows of dx).
+Tensor bias_activation(const Tensor& x, const Tensor& bias, Act act);
+
+}  // namespace tgpt

@@ -13,7 +13,7 @@ namespace tgpt {
 
 namespace {
 
-enum class Act { relu, gelu, quick_gelu };
+// Act (relu, gelu, quick_gelu) is declared in engine/ops.h.
 
 const char* act_name(Act a) {
   switch (a) {

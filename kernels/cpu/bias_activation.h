@@ -1,0 +1,86 @@
+/*
+ * bias_activation.h — CPU kernels for the fused bias + activation out = act(x + bias) over rows
+ * x [N, C], bias [C], forward and backward (dx and the deterministic column sum dbias).
+ *
+ * T is float or double. The activation math is kernels/cpu/activations.h's (relu, exact erf
+ * gelu, quick_gelu), written per element here. Forward and dx are parallel over rows; dbias is
+ * parallel over 64-column blocks, each summing its columns over all rows in row order, so the
+ * results are bit-identical for any thread count.
+ */
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "engine/parallel.h"
+
+namespace tgpt::cpu {
+
+enum class BiasAct { relu, gelu, quick_gelu };
+
+template <typename T>
+inline T bias_act_value(BiasAct a, T v) {
+  switch (a) {
+    case BiasAct::relu: return v > T(0) ? v : T(0);
+    case BiasAct::gelu: return v * T(0.5) * (T(1) + std::erf(v * T(0.70710678118654752440)));
+    case BiasAct::quick_gelu: return v * (T(1) / (T(1) + std::exp(T(-1.702) * v)));
+  }
+  return v;
+}
+
+// d act(v) / dv
+template <typename T>
+inline T bias_act_derivative(BiasAct a, T v) {
+  switch (a) {
+    case BiasAct::relu: return v > T(0) ? T(1) : T(0);
+    case BiasAct::gelu: {
+      const T cdf = T(0.5) * (T(1) + std::erf(v * T(0.70710678118654752440)));
+      const T pdf = T(0.39894228040143267794) * std::exp(T(-0.5) * v * v);
+      return cdf + v * pdf;
+    }
+    case BiasAct::quick_gelu: {
+      const T s = T(1) / (T(1) + std::exp(T(-1.702) * v));
+      return s + T(1.702) * v * s * (T(1) - s);
+    }
+  }
+  return T(1);
+}
+
+// out [N, C] = act(x + bias)
+template <typename T>
+void bias_activation_forward(T* out, const T* x, const T* bias, int64_t N, int64_t C, BiasAct a) {
+  parallel_for(N, [&](int64_t r) {
+    const T* xr = x + r * C;
+    T* o = out + r * C;
+    for (int64_t c = 0; c < C; ++c) o[c] = bias_act_value(a, xr[c] + bias[c]);
+  });
+}
+
+// dx [N, C] = g * act'(x + bias) (dx may be null); dbias [C] = sum over rows of that product
+// (may be null).
+template <typename T>
+void bias_activation_backward(T* dx, T* dbias, const T* g, const T* x, const T* bias, int64_t N,
+                              int64_t C, BiasAct a) {
+  if (dx) {
+    parallel_for(N, [&](int64_t r) {
+      const T *xr = x + r * C, *gr = g + r * C;
+      T* d = dx + r * C;
+      for (int64_t c = 0; c < C; ++c) d[c] = gr[c] * bias_act_derivative(a, xr[c] + bias[c]);
+    });
+  }
+  if (dbias) {
+    constexpr int64_t kCols = 64;
+    parallel_for((C + kCols - 1) / kCols, [&](int64_t blk) {
+      const int64_t c0 = blk * kCols, c1 = c0 + kCols < C ? c0 + kCols : C;
+      T acc[kCols] = {};
+      for (int64_t r = 0; r < N; ++r) {
+        const T *xr = x + r * C, *gr = g + r * C;
+        for (int64_t c = c0; c < c1; ++c)
+          acc[c - c0] += gr[c] * bias_act_derivative(a, xr[c] + bias[c]);
+      }
+      for (int64_t c = c0; c < c1; ++c) dbias[c] = acc[c - c0];
+    });
+  }
+}
+
+}  // namespace tgpt::cpu
