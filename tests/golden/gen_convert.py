@@ -6,10 +6,11 @@ Config: vision width 128 (2 heads), 2 layers, patch 8, image 32 (grid 4, 17 toke
 included) is random. Files written under OUT/convert/:
 
   reference.safetensors      the state dict in f32 with OpenAI names (the expected values)
-  openai_jit.pt              TorchScript archive (torch.jit.script + save) of a module tree whose
-                             attribute paths are the OpenAI names, in OpenAI's mixed f16/f32 layout
-                             (clip.md section 1.8), plus the int64 buffers input_resolution,
-                             context_length, vocab_size
+  openai_jit.pt              TorchScript archive as OpenAI's releases are made: our nn.Module CLIP
+                             (clip_nn.py, OpenAI's attribute paths) traced with torch.jit.trace on
+                             forward(image, text) and saved with torch.jit.save, its parameters in
+                             OpenAI's mixed f16/f32 layout (clip.md section 1.8), plus the int64
+                             buffers input_resolution, context_length, vocab_size
   state_dict.pt              torch.save(state_dict) in f32 with visual.proj saved as a transposed
                              (strided) view and the two ln_final tensors sharing one storage
   open_clip.pt               {'epoch', 'optimizer', 'state_dict': {'module.' + k: v}} (f32)
@@ -22,7 +23,6 @@ import hashlib
 import json
 
 import torch
-import torch.nn as nn
 
 import st
 
@@ -86,30 +86,31 @@ def make_reference():
     return sd
 
 
-class Node(nn.Module):
-    """A module whose attributes are given parameters, buffers and child modules."""
-
-    def __init__(self):
-        super().__init__()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-def build_module_tree(sd):
-    root = Node()
-    for name, t in sd.items():
-        parts = name.split(".")
-        m = root
-        for p in parts[:-1]:
-            if not hasattr(m, p) or getattr(m, p) is None:
-                m.add_module(p, Node())
-            m = getattr(m, p)
-        m.register_parameter(parts[-1], nn.Parameter(t.clone(), requires_grad=False))
-    root.register_buffer("input_resolution", torch.tensor(IMAGE))
-    root.register_buffer("context_length", torch.tensor(CTX))
-    root.register_buffer("vocab_size", torch.tensor(VOCAB))
-    return root
+def traced_openai_module(sd, cfg, images, tokens):
+    """torch.jit.trace of clip_nn.ClipNN holding sd (f32), then its Conv/Linear/projection
+    parameters cast to f16 in place (OpenAI's mixed layout; torch 1.13's CPU kernels cannot trace
+    in f16). Before the cast, the traced forward is checked against clip_ref in f64."""
+    import clip_nn
+    import clip_ref
+    model = clip_nn.ClipNN(cfg).eval()
+    model.load_state_dict(sd, strict=True)
+    model.register_buffer("input_resolution", torch.tensor(IMAGE))
+    model.register_buffer("context_length", torch.tensor(CTX))
+    model.register_buffer("vocab_size", torch.tensor(VOCAB))
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (images, tokens.long()))
+        logits, _ = traced(images, tokens.long())
+    img = clip_ref.encode_image(sd, cfg, images, torch.float64)[0]
+    txt = clip_ref.encode_text(sd, cfg, tokens, torch.float64)
+    img, txt = img / img.norm(dim=1, keepdim=True), txt / txt.norm(dim=1, keepdim=True)
+    want = sd["logit_scale"].double().exp() * img @ txt.t()
+    err = ((logits.double() - want).abs().max() / want.abs().max()).item()
+    assert err < 1e-5, f"traced ClipNN disagrees with clip_ref: {err:.3g}"
+    with torch.no_grad():
+        for name, p in traced.named_parameters():
+            if is_f16_in_openai_layout(name):
+                p.data = p.data.half()
+    return traced
 
 
 def hf_state_dict(sd):
@@ -167,10 +168,23 @@ def generate(out_dir):
     sd = make_reference()
     st.save(out / "reference.safetensors", sd)
 
-    # (a) TorchScript archive in OpenAI's mixed layout.
+    cfg = {"embed_dim": EMBED, "image_resolution": IMAGE, "vision_layers": VL, "vision_width": VW,
+           "vision_patch_size": PATCH, "vision_heads": VW // 64, "context_length": CTX,
+           "vocab_size": VOCAB, "transformer_width": TW, "transformer_heads": TW // 64,
+           "transformer_layers": TL}
+    g = torch.Generator().manual_seed(11)
+    images = torch.randn(3, 3, IMAGE, IMAGE, generator=g)
+    tokens = torch.randint(1, VOCAB - 10, (4, CTX), generator=g)
+    tokens[:, 0] = VOCAB - 2  # start token
+    for row, eot in enumerate((1, 9, 40, CTX - 1)):
+        tokens[row, eot] = VOCAB - 1  # end token: the largest id, pooled by argmax
+        tokens[row, eot + 1:] = 0
+
+    # (a) TorchScript archive in OpenAI's mixed layout, traced.
     mixed = {k: (v.half() if is_f16_in_openai_layout(k) else v) for k, v in sd.items()}
-    scripted = torch.jit.script(build_module_tree(mixed))
-    torch.jit.save(scripted, str(out / "openai_jit.pt"))
+    traced = traced_openai_module(sd, dict(cfg, activation="quick_gelu"), images, tokens)
+    assert all(torch.equal(traced.state_dict()[k], v) for k, v in mixed.items())
+    torch.jit.save(traced, str(out / "openai_jit.pt"))
 
     # (b) torch.save(state_dict) with a strided view and a shared storage.
     plain = dict(sd)
@@ -206,10 +220,7 @@ def generate(out_dir):
     def sha(path):
         return hashlib.sha256(path.read_bytes()).hexdigest()
     expected = {
-        "config": {"embed_dim": EMBED, "image_resolution": IMAGE, "vision_layers": VL, "vision_width": VW,
-                   "vision_patch_size": PATCH, "vision_heads": VW // 64, "context_length": CTX,
-                   "vocab_size": VOCAB, "transformer_width": TW, "transformer_heads": TW // 64,
-                   "transformer_layers": TL},
+        "config": cfg,
         "sha256": {n: sha(out / n) for n in ("openai_jit.pt", "state_dict.pt", "open_clip.pt",
                                               "bf16_state_dict.pt", "reference.safetensors",
                                               "hf/model.safetensors")},
@@ -223,14 +234,7 @@ def generate(out_dir):
     # source format, converted and loaded by the C++ model, must give these. The TorchScript
     # archive holds the OpenAI mixed layout, so its reference uses the f16-rounded weights.
     import clip_ref
-    cfg = dict(expected["config"], activation="quick_gelu")
-    g = torch.Generator().manual_seed(11)
-    images = torch.randn(3, 3, IMAGE, IMAGE, generator=g)
-    tokens = torch.randint(1, VOCAB - 10, (4, CTX), generator=g)
-    tokens[:, 0] = VOCAB - 2  # start token
-    for row, eot in enumerate((1, 9, 40, CTX - 1)):
-        tokens[row, eot] = VOCAB - 1  # end token: the largest id, pooled by argmax
-        tokens[row, eot + 1:] = 0
+    cfg = dict(cfg, activation="quick_gelu")
     feats = {"images": images, "tokens": tokens}
     for tag, weights in (("f32", sd), ("mixed", mixed)):
         pooled, _ = clip_ref.encode_image(weights, cfg, images, torch.float64)
