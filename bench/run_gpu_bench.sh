@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# run_gpu_bench.sh — runs tgpt-bench and bench/torch_gpu.py on the same GPU and prints the
-# side-by-side table (bench/compare_gpu.py). Usage: bench/run_gpu_bench.sh [BUILD_DIR] [OUT_DIR]
-# (defaults: build-gpu, BUILD_DIR/bench). PyTorch: $TGPT_TORCH_PYTHON, else python3.
+# run_gpu_bench.sh — runs tgpt-bench and bench/torch_gpu.py (kernels), then clip-gpu-bench and
+# bench/torch_clip_gpu.py (CLIP ViT-B/16 inference throughput at batch 256), on the same GPU, and
+# prints the side-by-side tables (bench/compare_gpu.py) into OUT_DIR/gpu_table.md.
+# Usage: bench/run_gpu_bench.sh [BUILD_DIR] [OUT_DIR] (defaults: build-gpu, BUILD_DIR/bench). PyTorch: $TGPT_TORCH_PYTHON, else python3.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-gpu}
@@ -11,8 +12,15 @@ mkdir -p "$out"
 status=0
 "$build/tgpt-bench" "$out/tgpt_gpu.tsv" || status=1
 "$py" bench/torch_gpu.py "$out/torch_gpu.tsv" || status=1
-if [ -s "$out/tgpt_gpu.tsv" ] && [ -s "$out/torch_gpu.tsv" ]; then
-  echo
-  "$py" bench/compare_gpu.py "$out/tgpt_gpu.tsv" "$out/torch_gpu.tsv" | tee "$out/gpu_table.md"
-fi
+"$build/clip-gpu-bench" "$out/tgpt_clip_gpu.tsv" || status=1
+"$py" bench/torch_clip_gpu.py "$out/torch_clip_gpu.tsv" || status=1
+: > "$out/gpu_table.md"
+for pair in "tgpt_gpu torch_gpu" "tgpt_clip_gpu torch_clip_gpu"; do
+  set -- $pair
+  if [ -s "$out/$1.tsv" ] && [ -s "$out/$2.tsv" ]; then
+    echo
+    "$py" bench/compare_gpu.py "$out/$1.tsv" "$out/$2.tsv" | tee -a "$out/gpu_table.md"
+    echo >> "$out/gpu_table.md"
+  fi
+done
 exit $status
