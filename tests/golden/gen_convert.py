@@ -24,6 +24,7 @@ import json
 
 import torch
 
+import gen_clip_model
 import st
 
 VW, VL, PATCH, IMAGE = 128, 2, 8, 32
@@ -32,38 +33,10 @@ EMBED = 64
 GRID = IMAGE // PATCH
 
 
-def block_shapes(w):
-    return {
-        "ln_1.weight": [w], "ln_1.bias": [w],
-        "attn.in_proj_weight": [3 * w, w], "attn.in_proj_bias": [3 * w],
-        "attn.out_proj.weight": [w, w], "attn.out_proj.bias": [w],
-        "ln_2.weight": [w], "ln_2.bias": [w],
-        "mlp.c_fc.weight": [4 * w, w], "mlp.c_fc.bias": [4 * w],
-        "mlp.c_proj.weight": [w, 4 * w], "mlp.c_proj.bias": [w],
-    }
-
-
-def reference_shapes():
-    s = {
-        "visual.conv1.weight": [VW, 3, PATCH, PATCH],
-        "visual.class_embedding": [VW],
-        "visual.positional_embedding": [GRID * GRID + 1, VW],
-        "visual.ln_pre.weight": [VW], "visual.ln_pre.bias": [VW],
-        "visual.ln_post.weight": [VW], "visual.ln_post.bias": [VW],
-        "visual.proj": [VW, EMBED],
-        "token_embedding.weight": [VOCAB, TW],
-        "positional_embedding": [CTX, TW],
-        "ln_final.weight": [TW], "ln_final.bias": [TW],
-        "text_projection": [TW, EMBED],
-        "logit_scale": [],
-    }
-    for i in range(VL):
-        for k, v in block_shapes(VW).items():
-            s[f"visual.transformer.resblocks.{i}.{k}"] = v
-    for i in range(TL):
-        for k, v in block_shapes(TW).items():
-            s[f"transformer.resblocks.{i}.{k}"] = v
-    return s
+CFG = {"embed_dim": EMBED, "image_resolution": IMAGE, "vision_layers": VL, "vision_width": VW,
+       "vision_patch_size": PATCH, "vision_heads": VW // 64, "context_length": CTX,
+       "vocab_size": VOCAB, "transformer_width": TW, "transformer_heads": TW // 64,
+       "transformer_layers": TL}
 
 
 def is_f16_in_openai_layout(name):
@@ -76,7 +49,7 @@ def is_f16_in_openai_layout(name):
 def make_reference():
     g = torch.Generator().manual_seed(20240611)
     sd = {}
-    for name, shape in reference_shapes().items():
+    for name, shape in gen_clip_model.tensor_shapes(CFG).items():
         if name == "logit_scale":
             sd[name] = torch.tensor(4.6052, dtype=torch.float32)
         elif "ln_" in name and name.endswith(".weight"):
@@ -168,10 +141,7 @@ def generate(out_dir):
     sd = make_reference()
     st.save(out / "reference.safetensors", sd)
 
-    cfg = {"embed_dim": EMBED, "image_resolution": IMAGE, "vision_layers": VL, "vision_width": VW,
-           "vision_patch_size": PATCH, "vision_heads": VW // 64, "context_length": CTX,
-           "vocab_size": VOCAB, "transformer_width": TW, "transformer_heads": TW // 64,
-           "transformer_layers": TL}
+    cfg = dict(CFG)
     g = torch.Generator().manual_seed(11)
     images = torch.randn(3, 3, IMAGE, IMAGE, generator=g)
     tokens = torch.randint(1, VOCAB - 10, (4, CTX), generator=g)
