@@ -20,6 +20,7 @@
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/preprocess.h"
+#include "engine/device.h"
 #include "engine/error.h"
 #include "engine/safetensors.h"
 #include "models/clip/clip.h"
@@ -470,8 +471,9 @@ TEST_F(ZeroShotTest, EvalTool) {
 
   // Image folder, templates file, batches of 5, metrics.json.
   const fs::path out1 = *dir_ / "eval1";
-  ASSERT_EQ(run_command(q(bin) + " zeroshot --weights " + q(model_path()) + " --image-folder " +
-                            q(folder) + " --templates " + q(*dir_ / "templates.json") +
+  ASSERT_EQ(run_command(q(bin) + " zeroshot --device cpu --weights " + q(model_path()) +
+                            " --image-folder " + q(folder) + " --templates " +
+                            q(*dir_ / "templates.json") +
                             " --dataset Tiny --batch-size 5 --output " + q(out1),
                         *dir_, &out),
             0)
@@ -502,9 +504,9 @@ TEST_F(ZeroShotTest, EvalTool) {
 
   // CoOp split, test subset (7 images), one template given on the command line.
   const fs::path out2 = *dir_ / "eval2";
-  ASSERT_EQ(run_command(q(bin) + " zeroshot --weights " + q(model_path()) + " --split " +
-                            q(*dir_ / "split_zhou_Tiny.json") + " --image-root " + q(folder) +
-                            " --template '{} here' --output " + q(out2),
+  ASSERT_EQ(run_command(q(bin) + " zeroshot --device cpu --weights " + q(model_path()) +
+                            " --split " + q(*dir_ / "split_zhou_Tiny.json") + " --image-root " +
+                            q(folder) + " --template '{} here' --output " + q(out2),
                         *dir_, &out),
             0)
       << out;
@@ -524,9 +526,9 @@ TEST_F(ZeroShotTest, EvalTool) {
     EXPECT_EQ(j["per_class"][0]["count"], 2);  // "cat" (label 0) twice in the test subset
   }
   // val subset and the default template, no --output.
-  ASSERT_EQ(run_command(q(bin) + " zeroshot --weights " + q(model_path()) + " --split " +
-                            q(*dir_ / "split_zhou_Tiny.json") + " --image-root " + q(folder) +
-                            " --subset val",
+  ASSERT_EQ(run_command(q(bin) + " zeroshot --device cpu --weights " + q(model_path()) +
+                            " --split " + q(*dir_ / "split_zhou_Tiny.json") + " --image-root " +
+                            q(folder) + " --subset val",
                         *dir_, &out),
             0)
       << out;
@@ -542,17 +544,17 @@ TEST_F(ZeroShotTest, EvalToolErrors) {
   write_text(
       *dir_ / "split_missing.json",
       R"({"train": [], "val": [], "test": [["cat/img0.png", 0, "cat"], ["cat/gone.png", 0, "cat"]]})");
-  const std::string base = q(bin) + " zeroshot --weights " + q(model_path());
+  const std::string base = q(bin) + " zeroshot --device cpu --weights " + q(model_path());
   struct Case {
     std::string args;
     std::string expect;  // in the output ("" = only the exit status is checked)
   };
   const std::vector<Case> cases = {
-      {q(bin) + " zeroshot --weights " + q(*dir_ / "missing.safetensors") + " --image-folder " +
-           q(folder),
+      {q(bin) + " zeroshot --device cpu --weights " + q(*dir_ / "missing.safetensors") +
+           " --image-folder " + q(folder),
        "missing.safetensors"},
-      {q(bin) + " zeroshot --weights " + q(*dir_ / "templates.json") + " --image-folder " +
-           q(folder),
+      {q(bin) + " zeroshot --device cpu --weights " + q(*dir_ / "templates.json") +
+           " --image-folder " + q(folder),
        "templates.json"},
       {base + " --image-folder " + q(*dir_ / "corrupt") + " --output " + q(*dir_ / "eval_bad"),
        "broken.png"},
@@ -569,7 +571,7 @@ TEST_F(ZeroShotTest, EvalToolErrors) {
       {base + " --split " + q(*dir_ / "split_zhou_Tiny.json"), ""},  // no --image-root
       {base, ""},                                                    // no data
       {base + " --image-folder " + q(folder) + " --batch-size 0", "--batch-size must be positive"},
-      {q(bin) + " zeroshot --weights " + q(*dir_ / "tiny_nomerges.safetensors") +
+      {q(bin) + " zeroshot --device cpu --weights " + q(*dir_ / "tiny_nomerges.safetensors") +
            " --image-folder " + q(folder),
        "no embedded BPE merges"},
       {q(bin), ""},  // no subcommand
@@ -597,8 +599,8 @@ TEST_F(ZeroShotTest, EmbedTool) {
   write_text(*dir_ / "texts.txt", "\ndog here\r\n  \n");
   const fs::path out = *dir_ / "emb.safetensors", pre = *dir_ / "pre.safetensors";
   std::string log;
-  ASSERT_EQ(run_command(q(bin) + " --weights " + q(model_path()) + " --image " + q(paths[0]) +
-                            " --image-list " + q(*dir_ / "images.txt") +
+  ASSERT_EQ(run_command(q(bin) + " --device cpu --weights " + q(model_path()) + " --image " +
+                            q(paths[0]) + " --image-list " + q(*dir_ / "images.txt") +
                             " --text 'a cat' --text-list " + q(*dir_ / "texts.txt") +
                             " --batch-size 2 --save-preprocessed " + q(pre) + " -o " + q(out),
                         *dir_, &log),
@@ -631,7 +633,7 @@ TEST_F(ZeroShotTest, EmbedTool) {
 
   // The saved batch back in through --image-tensor, normalised.
   const fs::path out2 = *dir_ / "emb2.safetensors";
-  ASSERT_EQ(run_command(q(bin) + " --weights " + q(model_path()) + " --image-tensor " +
+  ASSERT_EQ(run_command(q(bin) + " --device cpu --weights " + q(model_path()) + " --image-tensor " +
                             q(pre.string() + ":images") + " --normalize -o " + q(out2),
                         *dir_, &log),
             0)
@@ -646,9 +648,11 @@ TEST_F(ZeroShotTest, EmbedTool) {
                    {{"images", Tensor::zeros({2, 3, 8, 8})}});
   write_text(*dir_ / "broken.jpg", "not a jpeg");
   const fs::path bad_out = *dir_ / "bad.safetensors";
-  const std::string base = q(bin) + " --weights " + q(model_path()) + " -o " + q(bad_out);
+  const std::string base =
+      q(bin) + " --device cpu --weights " + q(model_path()) + " -o " + q(bad_out);
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {q(bin) + " --weights " + q(*dir_ / "missing.safetensors") + " --text cat -o " + q(bad_out),
+      {q(bin) + " --device cpu --weights " + q(*dir_ / "missing.safetensors") + " --text cat -o " +
+           q(bad_out),
        "missing.safetensors"},
       {base + " --image " + q(*dir_ / "broken.jpg"), "broken.jpg"},
       {base + " --image " + q(*dir_ / "no_such.png"), "no_such.png"},
@@ -660,7 +664,7 @@ TEST_F(ZeroShotTest, EmbedTool) {
        "cannot be combined"},
       {base, "nothing to embed"},
       {base + " --text cat --batch-size -3", "batch-size"},
-      {q(bin) + " --weights " + q(model_path()) + " --text cat", ""},  // no -o
+      {q(bin) + " --device cpu --weights " + q(model_path()) + " --text cat", ""},  // no -o
   };
   for (const auto& [args, expect] : cases) {
     EXPECT_EQ(run_command(args, *dir_, &log), 1) << args << "\n" << log;
@@ -681,7 +685,7 @@ TEST_F(ZeroShotTest, EmbedToolWithVocabFile) {
   write_tiny_clip(model.string(), "", 11, 49408);
   const fs::path out = *dir_ / "emb_vocab.safetensors";
   std::string log;
-  ASSERT_EQ(run_command(q(bin) + " --weights " + q(model) + " --vocab " + q(merges) +
+  ASSERT_EQ(run_command(q(bin) + " --device cpu --weights " + q(model) + " --vocab " + q(merges) +
                             " --text 'a photo of a x.' -o " + q(out),
                         *dir_, &log),
             0)
@@ -695,10 +699,75 @@ TEST_F(ZeroShotTest, EmbedToolWithVocabFile) {
   const ClipModel m = ClipModel::load(model.string());
   test::expect_close(st.get("text_features"), m.encode_text(tt), 1e-5, 1e-6, "text_features");
   // The merges file does not fit the tiny model's vocabulary of 518.
-  EXPECT_EQ(run_command(q(bin) + " --weights " + q(model_path()) + " --vocab " + q(merges) +
-                            " --text cat -o " + q(*dir_ / "never.safetensors"),
+  EXPECT_EQ(run_command(q(bin) + " --device cpu --weights " + q(model_path()) + " --vocab " +
+                            q(merges) + " --text cat -o " + q(*dir_ / "never.safetensors"),
                         *dir_, &log),
             1)
       << log;
   EXPECT_NE(log.find("do not belong to this model"), std::string::npos) << log;
+}
+
+// --device / --precision of tgpt-embed and tgpt-eval (tools/tool_options.h).
+TEST_F(ZeroShotTest, ToolsDeviceAndPrecisionOptions) {
+  const fs::path embed = tool_path("tgpt-embed"), eval = tool_path("tgpt-eval");
+  if (!fs::exists(embed) || !fs::exists(eval)) GTEST_SKIP() << "tools not built next to the tests";
+  const fs::path img = *dir_ / "folder" / "cat" / "img0.png";
+  const std::string common =
+      " --weights " + q(model_path()) + " --image " + q(img) + " --text 'a cat' --batch-size 2";
+  std::string log;
+
+  // The CPU at bf16: the tool's features are those of the bf16 CPU model, bit for bit.
+  const fs::path out_bf16 = *dir_ / "emb_bf16.safetensors";
+  ASSERT_EQ(run_command(q(embed) + common + " --device cpu --precision bf16 -o " + q(out_bf16),
+                        *dir_, &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("on cpu (bf16)"), std::string::npos) << log;
+  {
+    const SafetensorsFile st = SafetensorsFile::open(out_bf16.string());
+    EXPECT_EQ(st.metadata().at("tgpt.placement"), "cpu (bf16)");
+    const ClipModel m = ClipModel::load(model_path(), Device::CPU, DType::bf16);
+    const Tensor x = clip_preprocess(decode_image_file(img.string()), 16).unsqueeze(0);
+    const Tensor imf = st.get("image_features");
+    EXPECT_EQ(imf.dtype(), DType::f32);
+    EXPECT_EQ(test::max_abs_error(imf, m.encode_image(x)), 0.0);
+    EXPECT_EQ(test::max_abs_error(st.get("text_features"), m.encode_text(st.get("text_tokens"))),
+              0.0);
+  }
+
+  // auto picks the CPU in f32 when there is no CUDA device.
+  if (!cuda_available()) {
+    const fs::path out_auto = *dir_ / "emb_auto.safetensors";
+    ASSERT_EQ(run_command(q(embed) + common + " -o " + q(out_auto), *dir_, &log), 0) << log;
+    EXPECT_NE(log.find("on cpu (f32)"), std::string::npos) << log;
+    EXPECT_EQ(SafetensorsFile::open(out_auto.string()).metadata().at("tgpt.placement"),
+              "cpu (f32)");
+  }
+
+  // eval records the placement in metrics.json.
+  const fs::path out_eval = *dir_ / "eval_placement";
+  ASSERT_EQ(
+      run_command(q(eval) + " zeroshot --device cpu --precision f32 --weights " + q(model_path()) +
+                      " --image-folder " + q(*dir_ / "folder") + " --output " + q(out_eval),
+                  *dir_, &log),
+      0)
+      << log;
+  EXPECT_EQ(nlohmann::json::parse(read_text(out_eval / "metrics.json"))["placement"], "cpu (f32)");
+
+  // Unknown choices, and cuda without a device: exit 1 with a message, no output.
+  const fs::path never = *dir_ / "never.safetensors";
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {q(embed) + common + " --precision f64 -o " + q(never), "--precision"},
+      {q(embed) + common + " --device tpu -o " + q(never), "--device"},
+      {q(eval) + " zeroshot --device gpu --weights " + q(model_path()) + " --image-folder " +
+           q(*dir_ / "folder"),
+       "--device"},
+  };
+  if (!cuda_available())
+    cases.push_back({q(embed) + common + " --device cuda -o " + q(never), "no CUDA device"});
+  for (const auto& [args, expect] : cases) {
+    EXPECT_EQ(run_command(args, *dir_, &log), 1) << args << "\n" << log;
+    EXPECT_NE(log.find(expect), std::string::npos) << args << "\n" << log;
+  }
+  EXPECT_FALSE(fs::exists(never));
 }

@@ -3,7 +3,8 @@
  *
  *   tgpt-embed --weights W [--image PATH]... [--text STR]... [--image-list FILE]
  *              [--text-list FILE] [--image-tensor FILE:NAME] [--save-preprocessed FILE]
- *              [--normalize] [--batch-size N] [--vocab FILE] -o OUT.safetensors
+ *              [--normalize] [--batch-size N] [--vocab FILE] [--device auto|cpu|cuda]
+ *              [--precision auto|f32|f16|bf16] -o OUT.safetensors
  *
  * Writes (only the parts that were asked for):
  *   image_features [N,E] f32   images in order: --image ones, then --image-list lines
@@ -16,7 +17,8 @@
  * --save-preprocessed FILE writes the preprocessed batch as `images` [N,3,R,R] f32. List files
  * hold one path or one text per line (paths as written, relative to the working folder); blank
  * lines are skipped. The merges come from --vocab, else from the weight file. Output files are
- * written atomically. Errors go to stderr with exit 1.
+ * written atomically. --device/--precision: tools/tool_options.h (features are f32 whatever the
+ * compute precision). Errors go to stderr with exit 1.
  */
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -32,6 +34,7 @@
 #include "engine/safetensors.h"
 #include "models/clip/clip.h"
 #include "models/clip/zeroshot.h"
+#include "tools/tool_options.h"
 
 namespace {
 
@@ -40,6 +43,7 @@ struct Args {
   std::vector<std::string> images, texts;
   bool normalize = false;
   int64_t batch_size = 32;
+  tgpt::tools::PlacementOptions placement;
 };
 
 // Copies rows [b, b + src.size(0)) of dst [N,...] f32 from src (same trailing shape).
@@ -66,13 +70,17 @@ int run(const Args& a) {
   TGPT_CHECK(a.image_tensor.empty() || image_paths.empty(),
              "--image-tensor cannot be combined with --image or --image-list");
 
-  const ClipModel model = ClipModel::load(a.weights);
+  const tools::Placement place = tools::resolve_placement(a.placement);
+  const ClipModel model = ClipModel::load(a.weights, place.device, place.dtype);
   const ClipConfig& cfg = model.config();
+  std::printf("model:        %s (%s) on %s\n", a.weights.c_str(), cfg.name().c_str(),
+              place.str().c_str());
   const int64_t e = cfg.embed_dim, r = cfg.image_resolution;
   std::vector<std::pair<std::string, Tensor>> out;
   std::map<std::string, std::string> meta = {{"tgpt.weights", a.weights},
                                              {"tgpt.model", cfg.name()},
-                                             {"tgpt.normalized", a.normalize ? "true" : "false"}};
+                                             {"tgpt.normalized", a.normalize ? "true" : "false"},
+                                             {"tgpt.placement", place.str()}};
 
   if (want_images) {
     Tensor features;
@@ -156,6 +164,7 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", a.batch_size, "images/texts per encoder call (default 32)");
   app.add_option("--vocab", a.vocab, "BPE merges (default: the merges in the weight file)");
   app.add_option("-o,--output", a.out, "output .safetensors file")->required();
+  tgpt::tools::add_placement_options(app, a.placement);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -5,6 +5,7 @@
  *       (--image-folder DIR | --split FILE --image-root DIR [--subset test|val|train])
  *       [--template STR | --templates FILE --dataset NAME]
  *       [--batch-size N] [--vocab FILE] [--output DIR]
+ *       [--device auto|cpu|cuda] [--precision auto|f32|f16|bf16]
  *
  * Classes and images: --image-folder reads DIR/<class>/<image> (data/dataset.h); the prompt
  * class name is the folder name with '_' replaced by ' '. --split reads a CoOp split file
@@ -14,8 +15,8 @@
  * JSON file (e.g. the TGP-T mined templates, keyed by DATASET.NAME). Classifier: per class the
  * mean of the UNnormalised text features over the templates, then L2-normalised; logits =
  * 100 · cos(image, class) (models/clip/zeroshot.h). Prints top-1 (and top-5 with at least 5
- * classes) accuracy and, with --output, writes DIR/metrics.json atomically. Errors go to stderr
- * with exit 1.
+ * classes) accuracy and, with --output, writes DIR/metrics.json atomically. --device and
+ * --precision: tools/tool_options.h. Errors go to stderr with exit 1.
  */
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -31,6 +32,7 @@
 #include "engine/error.h"
 #include "models/clip/clip.h"
 #include "models/clip/zeroshot.h"
+#include "tools/tool_options.h"
 
 namespace {
 
@@ -38,6 +40,7 @@ struct ZeroShotArgs {
   std::string weights, vocab, image_folder, split, image_root, subset = "test";
   std::string template_str = "a photo of a {}.", templates_file, dataset, output;
   int64_t batch_size = 64;
+  tgpt::tools::PlacementOptions placement;
 };
 
 nlohmann::json accuracy_or_null(int64_t correct, int64_t count) {
@@ -83,13 +86,15 @@ int run_zeroshot(const ZeroShotArgs& a) {
   const std::vector<std::vector<std::string>> prompts = class_prompts(ds.classnames, templates);
 
   // Model and classifier.
-  const ClipModel model = ClipModel::load(a.weights);
+  const tools::Placement place = tools::resolve_placement(a.placement);
+  const ClipModel model = ClipModel::load(a.weights, place.device, place.dtype);
   const ClipTokenizer tok = clip_tokenizer_for(model, a.vocab, "'" + a.weights + "'");
   const ZeroShotClassifier zs = build_zeroshot_classifier(model, tok, prompts, a.batch_size);
   const int64_t k = ds.num_classes();
   const int64_t n = static_cast<int64_t>(ds.items.size());
   const int64_t r = model.config().image_resolution;
-  std::printf("model:        %s (%s)\n", a.weights.c_str(), model.config().name().c_str());
+  std::printf("model:        %s (%s) on %s\n", a.weights.c_str(), model.config().name().c_str(),
+              place.str().c_str());
   std::printf("classes:      %lld, templates: %zu, images: %lld\n", static_cast<long long>(k),
               templates.size(), static_cast<long long>(n));
 
@@ -142,6 +147,7 @@ int run_zeroshot(const ZeroShotArgs& a) {
         {"task", "zeroshot"},
         {"weights", a.weights},
         {"model", model.config().name()},
+        {"placement", place.str()},
         {"data", data_info},
         {"templates", template_info},
         {"prompt_classnames", !a.image_folder.empty() ? "folder name, '_' -> ' '" : "raw"},
@@ -196,6 +202,7 @@ int main(int argc, char** argv) {
   zs->add_option("--batch-size", z.batch_size, "images/prompts per encoder call (default 64)");
   zs->add_option("--vocab", z.vocab, "BPE merges (default: the merges in the weight file)");
   zs->add_option("--output", z.output, "folder for metrics.json");
+  tgpt::tools::add_placement_options(*zs, z.placement);
   try {
     app.parse(argc, argv);
     if (z.image_folder.empty() && z.split.empty())
