@@ -45,7 +45,7 @@ enum class Ids { random, heavy, positional, text };
 
 // n ids in [0, V): random; heavy (every third position is id 7 -- 200 times for n = 600 -- the
 // others random); positional (i % V, each id n / V times); text (CLIP-like token rows of 77:
-// start token V-2, 4..40 random tokens, end token V-1, then padding id 0 to the end of the row).
+// start token V-2, 3..39 random tokens, end token V-1, then padding id 0 to the end of the row).
 std::vector<int64_t> make_ids(Ids kind, int n, int V, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int64_t> any(0, V - 1);
