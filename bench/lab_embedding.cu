@@ -26,6 +26,11 @@
  *      grouping of positions by id (built once here, outside the timing; tgpt-bench's
  *      embedding_fb row times the whole op including it).
  *   4. engine kernels, bf16 storage (2-byte moves; f32 sums).
+ * To watch: in padded text batches the padding id owns most positions (~850 of 1232), so one
+ * segment's column threads add ~850 rows serially in versions 2-4 ("text 16x77 (padded)" vs
+ * "(random ids)"); splitting long segments into fixed chunks added in order is the candidate if
+ * that tail shows. The engine gather splits every element index with 64-bit div/mod; version 2's
+ * forward shows what a row-wise vector copy gains.
  * Bytes counted: forward reads n rows of weight, writes n rows of out; backward reads the n rows of
  * g and writes one dweight row per distinct id. Zeroing dweight [V, C] (the op does it before the
  * scatter, and version 1 needs it) is not in the kernel times; its own time is the "zero us"
