@@ -183,7 +183,16 @@ inline double pct_of_copy(double bytes, float ms) {
   return 100.0 * gbs_of(bytes, ms) / copy_bandwidth_gbs();
 }
 
+// Prints the device line; without a usable CUDA device says so and exits with status 1 (every
+// lab calls this first, so a lab run on a machine without a GPU stops here with a clear message).
 inline void print_device() {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    std::fprintf(stderr, "no CUDA device (%s): the kernel labs need an NVIDIA GPU\n",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "the runtime reports 0 devices");
+    std::exit(1);
+  }
   int dev = 0;
   cudaDeviceProp p;
   LAB_CHECK(cudaGetDevice(&dev));

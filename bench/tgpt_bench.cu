@@ -2,7 +2,9 @@
  * tgpt_bench.cu — the tgpt-bench runner: times each CUDA kernel of the engine through the engine
  * ops on CUDA tensors (autograd included, as a training step calls them), at CLIP / TGP-T shapes:
  *   attention forward+backward (bf16 and f32), vocab cross-entropy forward+backward, the cosine
- *   classification loss, layer_norm forward+backward, an AdamW step, and GEMMs through linear.
+ *   classification loss, layer_norm forward+backward, softmax forward+backward (attention-row and
+ *   vocabulary-row shapes), the token-embedding lookup forward+backward, an AdamW step, and GEMMs
+ *   through linear.
  * For each: median time over repeats (CUDA events; an L2-sized memset before every repeat),
  * achieved TFLOP/s or GB/s, the percentage of the device peak measured in the same run (cuBLAS
  * bf16 GEMM rate for FLOP-bound ops; device-to-device cudaMemcpy bandwidth, bytes read + written,
@@ -242,6 +244,39 @@ int main(int argc, char** argv) {
                               x.zero_grad(), w.zero_grad(), b.zero_grad();
                               Tensor y = layer_norm(x, w, b, 1e-5);
                               y.backward(dy);
+                            }));
+  }
+
+  // ---- softmax forward + backward over the last dim: ViT-B/16 attention rows [64·12·197, 197]
+  // in bf16 and the vocabulary rows [768, 49408] in f32 (bytes: x read, y written; dy and x read,
+  // dx written: 5·N·C) ----
+  for (auto [tag, N, C, dt] :
+       {std::tuple{"151296x197", int64_t(64 * 12 * 197), int64_t(197), DType::bf16},
+        std::tuple{"768x49408", int64_t(768), int64_t(49408), DType::f32}}) {
+    Tensor x = dev_randn(gen, {N, C}, dt, 3.0).set_requires_grad(true);
+    Tensor dy = dev_randn(gen, {N, C}, dt);
+    rows.push_back(run_case(std::string("softmax_fb ") + dtype_name(dt) + " " + tag, false,
+                            5.0 * N * C * dtype_size(dt), copy_gbs, 30, [&] {
+                              x.zero_grad();
+                              Tensor y = softmax(x);
+                              y.backward(dy);
+                            }));
+  }
+
+  // ---- token embedding forward + backward: [16, 77] ids (host tensor, as the text encoder
+  // passes them) into weight [49408, 512] f32 (bytes: the n gathered rows read and written, g
+  // read, the dense [V, C] gradient written: 4·(3·n·C + V·C)) ----
+  {
+    const int64_t V = 49408, C = 512, B = 16, T = 77;
+    Tensor w = dev_randn(gen, {V, C}, DType::f32, 0.02).set_requires_grad(true);
+    Tensor ids = gen.randint({B, T}, 0, V);
+    Tensor g = dev_randn(gen, {B, T, C}, DType::f32);
+    rows.push_back(run_case("embedding_fb f32 1232x49408x512", false,
+                            4.0 * (3.0 * B * T * C + static_cast<double>(V) * C), copy_gbs, 30,
+                            [&] {
+                              w.zero_grad();
+                              Tensor y = embedding(ids, w);
+                              y.backward(g);
                             }));
   }
 

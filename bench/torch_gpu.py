@@ -8,7 +8,9 @@ and its peak memory is torch.cuda.max_memory_allocated() beyond what was allocat
   vocab_ce_fb:  logits = hidden @ Eᵀ materialised, F.cross_entropy(label_smoothing=0.1,
                 ignore_index=-100); forward + backward (E frozen).
   cosine_loss_fb: F.cross_entropy(100 * F.normalize(x) @ Wᵀ, t); forward + backward.
-  layernorm_fb, adamw_step (torch.optim.AdamW(fused=True)), linear (F.linear, no grad).
+  layernorm_fb, softmax_fb (torch.softmax over the last dim + backward), embedding_fb
+  (F.embedding + backward, ids on the device), adamw_step (torch.optim.AdamW(fused=True)),
+  linear (F.linear, no grad).
 Usage: torch_gpu.py OUT.tsv     (TSV: name, ms, value, unit, pct_of_peak, peak_mb)
 """
 import sys
@@ -136,6 +138,28 @@ def main():
             F.layer_norm(x, (C,), w, b, 1e-5).backward(dy)
 
         case(f"layernorm_fb bf16 {tag}", False, 5.0 * N * C * 2, 50, ln)
+
+    for tag, N, C, dt in [("151296x197", 64 * 12 * 197, 197, "bf16"),
+                          ("768x49408", 768, 49408, "f32")]:
+        x = (torch.randn(N, C, device=dev) * 3).to(DT[dt]).requires_grad_(True)
+        dy = torch.randn(N, C, device=dev, dtype=DT[dt])
+
+        def sm(x=x, dy=dy):
+            x.grad = None
+            torch.softmax(x, dim=-1).backward(dy)
+
+        case(f"softmax_fb {dt} {tag}", False, 5.0 * N * C * x.element_size(), 30, sm)
+
+    V, C, B, T = 49408, 512, 16, 77
+    w = (torch.randn(V, C, device=dev) * 0.02).requires_grad_(True)
+    ids = torch.randint(0, V, (B, T), device=dev)
+    g = torch.randn(B, T, C, device=dev)
+
+    def emb():
+        w.grad = None
+        F.embedding(ids, w).backward(g)
+
+    case("embedding_fb f32 1232x49408x512", False, 4.0 * (3.0 * B * T * C + V * C), 30, emb)
 
     params = [torch.nn.Parameter(torch.randn(4 << 20, device=dev) * 0.02) for _ in range(4)]
     for p in params:

@@ -47,10 +47,12 @@ step cuda_tests 300 build-gpu/tgpt_cuda_tests
 
 # Kernel labs: correctness of every version first, then the timing tables. When the CMake build
 # failed, they are built standalone with nvcc (the lines in each lab's header): labs whose engine
-# kernels take scratch from the caching allocator (layernorm, adamw, bias_activation) link the
-# CUDA backend instead of defining the stream themselves.
+# kernels take scratch from the caching allocator (layernorm, softmax, adamw, bias_activation,
+# elementwise; marked +) link the CUDA backend instead of defining the stream themselves; a comma
+# separates the kernel files of a lab that needs several.
 labs="lab_attention:attention lab_vocab_ce:vocab_ce lab_cosine_loss:cosine_loss"
 labs+=" lab_layernorm:norm+ lab_adamw:adamw+ lab_bias_activation:bias_activation+"
+labs+=" lab_softmax:norm+ lab_embedding:index lab_elementwise:elementwise,tensor_kernels+"
 for entry in $labs; do
   lab=${entry%%:*} kern=${entry##*:}
   bin=build-gpu/$lab
@@ -62,8 +64,10 @@ for entry in $labs; do
     else
       extra=(-DLAB_STANDALONE)
     fi
+    srcs=()
+    for k in ${kern//,/ }; do srcs+=("kernels/cuda/$k.cu"); done
     nvcc -O3 -std=c++17 -arch=sm_90 --expt-relaxed-constexpr -I. "${extra[@]}" \
-      "bench/$lab.cu" "kernels/cuda/$kern.cu" engine/dtype.cpp -lcublas -o "$bin" \
+      "bench/$lab.cu" "${srcs[@]}" engine/dtype.cpp -lcublas -o "$bin" \
       > "$out/${lab}_nvcc.log" 2>&1 || echo "   standalone build of $lab failed"
   fi
   step "${lab}_check" 120 "$bin" --check-only
