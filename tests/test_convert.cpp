@@ -20,6 +20,7 @@
 #include "models/checkpoint/torch_checkpoint.h"
 #include "models/checkpoint/zip_reader.h"
 #include "models/clip/convert.h"
+#include "tests/test_files.h"
 #include "tests/test_util.h"
 
 using namespace tgpt;
@@ -28,51 +29,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_file(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void write_file(const std::string& p, const std::string& bytes) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f << bytes;
-}
-
-void put16(std::string& s, uint16_t v) {
-  s += char(v & 0xff);
-  s += char(v >> 8);
-}
-void put32(std::string& s, uint32_t v) {
-  for (int i = 0; i < 4; ++i) s += char((v >> (8 * i)) & 0xff);
-}
-
-// A minimal ZIP writer (stored entries only) for hand-made archives.
-std::string make_zip(const std::vector<std::pair<std::string, std::string>>& entries) {
-  std::string out, cd;
-  for (const auto& [name, data] : entries) {
-    uint32_t crc = static_cast<uint32_t>(
-        crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
-    uint32_t offset = static_cast<uint32_t>(out.size());
-    put32(out, 0x04034b50);
-    put16(out, 20), put16(out, 0), put16(out, 0), put16(out, 0), put16(out, 0);
-    put32(out, crc), put32(out, uint32_t(data.size())), put32(out, uint32_t(data.size()));
-    put16(out, uint16_t(name.size())), put16(out, 0);
-    out += name + data;
-    put32(cd, 0x02014b50);
-    put16(cd, 20), put16(cd, 20), put16(cd, 0), put16(cd, 0), put16(cd, 0), put16(cd, 0);
-    put32(cd, crc), put32(cd, uint32_t(data.size())), put32(cd, uint32_t(data.size()));
-    put16(cd, uint16_t(name.size())), put16(cd, 0), put16(cd, 0), put16(cd, 0), put16(cd, 0);
-    put32(cd, 0), put32(cd, offset);
-    cd += name;
-  }
-  uint32_t cd_offset = static_cast<uint32_t>(out.size());
-  out += cd;
-  put32(out, 0x06054b50);
-  put16(out, 0), put16(out, 0), put16(out, uint16_t(entries.size())),
-      put16(out, uint16_t(entries.size()));
-  put32(out, uint32_t(cd.size())), put32(out, cd_offset), put16(out, 0);
-  return out;
-}
+using test::make_zip;
+using test::put16;
+using test::put32;
+using test::read_file;
+using test::write_file;
 
 // Pickle building blocks (protocol 2).
 std::string p_unicode(const std::string& s) {
