@@ -14,142 +14,35 @@
  * Usage: tgpt-bench [OUT.tsv]   (TSV: name, ms, value, unit, pct_of_peak, peak_mb)
  * bench/torch_gpu.py measures the same cases in PyTorch; bench/run_gpu_bench.sh compares them.
  */
-#include <cublas_v2.h>
-#include <cuda_bf16.h>
-
-#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "bench/gpu_bench_common.cuh"
 #include "engine/autograd.h"
-#include "engine/cuda/cuda_common.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/random.h"
 
 using namespace tgpt;
+using namespace tgpt::bench;
 
 namespace {
-
-struct Row {
-  std::string name;
-  double ms = 0, value = 0;
-  std::string unit;  // "TFLOP/s" or "GB/s"
-  double pct = 0;
-  double peak_mb = 0;
-  std::string note;
-};
-
-char* flush_buf = nullptr;
-size_t flush_bytes = 0;
-
-// Median ms of fn over repeats, each after an L2 flush; events on tgpt's stream.
-double time_ms(int repeats, const std::function<void()>& fn) {
-  cudaStream_t s = cuda::stream();
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
-  fn();
-  fn();
-  CUDA_CHECK(cudaStreamSynchronize(s));
-  std::vector<float> t;
-  for (int r = 0; r < repeats; ++r) {
-    CUDA_CHECK(cudaMemsetAsync(flush_buf, r & 0xff, flush_bytes, s));
-    CUDA_CHECK(cudaEventRecord(a, s));
-    fn();
-    CUDA_CHECK(cudaEventRecord(b, s));
-    CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms);
-  }
-  CUDA_CHECK(cudaEventDestroy(a));
-  CUDA_CHECK(cudaEventDestroy(b));
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-// Peak device bytes (MB) one call of fn takes beyond what was live before it.
-double peak_mb(const std::function<void()>& fn) {
-  CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
-  reset_peak_memory(Device::CUDA);
-  const size_t before = memory_stats(Device::CUDA).current_bytes;
-  fn();
-  CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
-  return (memory_stats(Device::CUDA).peak_bytes - before) / 1e6;
-}
-
-__global__ void fill_random_bf16(__nv_bfloat16* p, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    h ^= h >> 15, h *= 2246822519u, h ^= h >> 13;
-    p[i] = __float2bfloat16((h & 0xffff) / 65536.f - 0.5f);
-  }
-}
-
-// Device-to-device copy bandwidth (GB/s, bytes read + written) and cuBLAS bf16 GEMM rate.
-void measure_peaks(double& copy_gbs, double& gemm_tflops) {
-  const size_t bytes = size_t(1) << 30;
-  char *src, *dst;
-  CUDA_CHECK(cudaMalloc(&src, bytes));
-  CUDA_CHECK(cudaMalloc(&dst, bytes));
-  CUDA_CHECK(cudaMemset(src, 1, bytes));
-  double ms = time_ms(10, [&] {
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda::stream()));
-  });
-  copy_gbs = 2.0 * bytes / ms * 1e-6;
-  CUDA_CHECK(cudaFree(src));
-  CUDA_CHECK(cudaFree(dst));
-
-  const int n = 8192;
-  __nv_bfloat16 *A, *B, *C;
-  const size_t nn = static_cast<size_t>(n) * n;
-  CUDA_CHECK(cudaMalloc(&A, nn * 2));
-  CUDA_CHECK(cudaMalloc(&B, nn * 2));
-  CUDA_CHECK(cudaMalloc(&C, nn * 2));
-  fill_random_bf16<<<1024, 256, 0, cuda::stream()>>>(A, nn, 1);
-  fill_random_bf16<<<1024, 256, 0, cuda::stream()>>>(B, nn, 2);
-  CUDA_CHECK_LAUNCH();
-  cublasHandle_t h;
-  if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) TGPT_FAIL("cublasCreate failed");
-  cublasSetStream(h, cuda::stream());
-  const float one = 1.f, zero = 0.f;
-  ms = time_ms(10, [&] {
-    cublasStatus_t st =
-        cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, A, CUDA_R_16BF, n, B, CUDA_R_16BF,
-                     n, &zero, C, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    if (st != CUBLAS_STATUS_SUCCESS) TGPT_FAIL("cublasGemmEx failed");
-  });
-  gemm_tflops = 2.0 * n * n * static_cast<double>(n) / ms * 1e-9;
-  cublasDestroy(h);
-  CUDA_CHECK(cudaFree(A));
-  CUDA_CHECK(cudaFree(B));
-  CUDA_CHECK(cudaFree(C));
-}
 
 Tensor dev_randn(Generator& g, const Shape& s, DType dt, double std = 1.0) {
   return g.randn(s, DType::f32, std).to(dt).to(Device::CUDA);
 }
 
 // Runs one case: fn is a whole forward(+backward) call; work = FLOPs or bytes.
-Row run_case(const std::string& name, bool flops, double work, double peak_rate, int repeats,
-             const std::function<void()>& fn) {
-  Row r;
-  r.name = name;
+BenchRow run_case(const std::string& name, bool flops, double work, double peak_rate, int repeats,
+                  const std::function<void()>& fn) {
+  BenchRow r = run_bench_case(name, repeats, fn);
   r.unit = flops ? "TFLOP/s" : "GB/s";
-  try {
-    r.ms = time_ms(repeats, fn);
+  if (r.note.empty()) {
     r.value = flops ? work / r.ms * 1e-9 : work / r.ms * 1e-6;
     r.pct = 100.0 * r.value / peak_rate;
-    r.peak_mb = peak_mb(fn);
-  } catch (const Error& e) {
-    r.note = std::string("n/a: ") + e.what();
-    r.note = r.note.substr(0, r.note.find('\n'));
-    (void)cudaGetLastError();
-    clear_tape();
   }
   return r;
 }
@@ -161,19 +54,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tgpt-bench: no CUDA device\n");
     return 1;
   }
-  int dev = 0;
-  cudaDeviceProp prop;
-  CUDA_CHECK(cudaGetDevice(&dev));
-  CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
-  flush_bytes = static_cast<size_t>(prop.l2CacheSize) * 2;
-  CUDA_CHECK(cudaMalloc(&flush_buf, flush_bytes));
-  double copy_gbs = 0, gemm_tflops = 0;
-  measure_peaks(copy_gbs, gemm_tflops);
-  std::printf("device %s: measured D2D copy %.0f GB/s, cuBLAS bf16 GEMM %.0f TFLOP/s\n", prop.name,
-              copy_gbs, gemm_tflops);
+  const DevicePeaks peaks = measure_device_peaks();
+  const double copy_gbs = peaks.copy_gbs, gemm_tflops = peaks.gemm_tflops;
+  std::printf("device %s: measured D2D copy %.0f GB/s, cuBLAS bf16 GEMM %.0f TFLOP/s\n",
+              peaks.name.c_str(), copy_gbs, gemm_tflops);
 
   Generator gen(0);
-  std::vector<Row> rows;
+  std::vector<BenchRow> rows;
 
   // ---- attention forward + backward (FLOPs: 4·B·T²·C, halved causal, x3.5 for fwd+bwd) ----
   struct Att {
@@ -290,7 +177,7 @@ int main(int argc, char** argv) {
       params.push_back(p);
     }
     const double n = 16.0 * (1 << 20);
-    Row r;
+    BenchRow r;
     try {
       AdamW opt(params, AdamWOptions::tgpt(1e-3));
       rows.push_back(
@@ -315,27 +202,5 @@ int main(int argc, char** argv) {
         }));
   }
 
-  std::printf("\n%-36s %10s %10s %-8s %7s %9s\n", "case", "ms", "rate", "unit", "%peak", "peak MB");
-  for (const Row& r : rows) {
-    if (!r.note.empty()) {
-      std::printf("%-36s %s\n", r.name.c_str(), r.note.substr(0, 100).c_str());
-      continue;
-    }
-    std::printf("%-36s %10.4f %10.2f %-8s %6.1f%% %9.1f\n", r.name.c_str(), r.ms, r.value,
-                r.unit.c_str(), r.pct, r.peak_mb);
-  }
-  if (argc > 1) {
-    FILE* f = std::fopen(argv[1], "w");
-    if (!f) {
-      std::fprintf(stderr, "tgpt-bench: cannot write %s\n", argv[1]);
-      return 1;
-    }
-    std::fprintf(f, "# device\t%s\tcopy_gbs\t%.1f\tgemm_tflops\t%.1f\n", prop.name, copy_gbs,
-                 gemm_tflops);
-    for (const Row& r : rows)
-      std::fprintf(f, "%s\t%.5f\t%.3f\t%s\t%.2f\t%.2f\t%s\n", r.name.c_str(), r.ms, r.value,
-                   r.unit.c_str(), r.pct, r.peak_mb, r.note.empty() ? "" : "n/a");
-    std::fclose(f);
-  }
-  return 0;
+  return print_bench_rows(rows, argc > 1 ? argv[1] : nullptr, peaks) ? 0 : 1;
 }
