@@ -201,4 +201,22 @@ inline void print_device() {
               p.multiProcessorCount, p.l2CacheSize >> 20, p.sharedMemPerBlockOptin >> 10);
 }
 
+// The command line every lab takes, [--check-only] [VERSION] (0: all versions), parsed after
+// print_device() (so without a GPU the lab stops first with its message).
+struct Args {
+  bool check_only = false;
+  int only = 0;
+};
+inline Args start(int argc, char** argv) {
+  print_device();
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--check-only")
+      a.check_only = true;
+    else
+      a.only = std::atoi(argv[i]);
+  }
+  return a;
+}
+
 }  // namespace lab

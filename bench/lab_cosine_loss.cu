@@ -173,15 +173,7 @@ struct Run {
 };
 
 int main(int argc, char** argv) {
-  bool check_only = false;
-  int only = 0;
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--check-only")
-      check_only = true;
-    else
-      only = std::atoi(argv[i]);
-  }
-  lab::print_device();
+  const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   auto problem = [](int N, int F, int K, uint64_t seed, std::vector<float>& x,
                     std::vector<float>& w, std::vector<int64_t>& t) {

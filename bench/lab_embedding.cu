@@ -296,15 +296,7 @@ bool check(int version, int V, int C, int n, Ids kind, uint64_t seed) {
 }
 
 int main(int argc, char** argv) {
-  bool check_only = false;
-  int only = 0;
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--check-only")
-      check_only = true;
-    else
-      only = std::atoi(argv[i]);
-  }
-  lab::print_device();
+  const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   std::printf("correctness vs CPU f64 (forward exact)\n");
   struct Case {

@@ -267,15 +267,7 @@ bool check(int version, int N, int C, bool causal, uint64_t seed) {
 }
 
 int main(int argc, char** argv) {
-  bool check_only = false;
-  int only = 0;
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--check-only")
-      check_only = true;
-    else
-      only = std::atoi(argv[i]);
-  }
-  lab::print_device();
+  const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   std::printf("correctness vs CPU f64\n");
   uint64_t seed = 1;

@@ -219,15 +219,7 @@ struct Run {
 };
 
 int main(int argc, char** argv) {
-  bool check_only = false;
-  int only = 0;
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--check-only")
-      check_only = true;
-    else
-      only = std::atoi(argv[i]);
-  }
-  lab::print_device();
+  const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   for (auto [N, W, V] :
        {std::tuple{8, 64, 3000}, std::tuple{1, 37, 999}, std::tuple{33, 128, 20000}}) {
