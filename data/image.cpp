@@ -1,37 +1,17 @@
 /*
- * image.cpp — image decoding with stb_image (the one translation unit that compiles stb_image's
- * implementation) and conversions between Image and u8 tensors. See image.h for the conversion
- * rules and how they relate to PIL.
+ * image.cpp — image decoding with stb_image (compiled in data/stb_image_impl.cpp), with our own
+ * structural checks before it, and conversions between Image and u8 tensors. See image.h for the
+ * conversion rules and how they relate to PIL.
  */
 #include "data/image.h"
+
+#include <stb_image.h>  // implementation: data/stb_image_impl.cpp
 
 #include <cerrno>
 #include <climits>
 #include <cstring>
 #include <fstream>
 #include <memory>
-
-// stb_image, restricted to the formats we accept (smaller attack surface; no format sniffing of
-// TGA, which accepts almost any bytes). We read files ourselves, so no stdio; no HDR/float paths.
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_JPEG
-#define STBI_ONLY_PNG
-#define STBI_ONLY_BMP
-#define STBI_ONLY_GIF
-#define STBI_NO_STDIO
-#define STBI_NO_LINEAR
-#define STBI_NO_HDR
-#define STBI_FAILURE_USERMSG
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#include <stb_image.h>
-#pragma GCC diagnostic pop
 
 namespace tgpt {
 
