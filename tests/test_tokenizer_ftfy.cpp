@@ -84,6 +84,18 @@ TEST(FtfyFixText, HtmlEntities) {
   EXPECT_EQ(clip_clean_text("x &amp;amp;amp;"), "x &");
 }
 
+TEST(FtfyFixText, SegmentsOfAMillionCodePoints) {
+  // Without a line break ftfy cuts the text every 1,000,000 code points: a CR LF across the cut
+  // becomes two line breaks, and '<' after the cut leaves the first segment's entities decoded.
+  const std::string run(999999, 'a');
+  EXPECT_EQ(ftfy_fix_text(run + "\r\n"), run + "\n\n");
+  EXPECT_EQ(ftfy_fix_text(run + "b\r\n"), run + "b\n");
+  const std::string run5(999995, 'a');
+  EXPECT_EQ(ftfy_fix_text("&amp;" + run5 + "<&amp;"), "&" + run5 + "<&amp;");
+  const std::string run4(999994, 'a');  // '<' is the 1,000,000th code point
+  EXPECT_EQ(ftfy_fix_text("&amp;" + run4 + "<&amp;"), "&amp;" + run4 + "<&amp;");
+}
+
 TEST(FtfyFixText, InvalidUtf8) {
   EXPECT_THROW(ftfy_fix_text("\xFF"), Error);
   EXPECT_THROW(ftfy_fix_text("a\xE2\x80"), Error);
