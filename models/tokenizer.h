@@ -20,8 +20,9 @@
  * Unicode data is version 14.0 (Python 3.11's unicodedata), generated into tokenizer_tables.inc.
  * Not reproduced from ftfy: fix_encoding (mojibake repair: re-decoding text that looks like UTF-8
  * read as Latin-1/Windows-125x/MacRoman/cp437, with its helpers restore_byte_a0,
- * replace_lossy_sequences, decode_inconsistent_utf8). Text that ftfy.fix_encoding leaves alone
- * (any text that is not mojibake) gets CLIP's ids exactly.
+ * replace_lossy_sequences, decode_inconsistent_utf8). Text on which fix_encoding finds nothing to
+ * repair (text that is not mojibake) gets the ids of clip.tokenize with ftfy 6.3.1 and Python 3.11;
+ * Python versions with other Unicode data can differ on characters new in their version.
  */
 #pragma once
 
