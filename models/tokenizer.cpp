@@ -1,9 +1,11 @@
 /*
- * tokenizer.cpp — CLIP BPE tokenizer: merges loading, text cleaning (ftfy stand-in, HTML unescape,
- * white space, NFC, lowercase), pre-tokenisation and BPE. See tokenizer.h and spec/clip.md §4.
+ * tokenizer.cpp — CLIP BPE tokenizer: merges loading, text cleaning (ftfy.fix_text without mojibake
+ * repair, HTML unescape, white space, lowercase), pre-tokenisation and BPE. See tokenizer.h and
+ * spec/clip.md §4.
  *
  * Text is handled as UTF-32 (std::u32string) between decoding and encoding UTF-8. The Unicode and
- * HTML tables are generated from Python's standard library by models/gen_tokenizer_tables.py.
+ * HTML tables (and ftfy's ligature, width and entity tables, derived from them) are generated from
+ * Python's standard library by models/gen_tokenizer_tables.py.
  */
 #include "models/tokenizer.h"
 
@@ -38,6 +40,10 @@ struct CaseMapping {
 struct HtmlEntity {
   const char* name;
   const char* value;
+};
+struct Replacement {
+  char32_t cp;
+  char32_t out[3];  // replacement, padded with 0
 };
 
 #include "models/tokenizer_tables.inc"
@@ -135,23 +141,14 @@ bool is_letter(char32_t c) {
 bool is_number(char32_t c) {
   return in_ranges(kNumberRanges, c);
 }
+// The `re` module's \d on str: Unicode decimal digits (general category Nd).
+bool is_decimal(char32_t c) {
+  return c < 0x80 ? (c >= '0' && c <= '9') : in_ranges(kDecimalRanges, c);
+}
 
 // [^\s\p{L}\p{N}] under IGNORECASE: U+0345 case-folds to iota, a letter, so it is excluded too.
 bool is_other(char32_t c) {
   return !(is_white_space(c) || is_letter(c) || is_number(c) || c == 0x345);
-}
-
-// ---------------------------------------------------------------------------------------------
-// ftfy stand-in
-
-std::u32string uncurl_quotes(std::u32string s) {
-  for (char32_t& c : s) {
-    if (c == 0x2BC || (c >= 0x2018 && c <= 0x201B))
-      c = U'\'';
-    else if (c >= 0x201C && c <= 0x201F)
-      c = U'"';
-  }
-  return s;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -257,16 +254,20 @@ std::u32string nfc(std::u32string_view s) {
 // ---------------------------------------------------------------------------------------------
 // Python's html.unescape
 
+// Windows-1252 meanings of the bytes 0x80..0x9F; the five bytes that Windows-1252 leaves
+// undefined keep their Latin-1 (C1 control) meaning, as in html.unescape and ftfy's
+// "sloppy-windows-1252".
+constexpr std::array<char32_t, 32> kWindows1252C1 = {
+    0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0x8D,   0x017D, 0x8F,   0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
+
 char32_t html_invalid_charref(char32_t num, bool* found) {
   // _invalid_charrefs of Lib/html/__init__.py: Windows-1252 meanings of 0x80..0x9F, and 0, CR.
-  static constexpr std::array<char32_t, 32> kC1 = {
-      0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-      0x2039, 0x0152, 0x8D,   0x017D, 0x8F,   0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
-      0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
   *found = true;
   if (num == 0) return 0xFFFD;
   if (num == 0x0D) return 0x0D;
-  if (num >= 0x80 && num <= 0x9F) return kC1[num - 0x80];
+  if (num >= 0x80 && num <= 0x9F) return kWindows1252C1[num - 0x80];
   *found = false;
   return 0;
 }
@@ -277,18 +278,22 @@ bool html_invalid_codepoint(char32_t n) {
          (n >= 0x7F && n <= 0x9F) || (n >= 0xFDD0 && n <= 0xFDEF) || (n & 0xFFFE) == 0xFFFE;
 }
 
-const HtmlEntity* find_entity(std::u32string_view name) {
+template <size_t N>
+const HtmlEntity* find_entity_in(const HtmlEntity (&table)[N], std::u32string_view name) {
   std::string key;
   for (char32_t c : name) {
     if (c >= 0x80) return nullptr;  // all entity names are ASCII
     key.push_back(static_cast<char>(c));
   }
-  const HtmlEntity* end = kHtmlEntities + std::size(kHtmlEntities);
-  const HtmlEntity* it =
-      std::lower_bound(kHtmlEntities, end, key,
-                       [](const HtmlEntity& e, const std::string& k) { return e.name < k; });
+  const HtmlEntity* end = table + N;
+  const HtmlEntity* it = std::lower_bound(
+      table, end, key, [](const HtmlEntity& e, const std::string& k) { return e.name < k; });
   if (it == end || it->name != key) return nullptr;
   return it;
+}
+
+const HtmlEntity* find_entity(std::u32string_view name) {
+  return find_entity_in(kHtmlEntities, name);
 }
 
 bool is_ascii_digit(char32_t c) {
@@ -381,6 +386,182 @@ std::u32string html_unescape32(std::u32string_view s) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ftfy.fix_text (ftfy 6.3 defaults) without its mojibake repair (fix_encoding)
+
+bool is_ascii_alnum(char32_t c) {
+  return is_ascii_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+// ftfy's unescape_html: a match of  &#?[0-9A-Za-z]{1,24};  is replaced when it is an HTML5 name
+// that ends in ';', or an upper-case spelling of an all-lower-case one (kUppercaseEntities), or a
+// numeric reference that html.unescape decodes completely (its ';' consumed). Everything else,
+// including names without ';', stays as written.
+std::u32string ftfy_unescape_html(std::u32string_view s) {
+  if (s.find(U'&') == std::u32string_view::npos) return std::u32string(s);
+  std::u32string out;
+  out.reserve(s.size());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    if (s[i] != U'&') {
+      out.push_back(s[i++]);
+      continue;
+    }
+    const bool numeric = i + 1 < n && s[i + 1] == U'#';
+    const size_t body = i + 1 + (numeric ? 1 : 0);
+    size_t k = body;
+    while (k < n && k - body <= 24 && is_ascii_alnum(s[k])) ++k;
+    const size_t len = k - body;
+    if (len < 1 || len > 24 || k >= n || s[k] != U';') {  // no match at this '&'
+      out.push_back(s[i++]);
+      continue;
+    }
+    const std::u32string_view match = s.substr(i, k + 1 - i);  // "&...;"
+    if (numeric) {
+      const std::u32string value = html_unescape32(match);
+      if (value.find(U';') == std::u32string::npos)
+        out += value;
+      else
+        out += match;
+    } else {
+      const std::u32string_view name = s.substr(body, k + 1 - body);  // with ';'
+      const HtmlEntity* e = find_entity(name);
+      if (!e) e = find_entity_in(kUppercaseEntities, name);
+      if (e)
+        out += utf8_decode(e->value, "HTML entity table");
+      else
+        out += match;
+    }
+    i = k + 1;
+  }
+  return out;
+}
+
+// fix_c1_controls: U+0080..U+009F -> their Windows-1252 characters (five stay as they are).
+void fix_c1_controls(std::u32string& s) {
+  for (char32_t& c : s)
+    if (c >= 0x80 && c <= 0x9F) c = kWindows1252C1[c - 0x80];
+}
+
+// Replaces every character listed in `table` by its replacement (str.translate).
+template <size_t N>
+std::u32string translate(std::u32string_view s, const Replacement (&table)[N]) {
+  std::u32string out;
+  out.reserve(s.size());
+  for (char32_t c : s) {
+    const Replacement* it = std::lower_bound(
+        table, table + N, c, [](const Replacement& r, char32_t v) { return r.cp < v; });
+    if (it == table + N || it->cp != c) {
+      out.push_back(c);
+      continue;
+    }
+    for (char32_t r : it->out)
+      if (r) out.push_back(r);
+  }
+  return out;
+}
+
+// uncurl_quotes: U+02BC, U+2018..U+201B -> ', U+201C..U+201F -> ".
+void uncurl_quotes(std::u32string& s) {
+  for (char32_t& c : s) {
+    if (c == 0x2BC || (c >= 0x2018 && c <= 0x201B))
+      c = U'\'';
+    else if (c >= 0x201C && c <= 0x201F)
+      c = U'"';
+  }
+}
+
+// fix_line_breaks: CR LF, CR, U+2028, U+2029 and U+0085 -> LF.
+std::u32string fix_line_breaks(std::u32string_view s) {
+  std::u32string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char32_t c = s[i];
+    if (c == U'\r' && i + 1 < s.size() && s[i + 1] == U'\n') continue;  // the LF follows
+    out.push_back(c == U'\r' || c == 0x2028 || c == 0x2029 || c == 0x85 ? U'\n' : c);
+  }
+  return out;
+}
+
+// remove_terminal_escapes: deletes each match of  ESC [ (\d|;)* [A-Za-z]  (\d: any Nd digit).
+std::u32string remove_terminal_escapes(std::u32string_view s) {
+  if (s.find(char32_t{0x1B}) == std::u32string_view::npos) return std::u32string(s);
+  std::u32string out;
+  out.reserve(s.size());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    if (s[i] == 0x1B && i + 1 < n && s[i + 1] == U'[') {
+      size_t k = i + 2;
+      while (k < n && (is_decimal(s[k]) || s[k] == U';')) ++k;
+      if (k < n && ((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z'))) {
+        i = k + 1;
+        continue;
+      }
+    }
+    out.push_back(s[i++]);
+  }
+  return out;
+}
+
+// remove_control_chars: deletes U+0000..U+0008, U+000B, U+000E..U+001F, U+007F,
+// U+206A..U+206F (deprecated format controls), U+FEFF (BOM), U+FFF9..U+FFFC (interlinear
+// annotation, object replacement). Tab, LF, FF, CR, C1 controls, joiners, bidi controls and tag
+// characters stay.
+bool is_removed_control(char32_t c) {
+  return c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F ||
+         (c >= 0x206A && c <= 0x206F) || c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFC);
+}
+
+std::u32string remove_control_chars(std::u32string_view s) {
+  std::u32string out;
+  out.reserve(s.size());
+  for (char32_t c : s)
+    if (!is_removed_control(c)) out.push_back(c);
+  return out;
+}
+
+// ftfy's fix_and_explain for one segment: the fixers in ftfy's order, repeated until the text no
+// longer changes. fix_encoding (mojibake repair) would run after unescape_html; it is not
+// reproduced. fix_surrogates has nothing to do: decoded UTF-8 holds no surrogates and character
+// references to surrogates decode to U+FFFD.
+std::u32string ftfy_fix_segment(std::u32string s, bool unescape_html) {
+  for (;;) {
+    const std::u32string before = s;
+    if (unescape_html) s = ftfy_unescape_html(s);
+    fix_c1_controls(s);
+    s = translate(s, kLatinLigatures);
+    s = translate(s, kCharacterWidth);
+    uncurl_quotes(s);
+    s = fix_line_breaks(s);
+    s = remove_terminal_escapes(s);
+    s = remove_control_chars(s);
+    s = nfc(s);
+    if (s == before) return s;
+  }
+}
+
+// ftfy.fix_text: fixes segments that end after each LF (or every 1,000,000 code points) one at a
+// time. HTML is unescaped only until the first segment that contains '<', and in no later one.
+std::u32string ftfy_fix_text32(std::u32string_view s) {
+  constexpr size_t kMaxSegment = 1000000;  // ftfy's max_decode_length
+  std::u32string out;
+  out.reserve(s.size());
+  bool unescape_html = true;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    const size_t lf = s.find(U'\n', pos);
+    size_t end = lf == std::u32string_view::npos ? s.size() : lf + 1;
+    end = std::min(end, pos + kMaxSegment);
+    const std::u32string_view segment = s.substr(pos, end - pos);
+    if (segment.find(U'<') != std::u32string_view::npos) unescape_html = false;
+    out += ftfy_fix_segment(std::u32string(segment), unescape_html);
+    pos = end;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // White space and lowercase
 
 std::u32string py_strip(std::u32string_view s) {
@@ -447,8 +628,7 @@ std::u32string lower32(std::u32string_view s) {
 }
 
 std::u32string clean32(std::string_view text) {
-  std::u32string s = utf8_decode(text, "tokenizer: input text");
-  s = nfc(uncurl_quotes(std::move(s)));
+  std::u32string s = ftfy_fix_text32(utf8_decode(text, "tokenizer: input text"));
   s = py_strip(html_unescape32(html_unescape32(s)));
   s = py_strip(collapse_white_space(s));
   return lower32(s);
@@ -714,6 +894,10 @@ std::vector<std::string> clip_pretokenize(std::string_view cleaned_text) {
   for (const std::u32string& t : pretokenize32(utf8_decode(cleaned_text, "tokenizer: input text")))
     out.push_back(utf8_encode(t));
   return out;
+}
+
+std::string ftfy_fix_text(std::string_view text) {
+  return utf8_encode(ftfy_fix_text32(utf8_decode(text, "ftfy_fix_text: input text")));
 }
 
 std::string html_unescape(std::string_view text) {

@@ -3,17 +3,26 @@
  * (clip/simple_tokenizer.py, clip.tokenize) as specified in spec/clip.md §4.
  *
  * Pipeline of encode(text):
- *   clean:       ftfy stand-in (uncurl quotes: U+02BC, U+2018..U+201B -> ', U+201C..U+201F -> ";
- *                then NFC), html.unescape twice (complete HTML5 entity table and numeric
- *                references, as Python's html.unescape), strip, White_Space runs -> ' ', strip,
- *                Python's str.lower() (full Unicode mapping incl. U+0130 and final sigma).
+ *   clean:       ftfy.fix_text with ftfy 6.3's defaults except mojibake repair, i.e. per segment
+ *                (text up to and including each '\n'), repeated until nothing changes: ftfy's own
+ *                HTML unescape (only '&name;' / '&#...;' forms; off from the first segment that
+ *                contains '<' on), C1 controls -> Windows-1252, Latin ligatures -> letters,
+ *                full/half-width forms and U+3000 -> normal width, curly quotes -> straight,
+ *                CR LF / CR / U+2028 / U+2029 / U+0085 -> LF, ANSI terminal escapes removed,
+ *                invisible control characters removed, NFC. Then html.unescape twice (complete
+ *                HTML5 entity table and numeric references, as Python's html.unescape), strip,
+ *                White_Space runs -> ' ', strip, Python's str.lower() (full Unicode mapping incl.
+ *                U+0130 and final sigma).
  *   pre-tokens:  the CLIP pattern <|startoftext|> | <|endoftext|> | 's|'t|'re|'ve|'m|'ll|'d |
  *                \p{L}+ | \p{N} | [^\s\p{L}\p{N}]+ under IGNORECASE, matched by hand over code
- * points. BPE:         per pre-token over the bytes_to_unicode alphabet with '</w>' on the last
- * symbol. Unicode data is version 14.0 (Python 3.11's unicodedata), generated into
- * tokenizer_tables.inc. Not reproduced from ftfy: mojibake repair, ligatures, character width,
- * control-character and terminal-escape removal, ftfy's own HTML unescape; ordinary text is
- * unaffected (clip.md §4).
+ *                points.
+ *   BPE:         per pre-token over the bytes_to_unicode alphabet with '</w>' on the last symbol.
+ * Unicode data is version 14.0 (Python 3.11's unicodedata), generated into tokenizer_tables.inc.
+ * Not reproduced from ftfy: fix_encoding (mojibake repair: re-decoding text that looks like UTF-8
+ * read as Latin-1/Windows-125x/MacRoman/cp437, with its helpers restore_byte_a0,
+ * replace_lossy_sequences, decode_inconsistent_utf8). Text on which fix_encoding finds nothing to
+ * repair (text that is not mojibake) gets the ids of clip.tokenize with ftfy 6.3.1 and Python 3.11;
+ * Python versions with other Unicode data can differ on characters new in their version.
  */
 #pragma once
 
@@ -72,6 +81,8 @@ class ClipTokenizer {
 
 // The cleaning steps of encode() (UTF-8 in and out), exposed for tests and tools.
 std::string clip_clean_text(std::string_view text);
+// ftfy.fix_text (ftfy 6.3 defaults) without mojibake repair: the first cleaning step.
+std::string ftfy_fix_text(std::string_view text);
 // Pre-tokens of cleaned text (UTF-8), as CLIP's regex findall returns them.
 std::vector<std::string> clip_pretokenize(std::string_view cleaned_text);
 // Python's html.unescape (HTML5 named and numeric character references).

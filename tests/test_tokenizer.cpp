@@ -1,7 +1,8 @@
 /*
  * test_tokenizer.cpp — CLIP BPE tokenizer: a synthetic merges table with hand-derived ids, merges
  * file errors, and golden comparisons (exact) against our Python reference
- * (tests/golden/clip_tokenizer_ref.py via gen_tokenizer.py): html.unescape, NFC, str.lower,
+ * (tests/golden/clip_tokenizer_ref.py, which cleans with the real ftfy.fix_text, via
+ * gen_tokenizer.py): html.unescape, NFC, str.lower,
  * cleaning and pre-tokenisation over every assigned code point, and token ids from the real merges
  * file for hand-picked and random texts.
  */

@@ -1,12 +1,12 @@
 """clip_tokenizer_ref.py — our Python reference of CLIP's BPE tokenizer and clip.tokenize, written
-from /work/shared/spec/clip.md §4 with the standard library only (re is not used for the CLIP
-pattern; its classes are spelled out with unicodedata, because Debian 12 has no `regex` module).
+from /work/shared/spec/clip.md §4 with the standard library plus the real ftfy (re is not used for
+the CLIP pattern; its classes are spelled out with unicodedata, because Debian 12 has no `regex`
+module).
 
-Text cleaning = the stand-in for ftfy.fix_text that the C++ tokenizer (models/tokenizer.cpp) also
-uses, followed by CLIP's own steps:
-  1. ftfy stand-in: curly quotes uncurled as ftfy.uncurl_quotes does (U+02BC, U+2018..U+201B -> ',
-     U+201C..U+201F -> "), then NFC. ftfy's other fixes (mojibake, ligatures, width, control
-     characters, terminal escapes, its own HTML unescape) are not applied.
+Text cleaning, as CLIP's simple_tokenizer does it:
+  1. ftfy.fix_text(text) with ftfy's defaults. ftfy 6.3.1 (FTFY_VERSION) is not in Debian 12; it is
+     imported from the repo's .pydeps, where scripts/install-deps.sh installs it from PyPI. Without
+     it this module raises ImportError: there is no fallback.
   2. html.unescape twice, str.strip().
   3. Runs of White_Space (the `regex` module's \\s) -> one space, str.strip().
   4. str.lower().
@@ -17,7 +17,23 @@ unicodedata (Unicode 14.0 with Python 3.11).
 """
 import gzip
 import html
+import pathlib
+import sys
 import unicodedata
+
+FTFY_VERSION = "6.3.1"
+PYDEPS = pathlib.Path(__file__).resolve().parents[2] / ".pydeps"
+if str(PYDEPS) not in sys.path:
+    sys.path.insert(0, str(PYDEPS))
+try:
+    import ftfy
+except ImportError as e:
+    raise ImportError(
+        f"clip_tokenizer_ref: cannot import ftfy ({e}); the tokenizer reference needs "
+        f"ftfy=={FTFY_VERSION} in {PYDEPS}: run scripts/install-deps.sh") from e
+if ftfy.__version__ != FTFY_VERSION:
+    raise ImportError(f"clip_tokenizer_ref: ftfy {ftfy.__version__} found, {FTFY_VERSION} needed "
+                      f"(run scripts/install-deps.sh)")
 
 N_MERGES = 49152 - 256 - 2
 SOT = "<|startoftext|>"
@@ -111,19 +127,6 @@ class Tokenizer:
         return rows
 
 
-def uncurl_quotes(text):
-    out = []
-    for ch in text:
-        c = ord(ch)
-        if c == 0x2BC or 0x2018 <= c <= 0x201B:
-            out.append("'")
-        elif 0x201C <= c <= 0x201F:
-            out.append('"')
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def collapse_white_space(text):
     out = []
     in_space = False
@@ -138,8 +141,10 @@ def collapse_white_space(text):
     return "".join(out)
 
 
-def clean_text(text):
-    text = unicodedata.normalize("NFC", uncurl_quotes(text))
+def clean_text(text, fix_encoding=True):
+    """CLIP's cleaning. fix_encoding=False turns off ftfy's mojibake repair only (for sweeps over
+    code points that would otherwise look like mojibake; the C++ tokenizer does not repair it)."""
+    text = ftfy.fix_text(text, fix_encoding=fix_encoding)
     text = html.unescape(html.unescape(text)).strip()
     text = collapse_white_space(text).strip()
     return text.lower()
