@@ -2,7 +2,9 @@
 # gpu_deps.sh — gathers, on this Debian 12 machine, the build dependencies that the GPU machine's
 # image lacks (OpenBLAS (OpenMP build) and its Fortran runtime, zlib, nlohmann-json, stb, CLI11
 # headers, GoogleTest sources) into .gpu-deps/ (git-ignored). Carry that folder to the GPU
-# machine; tools/gpu_check.sh configures with -DTGPT_DEPS_PREFIX=.gpu-deps when it is present.
+# machine, with .pydeps/ (ftfy for the tokenizer's golden reference, installed by
+# scripts/install-deps.sh); tools/gpu_check.sh configures with -DTGPT_DEPS_PREFIX=.gpu-deps when
+# it is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
