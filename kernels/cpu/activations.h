@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "engine/parallel.h"
+#include "kernels/cpu/fast_exp.h"
 
 namespace tgpt::cpu {
 
@@ -61,7 +62,7 @@ void gelu_backward(T* dx, const T* g, const T* x, int64_t n) {
 // ---- quick_gelu (OpenAI CLIP): x * s, s = sigmoid(1.702 x); d/dx = s + 1.702 x s (1 - s) -----
 template <typename T>
 inline T quick_gelu_sigmoid(T v) {
-  return T(1) / (T(1) + std::exp(T(-1.702) * v));
+  return T(1) / (T(1) + exp_fast(T(-1.702) * v));
 }
 template <typename T>
 void quick_gelu_forward(T* out, const T* x, int64_t n) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "engine/parallel.h"
+#include "kernels/cpu/fast_exp.h"
 #include "kernels/cpu/matmul.h"
 
 namespace tgpt::cpu {
@@ -43,11 +44,9 @@ void attention_forward_cpu(T* out, T* att, const T* qkv, int64_t B, int64_t Tn, 
       const int64_t jend = causal ? i + 1 : Tn;
       T mx = p[0];
       for (int64_t j = 1; j < jend; ++j) mx = std::max(mx, p[j]);
+      for (int64_t j = 0; j < jend; ++j) p[j] = exp_fast(p[j] - mx);  // vectorised
       T sum = 0;
-      for (int64_t j = 0; j < jend; ++j) {
-        p[j] = std::exp(p[j] - mx);
-        sum += p[j];
-      }
+      for (int64_t j = 0; j < jend; ++j) sum += p[j];
       const T inv = T(1) / sum;
       for (int64_t j = 0; j < jend; ++j) p[j] *= inv;
       std::fill(p + jend, p + Tn, T(0));

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "engine/parallel.h"
+#include "kernels/cpu/fast_exp.h"
 
 namespace tgpt::cpu {
 
@@ -23,7 +24,7 @@ inline T bias_act_value(BiasAct a, T v) {
   switch (a) {
     case BiasAct::relu: return v > T(0) ? v : T(0);
     case BiasAct::gelu: return v * T(0.5) * (T(1) + std::erf(v * T(0.70710678118654752440)));
-    case BiasAct::quick_gelu: return v * (T(1) / (T(1) + std::exp(T(-1.702) * v)));
+    case BiasAct::quick_gelu: return v * (T(1) / (T(1) + exp_fast(T(-1.702) * v)));
   }
   return v;
 }
@@ -39,7 +40,7 @@ inline T bias_act_derivative(BiasAct a, T v) {
       return cdf + v * pdf;
     }
     case BiasAct::quick_gelu: {
-      const T s = T(1) / (T(1) + std::exp(T(-1.702) * v));
+      const T s = T(1) / (T(1) + exp_fast(T(-1.702) * v));
       return s + T(1.702) * v * s * (T(1) - s);
     }
   }
