@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Prints a markdown table comparing tgpt's Google Benchmark JSON with a PyTorch JSON
 (bench/torch_cpu.py, bench/torch_clip_cpu.py). Cases with an items/s counter are shown as
-throughput, the others as GFLOP/s.
+throughput, the others as GFLOP/s. With repetitions, the medians are compared (both sides report
+the median of 5 repetitions).
 
 usage: compare.py TGPT_JSON TORCH_JSON
 """
@@ -17,8 +18,11 @@ def main():
     print()
     print("| case | tgpt ms | torch ms | tgpt rate | torch rate | speed-up (torch ms / tgpt ms) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for b in ours["benchmarks"]:
-        name = b["name"]
+    rows = ours["benchmarks"]
+    if any(b.get("aggregate_name") for b in rows):  # repetitions: compare the medians
+        rows = [b for b in rows if b.get("aggregate_name") == "median"]
+    for b in rows:
+        name = b.get("run_name", b["name"])
         ms = b["real_time"]  # the benchmarks report milliseconds
         if "items/s" in b:
             rate, unit, key = b["items/s"], "items/s", "items_per_s"

@@ -9,13 +9,16 @@ threads=${1:-$(nproc)}
 out=build/bench
 mkdir -p "$out"
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
-run_pair() {  # run_pair NAME TGPT_BINARY TORCH_SCRIPT
+# Both sides report the median of 5 repetitions, each the mean over at least MIN_TIME seconds
+# (the torch scripts use the same rule), which keeps one noisy stretch from deciding a ratio.
+run_pair() {  # run_pair NAME TGPT_BINARY TORCH_SCRIPT MIN_TIME
   ./build/"$2" --benchmark_format=console --benchmark_out_format=json \
-    --benchmark_out="$out/$1_tgpt.json" --benchmark_min_time=1
+    --benchmark_out="$out/$1_tgpt.json" --benchmark_min_time="$4" \
+    --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
   /usr/bin/python3 bench/"$3" "$threads" > "$out/$1_torch.json"
   echo
   /usr/bin/python3 bench/compare.py "$out/$1_tgpt.json" "$out/$1_torch.json" | tee "$out/$1_table.md"
   echo
 }
-run_pair ops bench_cpu torch_cpu.py
-run_pair clip bench_clip_cpu torch_clip_cpu.py
+run_pair ops bench_cpu torch_cpu.py 0.5
+run_pair clip bench_clip_cpu torch_clip_cpu.py 1

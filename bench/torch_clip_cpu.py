@@ -6,6 +6,7 @@ model (tests/golden/clip_ref.py: the same operations as openai/CLIP's modules, i
 Prints JSON like bench/torch_cpu.py with names matching bench/bench_clip_cpu.cpp.
 """
 import json
+import statistics
 import pathlib
 import sys
 import time
@@ -22,15 +23,21 @@ CFG = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=7
            activation="quick_gelu")
 
 
-def timeit(fn, min_time=2.0):
+def timeit(fn, min_time=1.0, repetitions=5):
+    """Median over `repetitions` of the mean time per call over at least min_time seconds (and
+    1 calls), after one warm-up call: what run_cpu_bench.sh asks of Google Benchmark."""
     fn()
-    n, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        dt = time.perf_counter() - t0
-        if dt >= min_time and n >= 2:
-            return dt / n
+    means = []
+    for _ in range(repetitions):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_time and n >= 1:
+                means.append(dt / n)
+                break
+    return statistics.median(means)
 
 
 def main():

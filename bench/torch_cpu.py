@@ -6,21 +6,28 @@ Prints JSON {case_name: {"ms": ..., "gflops": ...}} with names matching Google B
 softmax(q kᵀ / sqrt(d) + mask) v, heads merged (torch 1.13 has no fused SDPA on the CPU).
 """
 import json
+import statistics
 import sys
 import time
 
 import torch
 
 
-def timeit(fn, min_time=0.5):
+def timeit(fn, min_time=0.5, repetitions=5):
+    """Median over `repetitions` of the mean time per call over at least min_time seconds (and
+    3 calls), after one warm-up call: what run_cpu_bench.sh asks of Google Benchmark."""
     fn()
-    n, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        dt = time.perf_counter() - t0
-        if dt >= min_time and n >= 3:
-            return dt / n
+    means = []
+    for _ in range(repetitions):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_time and n >= 3:
+                means.append(dt / n)
+                break
+    return statistics.median(means)
 
 
 def attention(qkv, heads, causal):
