@@ -9,16 +9,22 @@ threads=${1:-$(nproc)}
 out=build/bench
 mkdir -p "$out"
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
-# Both sides report the median of 5 repetitions, each the mean over at least MIN_TIME seconds
-# (the torch scripts use the same rule), which keeps one noisy stretch from deciding a ratio.
-run_pair() {  # run_pair NAME TGPT_BINARY TORCH_SCRIPT MIN_TIME
-  ./build/"$2" --benchmark_format=console --benchmark_out_format=json \
-    --benchmark_out="$out/$1_tgpt.json" --benchmark_min_time="$4" \
-    --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
-  /usr/bin/python3 bench/"$3" "$threads" > "$out/$1_torch.json"
+# Both sides report the median of their repetitions, each the mean over at least MIN_TIME
+# seconds (the torch scripts use the same rule). The pair runs ROUNDS times, tgpt and PyTorch
+# alternating, and the table gives the median speed-up over the rounds and its range: on a shared
+# machine a slow stretch falls on one side of one round instead of deciding the ratio.
+run_pair() {  # run_pair NAME TGPT_BINARY TORCH_SCRIPT MIN_TIME ROUNDS
+  local files=()
+  for r in $(seq "$5"); do
+    ./build/"$2" --benchmark_format=console --benchmark_out_format=json \
+      --benchmark_out="$out/$1_tgpt_$r.json" --benchmark_min_time="$4" \
+      --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+    /usr/bin/python3 bench/"$3" "$threads" > "$out/$1_torch_$r.json"
+    files+=("$out/$1_tgpt_$r.json" "$out/$1_torch_$r.json")
+  done
   echo
-  /usr/bin/python3 bench/compare.py "$out/$1_tgpt.json" "$out/$1_torch.json" | tee "$out/$1_table.md"
+  /usr/bin/python3 bench/compare.py "${files[@]}" | tee "$out/$1_table.md"
   echo
 }
-run_pair ops bench_cpu torch_cpu.py 0.5
-run_pair clip bench_clip_cpu torch_clip_cpu.py 1
+run_pair ops bench_cpu torch_cpu.py 0.5 3
+run_pair clip bench_clip_cpu torch_clip_cpu.py 1 3

@@ -23,7 +23,7 @@ CFG = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=7
            activation="quick_gelu")
 
 
-def timeit(fn, min_time=1.0, repetitions=5):
+def timeit(fn, min_time=1.0, repetitions=3):
     """Median over `repetitions` of the mean time per call over at least min_time seconds (and
     1 calls), after one warm-up call: what run_cpu_bench.sh asks of Google Benchmark."""
     fn()

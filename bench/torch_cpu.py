@@ -13,7 +13,7 @@ import time
 import torch
 
 
-def timeit(fn, min_time=0.5, repetitions=5):
+def timeit(fn, min_time=0.5, repetitions=3):
     """Median over `repetitions` of the mean time per call over at least min_time seconds (and
     3 calls), after one warm-up call: what run_cpu_bench.sh asks of Google Benchmark."""
     fn()
