@@ -1,6 +1,7 @@
 /*
- * image.cpp — image decoding with stb_image (compiled in data/stb_image_impl.cpp), with our own
- * structural checks before it, and conversions between Image and u8 tensors. See image.h for the
+ * image.cpp — image decoding: JPEG with libjpeg-turbo (data/jpeg_decode.cpp), PNG, BMP and GIF
+ * with stb_image (compiled in data/stb_image_impl.cpp) after our own structural checks; and
+ * conversions between Image and u8 tensors. See image.h for the
  * conversion rules and how they relate to PIL.
  */
 #include "data/image.h"
@@ -12,6 +13,8 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+
+#include "data/jpeg_decode.h"
 
 namespace tgpt {
 
@@ -96,56 +99,6 @@ void check_gif_complete(const uint8_t* d, size_t n, const std::string& name) {
   }
 }
 
-// JPEG: every Huffman table (DHT segment) may declare at most 256 codes. The stb_image in Debian
-// 12 (v2.27) does not check this and writes past its code tables on a file that declares more,
-// so the segments are walked here first (SOI, marker segments, entropy-coded data after each
-// SOS skipped up to the next marker). Anything else malformed is left to the decoder to report.
-void check_jpeg_huffman_tables(const uint8_t* d, size_t n, const std::string& name) {
-  if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return;
-  size_t pos = 2;
-  while (pos + 1 < n) {
-    if (d[pos] != 0xFF) {  // not at a marker: resynchronise on the next 0xFF
-      ++pos;
-      continue;
-    }
-    const uint8_t m = d[pos + 1];
-    if (m == 0xFF) {  // fill byte
-      ++pos;
-      continue;
-    }
-    if (m == 0xD9) return;                                     // EOI
-    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {  // no length field
-      pos += 2;
-      continue;
-    }
-    if (pos + 4 > n) return;
-    const size_t len = static_cast<size_t>(d[pos + 2]) << 8 | d[pos + 3];
-    const size_t end = pos + 2 + len;
-    if (len < 2) return;  // the decoder reports it
-    if (m == 0xC4) {
-      // Tables as the decoder reads them: while the segment has bytes left, a class/id byte, 16
-      // counts and that many symbols, even past the segment's end (bytes past the file read 0).
-      for (size_t t = pos + 4, left = len - 2; left > 0;) {
-        size_t codes = 0;
-        for (size_t i = t + 1; i <= t + 16 && i < n; ++i) codes += d[i];
-        TGPT_CHECK(codes <= 256, "decode_image: ", name,
-                   ": corrupt JPEG (a Huffman table declares ", codes,
-                   " codes; at most 256 are allowed)");
-        if (17 + codes >= left || t + 17 + codes >= n) break;
-        t += 17 + codes;
-        left -= 17 + codes;
-      }
-    }
-    if (end > n) return;  // truncated: the decoder reports it
-    pos = end;
-    if (m == 0xDA) {  // entropy-coded data up to the next marker other than RSTn / stuffed 0
-      while (pos + 1 < n &&
-             !(d[pos] == 0xFF && d[pos + 1] != 0x00 && !(d[pos + 1] >= 0xD0 && d[pos + 1] <= 0xD7)))
-        ++pos;
-    }
-  }
-}
-
 }  // namespace
 
 Image::Image(int64_t h, int64_t w) {
@@ -164,7 +117,7 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
              " bytes is too large for the decoder (limit ", INT_MAX, ")");
   const int len = static_cast<int>(size);
 
-  check_jpeg_huffman_tables(data, size, name);  // before stb parses any JPEG segment
+  if (is_jpeg(data, size)) return decode_jpeg(data, size, name, kMaxImagePixels);
 
   // Read the header first so that absurd dimensions are refused before allocating anything.
   int w = 0, h = 0, comp = 0;

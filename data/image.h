@@ -1,7 +1,8 @@
 /*
  * image.h — decoding image files (JPEG, PNG, BMP, GIF) into 8-bit RGB images.
  *
- * Decoding uses stb_image. Every source layout is converted to RGB the way PIL's convert("RGB")
+ * JPEG is decoded with libjpeg-turbo, as PIL does (data/jpeg_decode.cpp); PNG, BMP and GIF with
+ * stb_image. Every source layout is converted to RGB the way PIL's convert("RGB")
  * does it: grey is replicated into R, G and B; grey+alpha and RGBA simply drop the alpha channel
  * (no compositing onto a background); palette images are looked up in the palette. GIFs yield
  * their first frame. The result is the pixel data as stored in the file:
@@ -10,16 +11,15 @@
  *     Resize, and PIL's Image.open does not rotate by EXIF either, so a rotated phone photo is
  *     seen by CLIP in its stored orientation. We do the same.
  *   - No colour management (ICC profiles and PNG gamma are ignored, as PIL does by default).
- *   - JPEG: stb's IDCT and chroma upsampling differ slightly from libjpeg(-turbo), which PIL
- *     uses, so decoded JPEG pixels can differ from PIL's by a few levels (the golden test measures
- *     and bounds this). PNG, BMP and GIF decode exactly as PIL does.
+ *   - Decoded pixels equal PIL's (the golden test checks every format; JPEG with the same
+ *     libjpeg-turbo build, Debian 12's 2.1.5, including Adobe CMYK JPEGs).
  *   - 16-bit PNGs are reduced to 8 bits by keeping the high byte (PIL does the same for RGB(A);
  *     PIL opens 16-bit greyscale as mode "I" and clips it when converting, which differs).
  *   - Transparent GIF pixels: stb gives black where PIL gives the palette colour of the
  *     transparent index. Opaque GIFs match.
  *
  * Errors (unreadable or empty file, unknown format, corrupt or truncated data, zero or absurd
- * dimensions) throw tgpt::Error naming the file and stb's reason. Images with more than
+ * dimensions) throw tgpt::Error naming the file and the decoder's reason. Images with more than
  * kMaxImagePixels pixels are refused before decoding (decompression-bomb guard).
  */
 #pragma once

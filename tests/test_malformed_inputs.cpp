@@ -382,8 +382,8 @@ TEST_F(Malformed, SplitAndTemplatesJson) {
 
 namespace {
 
-// A JPEG whose Huffman table declares more than 256 codes is refused before the decoder sees it
-// (Debian 12's stb_image 2.27 would write past its tables), also when the segment is cut short.
+// A JPEG whose Huffman table declares more than 256 codes (stb_image 2.27, which tgpt once used
+// for JPEG, wrote past its tables on such a file) is refused, also when the segment is cut short.
 TEST_F(Malformed, JpegHuffmanTableWithTooManyCodes) {
   const int w = 16, h = 8;
   std::vector<uint8_t> px(static_cast<size_t>(w) * h * 3, 100);
@@ -399,8 +399,7 @@ TEST_F(Malformed, JpegHuffmanTableWithTooManyCodes) {
       decode_image_memory(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "x.jpg");
       ADD_FAILURE() << "accepted";
     } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("Huffman table declares 320 codes"), std::string::npos)
-          << e.what();
+      EXPECT_NE(std::string(e.what()).find("x.jpg: corrupt JPEG"), std::string::npos) << e.what();
     }
   }
 }

@@ -97,10 +97,13 @@ def write_decode_fixtures(out, rng, entries):
         ("dec_grey.bmp", lambda: Image.fromarray(grey, "L"), {}, True),
         ("dec_p.bmp", p_image, {}, True),
         ("dec_p.gif", p_image, {}, True),
-        ("dec_rgb_q95.jpg", lambda: Image.fromarray(rgb, "RGB"), {"quality": 95}, False),
-        ("dec_rgb_444.jpg", lambda: Image.fromarray(rgb, "RGB"), {"quality": 90, "subsampling": 0}, False),
-        ("dec_grey.jpg", lambda: Image.fromarray(grey, "L"), {"quality": 90}, False),
-        ("dec_progressive.jpg", lambda: Image.fromarray(rgb, "RGB"), {"quality": 85, "progressive": True}, False),
+        # JPEG: tgpt decodes with the libjpeg-turbo PIL uses, so these are exact too.
+        ("dec_rgb_q95.jpg", lambda: Image.fromarray(rgb, "RGB"), {"quality": 95}, True),
+        ("dec_rgb_444.jpg", lambda: Image.fromarray(rgb, "RGB"), {"quality": 90, "subsampling": 0}, True),
+        ("dec_rgb_422.jpg", lambda: Image.fromarray(rgb, "RGB"), {"quality": 75, "subsampling": 1}, True),
+        ("dec_grey.jpg", lambda: Image.fromarray(grey, "L"), {"quality": 90}, True),
+        ("dec_progressive.jpg", lambda: Image.fromarray(rgb, "RGB"), {"quality": 85, "progressive": True}, True),
+        ("dec_cmyk.jpg", lambda: Image.fromarray(rgba, "RGBA").convert("CMYK"), {"quality": 90}, True),
     ]
     for name, make, opts, exact in files:
         path = out / name
