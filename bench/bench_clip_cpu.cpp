@@ -17,20 +17,7 @@ using namespace tgpt;
 namespace {
 
 ClipConfig vit_b16() {
-  ClipConfig c;
-  c.embed_dim = 512;
-  c.image_resolution = 224;
-  c.vision_layers = 12;
-  c.vision_width = 768;
-  c.vision_patch_size = 16;
-  c.vision_heads = 12;
-  c.context_length = 77;
-  c.vocab_size = 49408;
-  c.transformer_width = 512;
-  c.transformer_heads = 8;
-  c.transformer_layers = 12;
-  c.activation = Activation::quick_gelu;
-  return c;
+  return ClipConfig::openai("ViT-B/16");
 }
 
 const ClipModel& model() {
@@ -54,9 +41,8 @@ void BM_clip_encode_image(benchmark::State& state) {
     Tensor f = m.encode_image(images);
     benchmark::DoNotOptimize(f.data_ptr());
   }
-  state.counters["items/s"] =
-      benchmark::Counter(static_cast<double>(state.range(0) * state.iterations()),
-                         benchmark::Counter::kIsRate);
+  state.counters["items/s"] = benchmark::Counter(
+      static_cast<double>(state.range(0) * state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void BM_clip_encode_text(benchmark::State& state) {
@@ -73,8 +59,8 @@ void BM_clip_encode_text(benchmark::State& state) {
     Tensor f = m.encode_text(tokens);
     benchmark::DoNotOptimize(f.data_ptr());
   }
-  state.counters["items/s"] = benchmark::Counter(static_cast<double>(n * state.iterations()),
-                                                 benchmark::Counter::kIsRate);
+  state.counters["items/s"] =
+      benchmark::Counter(static_cast<double>(n * state.iterations()), benchmark::Counter::kIsRate);
 }
 
 }  // namespace

@@ -27,20 +27,7 @@ using namespace tgpt::bench;
 namespace {
 
 ClipConfig vit_b16() {
-  ClipConfig c;
-  c.embed_dim = 512;
-  c.image_resolution = 224;
-  c.vision_layers = 12;
-  c.vision_width = 768;
-  c.vision_patch_size = 16;
-  c.vision_heads = 12;
-  c.context_length = 77;
-  c.vocab_size = 49408;
-  c.transformer_width = 512;
-  c.transformer_heads = 8;
-  c.transformer_layers = 12;
-  c.activation = Activation::quick_gelu;
-  return c;
+  return ClipConfig::openai("ViT-B/16");
 }
 
 // FLOPs of one transformer tower over T tokens of width W (GEMMs and attention products).

@@ -6,38 +6,20 @@ model (tests/golden/clip_ref.py: the same operations as openai/CLIP's modules, i
 Prints JSON like bench/torch_cpu.py with names matching bench/bench_clip_cpu.cpp.
 """
 import json
-import statistics
 import pathlib
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "golden"))
 import clip_ref  # noqa: E402
 import gen_clip_model  # noqa: E402
+from torch_cpu import timeit  # noqa: E402  (same rule as the op benchmarks)
 
 CFG = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
            vision_patch_size=16, vision_heads=12, context_length=77, vocab_size=49408,
            transformer_width=512, transformer_heads=8, transformer_layers=12,
            activation="quick_gelu")
-
-
-def timeit(fn, min_time=1.0, repetitions=3):
-    """Median over `repetitions` of the mean time per call over at least min_time seconds (and
-    1 calls), after one warm-up call: what run_cpu_bench.sh asks of Google Benchmark."""
-    fn()
-    means = []
-    for _ in range(repetitions):
-        n, t0 = 0, time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            dt = time.perf_counter() - t0
-            if dt >= min_time and n >= 1:
-                means.append(dt / n)
-                break
-    return statistics.median(means)
 
 
 def main():
@@ -51,9 +33,9 @@ def main():
     tokens[:, 76] = 49407
     out = {}
     with torch.no_grad():
-        t = timeit(lambda: clip_ref.encode_image(sd, CFG, images, torch.float32))
+        t = timeit(lambda: clip_ref.encode_image(sd, CFG, images, torch.float32), min_time=1.0, min_calls=1)
         out["BM_clip_encode_image/8/real_time"] = {"ms": t * 1e3, "gflops": 0.0, "items_per_s": 8 / t}
-        t = timeit(lambda: clip_ref.encode_text(sd, CFG, tokens, torch.float32))
+        t = timeit(lambda: clip_ref.encode_text(sd, CFG, tokens, torch.float32), min_time=1.0, min_calls=1)
         out["BM_clip_encode_text/16/real_time"] = {"ms": t * 1e3, "gflops": 0.0, "items_per_s": 16 / t}
     json.dump({"threads": threads, "torch": torch.__version__, "results": out}, sys.stdout, indent=1)
 

@@ -13,9 +13,9 @@ import time
 import torch
 
 
-def timeit(fn, min_time=0.5, repetitions=3):
+def timeit(fn, min_time=0.5, repetitions=3, min_calls=3):
     """Median over `repetitions` of the mean time per call over at least min_time seconds (and
-    3 calls), after one warm-up call: what run_cpu_bench.sh asks of Google Benchmark."""
+    min_calls calls), after one warm-up call: what run_cpu_bench.sh asks of Google Benchmark."""
     fn()
     means = []
     for _ in range(repetitions):
@@ -24,7 +24,7 @@ def timeit(fn, min_time=0.5, repetitions=3):
             fn()
             n += 1
             dt = time.perf_counter() - t0
-            if dt >= min_time and n >= 3:
+            if dt >= min_time and n >= min_calls:
                 means.append(dt / n)
                 break
     return statistics.median(means)

@@ -595,6 +595,22 @@ TEST(ConvertConfig, ArchitectureNames) {
   l.image_resolution = 224;
   EXPECT_EQ(l.name(), "ViT-L/14");
   EXPECT_EQ(count(l), 427616513);
+  // The presets by name give back the same configs, and round-trip through name().
+  for (const char* n : {"ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px"}) {
+    const ClipConfig p = ClipConfig::openai(n);
+    EXPECT_EQ(p.name(), n);
+    EXPECT_TRUE(p.problems().empty()) << n;
+  }
+  ClipConfig b16 = c;
+  b16.vision_patch_size = 16;
+  EXPECT_EQ(ClipConfig::openai("ViT-B/16").to_json(), b16.to_json());
+  EXPECT_EQ(count(ClipConfig::openai("ViT-L/14")), 427616513);
+  try {
+    ClipConfig::openai("ViT-H/14");
+    ADD_FAILURE() << "no error for an unknown name";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ViT-L/14@336px"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 /*
- * test_files.h — file helpers for the tests that build or damage input files: whole-file read and
- * write, little-endian writers, a minimal ZIP writer (stored entries, real CRC-32) for hand-made
- * archives, and seeded random mutations of a byte string for the malformed-input tests.
+ * test_files.h — file helpers for the tests: JSON fixtures from the golden directory, whole-file
+ * read and write, little-endian writers, a minimal ZIP writer (stored entries, real CRC-32) for
+ * hand-made archives, and seeded random mutations of a byte string for the malformed-input tests.
  */
 #pragma once
 
@@ -10,12 +10,24 @@
 #include <cstdint>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "tests/test_util.h"
+
 namespace tgpt::test {
+
+// A JSON fixture from the golden directory ($TGPT_GOLDEN_DIR); null when it is not there.
+inline nlohmann::json load_golden_json(const std::string& name) {
+  const std::string dir = golden_dir();
+  if (dir.empty()) return nullptr;
+  std::ifstream f(dir + "/" + name);
+  if (!f) return nullptr;
+  return nlohmann::json::parse(f);
+}
 
 inline std::string read_file(const std::string& p) {
   std::ifstream f(p, std::ios::binary);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "models/tokenizer.h"
+#include "tests/test_files.h"
 #include "tests/test_util.h"
 
 using namespace tgpt;
@@ -65,14 +66,6 @@ std::string error_message(F&& f) {
     return e.what();
   }
   return "";
-}
-
-nlohmann::json load_fixture(const std::string& name) {
-  const std::string dir = test::golden_dir();
-  if (dir.empty()) return nullptr;
-  std::ifstream f(dir + "/" + name);
-  if (!f) return nullptr;
-  return nlohmann::json::parse(f);
 }
 
 }  // namespace
@@ -193,7 +186,7 @@ TEST(ClipTokenizer, MergesFileErrors) {
 }
 
 TEST(ClipTokenizerGolden, TextCleaningMatchesPython) {
-  const nlohmann::json fx = load_fixture("tokenizer_text.json");
+  const nlohmann::json fx = test::load_golden_json("tokenizer_text.json");
   if (fx.is_null()) GTEST_SKIP() << "tokenizer_text.json not found in TGPT_GOLDEN_DIR (run ctest)";
   EXPECT_EQ(fx["unicode_version"].get<std::string>(), clip_tokenizer_unicode_version());
   struct Step {
@@ -227,7 +220,7 @@ TEST(ClipTokenizerGolden, TextCleaningMatchesPython) {
 }
 
 TEST(ClipTokenizerGolden, TokenIdsMatchPython) {
-  const nlohmann::json fx = load_fixture("tokenizer.json");
+  const nlohmann::json fx = test::load_golden_json("tokenizer.json");
   if (fx.is_null())
     GTEST_SKIP() << "tokenizer.json not in TGPT_GOLDEN_DIR: the merges file "
                     "../shared/clip/bpe_simple_vocab_16e6.txt.gz is absent (or ctest not run)";

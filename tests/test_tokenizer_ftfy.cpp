@@ -12,21 +12,10 @@
 #include <string>
 
 #include "models/tokenizer.h"
+#include "tests/test_files.h"
 #include "tests/test_util.h"
 
 using namespace tgpt;
-
-namespace {
-
-nlohmann::json load_fixture(const std::string& name) {
-  const std::string dir = test::golden_dir();
-  if (dir.empty()) return nullptr;
-  std::ifstream f(dir + "/" + name);
-  if (!f) return nullptr;
-  return nlohmann::json::parse(f);
-}
-
-}  // namespace
 
 TEST(FtfyFixText, LigaturesWidthQuotes) {
   EXPECT_EQ(ftfy_fix_text("\xEF\xAC\x82u\xEF\xAC\x83"
@@ -102,7 +91,7 @@ TEST(FtfyFixText, InvalidUtf8) {
 }
 
 TEST(ClipTokenizerGolden, FtfyMatchesRealFtfy) {
-  const nlohmann::json fx = load_fixture("tokenizer_text.json");
+  const nlohmann::json fx = test::load_golden_json("tokenizer_text.json");
   if (fx.is_null()) GTEST_SKIP() << "tokenizer_text.json not found in TGPT_GOLDEN_DIR (run ctest)";
   EXPECT_EQ(fx["ftfy_version"].get<std::string>(), "6.3.1");
   const auto& cases = fx["ftfy"];

@@ -53,6 +53,9 @@ struct ClipConfig {
   std::vector<std::string> problems() const;
   // "ViT-B/16" when the numbers match an OpenAI model, else a description of the numbers.
   std::string name() const;
+  // The config of an OpenAI model by name: "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px"
+  // (random-weight benchmarks, tests); throws for any other name, listing these.
+  static ClipConfig openai(const std::string& model_name);
 };
 
 // Every tensor of a ViT CLIP with its shape, in OpenAI's state-dict order, from the config.

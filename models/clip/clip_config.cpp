@@ -127,18 +127,48 @@ Activation parse_activation(const std::string& s) {
   TGPT_FAIL("unknown activation '", s, "' (expected quick_gelu or gelu)");
 }
 
+namespace {
+
+// OpenAI's released ViT CLIPs (clip.md §1.1); context 77, vocabulary 49408, QuickGELU.
+struct KnownClip {
+  const char* name;
+  int64_t embed, image, patch, vw, vl, vh, tw, tl, th;
+};
+constexpr KnownClip kKnownClips[] = {
+    {"ViT-B/32", 512, 224, 32, 768, 12, 12, 512, 12, 8},
+    {"ViT-B/16", 512, 224, 16, 768, 12, 12, 512, 12, 8},
+    {"ViT-L/14", 768, 224, 14, 1024, 24, 16, 768, 12, 12},
+    {"ViT-L/14@336px", 768, 336, 14, 1024, 24, 16, 768, 12, 12},
+};
+
+}  // namespace
+
+ClipConfig ClipConfig::openai(const std::string& model_name) {
+  std::string known;
+  for (const KnownClip& k : kKnownClips) {
+    if (model_name == k.name) {
+      ClipConfig c;
+      c.embed_dim = k.embed;
+      c.image_resolution = k.image;
+      c.vision_layers = k.vl;
+      c.vision_width = k.vw;
+      c.vision_patch_size = k.patch;
+      c.vision_heads = k.vh;
+      c.context_length = 77;
+      c.vocab_size = 49408;
+      c.transformer_width = k.tw;
+      c.transformer_heads = k.th;
+      c.transformer_layers = k.tl;
+      c.activation = Activation::quick_gelu;
+      return c;
+    }
+    known += str_cat(known.empty() ? "" : ", ", k.name);
+  }
+  TGPT_FAIL("ClipConfig::openai: unknown model \"", model_name, "\" (known: ", known, ")");
+}
+
 std::string ClipConfig::name() const {
-  struct Known {
-    const char* name;
-    int64_t embed, image, patch, vw, vl, vh, tw, tl, th;
-  };
-  static constexpr Known kKnown[] = {
-      {"ViT-B/32", 512, 224, 32, 768, 12, 12, 512, 12, 8},
-      {"ViT-B/16", 512, 224, 16, 768, 12, 12, 512, 12, 8},
-      {"ViT-L/14", 768, 224, 14, 1024, 24, 16, 768, 12, 12},
-      {"ViT-L/14@336px", 768, 336, 14, 1024, 24, 16, 768, 12, 12},
-  };
-  for (const Known& k : kKnown) {
+  for (const KnownClip& k : kKnownClips) {
     if (k.embed == embed_dim && k.image == image_resolution && k.patch == vision_patch_size &&
         k.vw == vision_width && k.vl == vision_layers && k.vh == vision_heads &&
         k.tw == transformer_width && k.tl == transformer_layers && k.th == transformer_heads &&
