@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# gpu_check.sh — on a machine with an NVIDIA GPU (H100/H200): configure and build for sm_90, run
-# the cuda-labelled tests, the kernel labs' correctness checks and timings (bench/lab_*.cu), the
-# GPU benchmark against PyTorch (bench/run_gpu_bench.sh: tgpt-bench + bench/torch_gpu.py, the
-# side-by-side table is copied to gpu_table.md), compute-sanitizer memcheck and racecheck on a
-# small subset of the CUDA tests, then the CPU tests. Logs and tables go to the folder given as $1
-# or $OUT (default ./gpu_check_out). Steps run most-informative first; sized for about 8 minutes.
+# gpu_check.sh — on a machine with an NVIDIA GPU (H100/H200), in this order: configure and build
+# for sm_90; the cuda-labelled tests; every kernel lab's correctness check (bench/lab_*.cu); the
+# GPU benchmarks against PyTorch (bench/run_gpu_bench.sh: tgpt-bench + bench/torch_gpu.py and
+# clip-gpu-bench + bench/torch_clip_gpu.py, side-by-side tables in gpu_table.md);
+# compute-sanitizer memcheck and racecheck on a small subset of the CUDA tests; the labs' timing
+# tables; the CPU tests. Logs and tables go to the folder given as $1 or $OUT (default
+# ./gpu_check_out). A time budget (8 minutes, see `budget`) skips what does not fit, last first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu_check_out}}
@@ -20,9 +21,19 @@ export PATH=/usr/local/cuda/bin:$PATH
 cat "$out/env.txt"
 
 status=0
+# Time budget: the whole script aims at 8 minutes (TGPT_GPU_CHECK_BUDGET_S, default 470 s). A step
+# never runs past the budget; a step that would start with less than 20 s left is skipped and
+# says so in its log, so the most informative steps (first) always finish.
+budget=${TGPT_GPU_CHECK_BUDGET_S:-470}
 step() {  # step NAME TIMEOUT_S COMMAND...: runs COMMAND, logs to $out/NAME.log, records failure
   local name=$1 limit=$2; shift 2
+  local left=$((budget - SECONDS))
   echo "== $name"
+  if [ "$left" -lt 20 ]; then
+    echo "skipped: time budget spent (${SECONDS} s of ${budget} s)" | tee "$out/$name.log"
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
   local t0=$SECONDS
   if ! timeout "$limit" "$@" > "$out/$name.log" 2>&1; then
     echo "   FAILED (see $name.log)"; status=1
@@ -45,7 +56,8 @@ step build 360 cmake --build build-gpu -j "$(nproc)"
 # to its tolerance.
 step cuda_tests 300 build-gpu/tgpt_cuda_tests
 
-# Kernel labs: correctness of every version first, then the timing tables. When the CMake build
+# Kernel labs: correctness of every version here; their timing tables run after the benchmark and
+# the sanitizers. When the CMake build
 # failed, they are built standalone with nvcc (the lines in each lab's header): labs whose engine
 # kernels take scratch from the caching allocator (layernorm, softmax, adamw, bias_activation,
 # elementwise; marked +) link the CUDA backend instead of defining the stream themselves; a comma
@@ -70,11 +82,10 @@ for entry in $labs; do
       "bench/$lab.cu" "${srcs[@]}" engine/dtype.cpp -lcublas -o "$bin" \
       > "$out/${lab}_nvcc.log" 2>&1 || echo "   standalone build of $lab failed"
   fi
-  step "${lab}_check" 120 "$bin" --check-only
-  step "${lab}_timing" 150 "$bin"
+  step "${lab}_check" 60 "$bin" --check-only
 done
 
-step gpu_bench 300 bench/run_gpu_bench.sh build-gpu "$out/bench"
+step gpu_bench 200 bench/run_gpu_bench.sh build-gpu "$out/bench"
 [ -f "$out/bench/gpu_table.md" ] && cp "$out/bench/gpu_table.md" "$out/gpu_table.md"
 
 if command -v compute-sanitizer > /dev/null; then
@@ -87,6 +98,11 @@ if command -v compute-sanitizer > /dev/null; then
   step racecheck 240 compute-sanitizer --tool racecheck --error-exitcode 1 \
     build-gpu/tgpt_cuda_tests --gtest_filter="$small"
 fi
+# Lab timing tables (versions side by side), then the CPU tests, with what time is left.
+for entry in $labs; do
+  lab=${entry%%:*}
+  step "${lab}_timing" 60 "build-gpu/$lab"
+done
 step cpu_tests 300 ctest --test-dir build-gpu -LE cuda --output-on-failure -j "$(nproc)"
 echo "gpu_check: status $status, logs in $out"
 [ -f "$out/gpu_table.md" ] && cat "$out/gpu_table.md"
