@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -29,6 +30,7 @@
 #include "models/checkpoint/pickle_reader.h"
 #include "models/checkpoint/torch_checkpoint.h"
 #include "models/checkpoint/zip_reader.h"
+#include "models/clip/clip.h"
 #include "models/clip/convert.h"
 #include "models/tokenizer.h"
 #include "tests/test_files.h"
@@ -402,6 +404,55 @@ TEST_F(Malformed, JpegHuffmanTableWithTooManyCodes) {
       EXPECT_NE(std::string(e.what()).find("x.jpg: corrupt JPEG"), std::string::npos) << e.what();
     }
   }
+}
+
+}  // namespace
+
+namespace {
+
+// Damaged metadata of a tgpt CLIP weight file (the tgpt.config JSON, the format fields) through
+// ClipModel::load, and a damaged config.json beside a Hugging Face model through the converter.
+TEST_F(Malformed, ModelConfigJson) {
+  if (!have("clip_model/B.safetensors") || !have("convert/hf/config.json"))
+    GTEST_SKIP() << "golden fixtures not generated (run ctest)";
+  const SafetensorsFile good = SafetensorsFile::open(fixture("clip_model/B.safetensors"));
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const std::string& n : good.names()) tensors.emplace_back(n, good.get(n));
+  const std::map<std::string, std::string> meta = good.metadata();
+  ASSERT_TRUE(meta.count("tgpt.config"));
+  std::mt19937_64 rng(909);
+  Outcome o;
+  for (int k = 0; k < 200; ++k) {
+    std::map<std::string, std::string> m = meta;
+    const char* key = k % 10 == 9 ? "tgpt.format_version" : "tgpt.config";
+    m[key] = variant(m[key], k, rng);
+    for (char& c : m[key]) c = static_cast<char>(c & 0x7f);  // metadata must stay UTF-8 to save
+    const std::string path = tmp("model.safetensors");
+    save_safetensors(path, tensors, m);
+    o.run(
+        [&] {
+          const ClipModel model = ClipModel::load(path);
+          (void)model.config().name();
+        },
+        "model config mutant " + std::to_string(k), k < 1);
+  }
+  o.print("tgpt.config");
+  EXPECT_GT(o.rejected, 100) << "ok " << o.ok;
+
+  // HF folder: config.json damaged, model.safetensors intact.
+  const fs::path hf = dir_ / "hf";
+  fs::create_directories(hf);
+  fs::copy_file(fixture("convert/hf/model.safetensors"), hf / "model.safetensors");
+  fs::copy_file(fixture("convert/hf/merges.txt"), hf / "merges.txt");
+  const std::string config = test::read_file(fixture("convert/hf/config.json"));
+  Outcome o2;
+  for (int k = 0; k < 200; ++k) {
+    test::write_file((hf / "config.json").string(), variant(config, k, rng));
+    o2.run([&] { (void)convert_clip(hf.string(), {}); }, "hf config mutant " + std::to_string(k),
+           k < 1);
+  }
+  o2.print("HF config.json");
+  EXPECT_GT(o2.rejected, 100) << "ok " << o2.ok;
 }
 
 }  // namespace
