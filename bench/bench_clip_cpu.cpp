@@ -6,8 +6,7 @@
  */
 #include <benchmark/benchmark.h>
 
-#include <cmath>
-
+#include "bench/clip_bench_weights.h"
 #include "engine/autograd.h"
 #include "engine/random.h"
 #include "models/clip/clip.h"
@@ -16,19 +15,10 @@ using namespace tgpt;
 
 namespace {
 
-ClipConfig vit_b16() {
-  return ClipConfig::openai("ViT-B/16");
-}
-
 const ClipModel& model() {
   static const ClipModel m = [] {
-    Generator gen(0);
-    std::map<std::string, Tensor> w;
-    for (const auto& [name, shape] : expected_clip_tensors(vit_b16())) {
-      double fan_in = shape.size() >= 2 ? static_cast<double>(shape.numel() / shape[0]) : 1.0;
-      w[name] = gen.randn(shape, DType::f32, 1.0 / std::sqrt(fan_in));
-    }
-    return ClipModel::from_tensors(w, vit_b16());
+    const ClipConfig cfg = ClipConfig::openai("ViT-B/16");
+    return ClipModel::from_tensors(bench::random_clip_weights(cfg, 0), cfg);
   }();
   return m;
 }

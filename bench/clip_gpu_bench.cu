@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/clip_bench_weights.h"
 #include "bench/gpu_bench_common.cuh"
 #include "engine/autograd.h"
 #include "engine/random.h"
@@ -25,10 +26,6 @@ using namespace tgpt;
 using namespace tgpt::bench;
 
 namespace {
-
-ClipConfig vit_b16() {
-  return ClipConfig::openai("ViT-B/16");
-}
 
 // FLOPs of one transformer tower over T tokens of width W (GEMMs and attention products).
 double tower_flops(double T, double W, double layers) {
@@ -59,15 +56,9 @@ int main(int argc, char** argv) {
   std::printf("device %s: measured D2D copy %.0f GB/s, cuBLAS bf16 GEMM %.0f TFLOP/s\n",
               peaks.name.c_str(), peaks.copy_gbs, peaks.gemm_tflops);
 
-  const ClipConfig cfg = vit_b16();
-  std::map<std::string, Tensor> weights;  // f32 on the host; each model uploads its own copy
-  {
-    Generator gen(0);
-    for (const auto& [name, shape] : expected_clip_tensors(cfg)) {
-      const double fan_in = shape.size() >= 2 ? static_cast<double>(shape.numel() / shape[0]) : 1.0;
-      weights[name] = gen.randn(shape, DType::f32, 1.0 / std::sqrt(fan_in));
-    }
-  }
+  const ClipConfig cfg = ClipConfig::openai("ViT-B/16");
+  // f32 on the host; each model below uploads its own copy in its compute dtype.
+  const std::map<std::string, Tensor> weights = random_clip_weights(cfg, 0);
   const int64_t B = 256;
   Generator gen(1);
   Tensor images = gen.randn({B, 3, 224, 224}).to(Device::CUDA);  // [B,3,224,224] f32

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 // jpeglib.h needs FILE and size_t declared first.
 #include <jpeglib.h>
@@ -62,13 +63,13 @@ inline int muldiv255(int a, int b) {
 }
 
 // The libjpeg part, kept free of C++ objects with destructors between setjmp and longjmp.
-// Returns false with err.message set on a fatal error. pixels must hold height*width*3 bytes once
-// the header is read: `allocate` is called with (height, width) and returns that buffer.
+// Returns false with err.message set on a fatal error. Once the header is read, `allocate` is
+// called with (height, width, output components) and returns the height*width*3 output; `row`
+// must then hold width*components bytes when the output is not RGB (grey, CMYK).
 template <typename Allocate>
 bool run_decompress(jpeg_decompress_struct& cinfo, ErrorManager& err, const uint8_t* data,
                     size_t size, int64_t max_pixels, Allocate allocate, uint8_t*& pixels,
-                    uint8_t* row_buffer_storage, size_t row_buffer_bytes, bool& too_large,
-                    int& width, int& height) {
+                    uint8_t*& row, bool& too_large, int& width, int& height) {
   if (setjmp(err.jump)) return false;
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_save_markers(&cinfo, JPEG_APP0 + 14, 0xFFFF);  // Adobe marker (CMYK inversion)
@@ -85,13 +86,12 @@ bool run_decompress(jpeg_decompress_struct& cinfo, ErrorManager& err, const uint
                                                                : JCS_RGB;
   jpeg_start_decompress(&cinfo);
   const int comps = cinfo.output_components;
-  if (static_cast<size_t>(width) * comps > row_buffer_bytes) return true;  // caller checks
-  pixels = allocate(height, width);
+  pixels = allocate(height, width, comps);
   const bool adobe_inverted = cinfo.saw_Adobe_marker;
   while (cinfo.output_scanline < cinfo.output_height) {
     uint8_t* out = pixels + static_cast<size_t>(cinfo.output_scanline) * width * 3;
-    JSAMPROW row = comps == 3 ? out : row_buffer_storage;
-    jpeg_read_scanlines(&cinfo, &row, 1);
+    JSAMPROW dest = comps == 3 ? out : row;
+    jpeg_read_scanlines(&cinfo, &dest, 1);
     if (comps == 1) {
       for (int x = 0; x < width; ++x) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = row[x];
     } else if (comps == 4) {
@@ -125,19 +125,20 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name, int
   jpeg_create_decompress(&cinfo);
 
   Image img;
-  // A row of up to 4 components for grey/CMYK output (JPEG width is at most 65,535).
-  std::string row_buffer(static_cast<size_t>(65535) * 4, '\0');
+  std::vector<uint8_t> row_buffer;  // one decoded row of grey / CMYK output
   uint8_t* pixels = nullptr;
+  uint8_t* row = nullptr;
   bool too_large = false;
   int width = 0, height = 0;
   const bool ok = run_decompress(
       cinfo, err, data, size, max_pixels,
-      [&](int h, int w) {
+      [&](int h, int w, int comps) {
         img = Image(h, w);
+        if (comps != 3) row_buffer.resize(static_cast<size_t>(w) * comps);
+        row = row_buffer.data();
         return img.pixels.data();
       },
-      pixels, reinterpret_cast<uint8_t*>(row_buffer.data()), row_buffer.size(), too_large, width,
-      height);
+      pixels, row, too_large, width, height);
   jpeg_destroy_decompress(&cinfo);
   if (!ok) TGPT_FAIL("decode_image: ", name, ": corrupt JPEG (", err.message, ")");
   TGPT_CHECK(!too_large, "decode_image: ", name, ": ", width, "x", height,

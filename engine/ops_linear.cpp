@@ -111,6 +111,19 @@ void check_linear_args(const Tensor& x, const Tensor& w, const Tensor& b) {
   }
 }
 
+// Records the linear node for either device: x is saved when w needs a gradient, w when x does.
+void record_linear(Tensor& out, const Tensor& x_in, const Tensor& w_in, const Tensor& b_in,
+                   const Tensor& x, const GemmOperand& w, int64_t rows, int64_t in, int64_t outf) {
+  if (auto node = make_node<LinearNode>({&x_in, &w_in, &b_in})) {
+    if (node->needs_grad(1)) node->x = x;
+    if (node->needs_grad(0)) node->w = w;
+    node->rows = rows;
+    node->in = in;
+    node->outf = outf;
+    record(out, node);
+  }
+}
+
 // ---- matmul -------------------------------------------------------------------------------------
 
 struct MatmulNode : Node {
@@ -167,6 +180,22 @@ struct MatmulNode : Node {
   }
 };
 
+// Records the matmul node for either device (see MatmulNode for what is saved).
+void record_matmul(Tensor& out, const Tensor& a_in, const Tensor& b_in, const GemmOperand& a,
+                   const GemmOperand& b, int64_t batch, int64_t M, int64_t K, int64_t N,
+                   bool b_batched) {
+  if (auto node = make_node<MatmulNode>({&a_in, &b_in})) {
+    if (node->needs_grad(1)) node->a = a;
+    if (node->needs_grad(0)) node->b = b;
+    node->batch = batch;
+    node->M = M;
+    node->K = K;
+    node->N = N;
+    node->b_batched = b_batched;
+    record(out, node);
+  }
+}
+
 // ---- CUDA forward passes (arguments already checked)
 // ---------------------------------------------
 
@@ -184,14 +213,7 @@ Tensor linear_cuda(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
   Tensor out = Tensor::empty(out_shape, x.dtype(), Device::CUDA);
   cuda::linear_forward(x.dtype(), out.data_ptr(), x.data_ptr(), w.data.data_ptr(), w.t,
                        ptr_or_null(b), rows, in, outf);
-  if (auto node = make_node<LinearNode>({&x_in, &w_in, &b_in})) {
-    if (node->needs_grad(1)) node->x = x;
-    if (node->needs_grad(0)) node->w = w;
-    node->rows = rows;
-    node->in = in;
-    node->outf = outf;
-    record(out, node);
-  }
+  record_linear(out, x_in, w_in, b_in, x, w, rows, in, outf);
   return out;
 #else
   TGPT_FAIL("linear: ", x_in.str(), " is a CUDA tensor but tgpt was built without CUDA ",
@@ -214,16 +236,7 @@ Tensor matmul_cuda(const Tensor& a_in, const Tensor& b_in, bool b_batched) {
   cuda::gemm(a.data.dtype(), a.data.dtype(), a.t, b.t, M, N, K, 1.f, a.data.data_ptr(), a.t ? M : K,
              M * K, b.data.data_ptr(), b.t ? K : N, b_batched ? K * N : 0, 0.f, out.data_ptr(), N,
              M * N, batch);
-  if (auto node = make_node<MatmulNode>({&a_in, &b_in})) {
-    if (node->needs_grad(1)) node->a = a;
-    if (node->needs_grad(0)) node->b = b;
-    node->batch = batch;
-    node->M = M;
-    node->K = K;
-    node->N = N;
-    node->b_batched = b_batched;
-    record(out, node);
-  }
+  record_matmul(out, a_in, b_in, a, b, batch, M, K, N, b_batched);
   return out;
 #else
   TGPT_FAIL("matmul: ", a_in.str(), " is a CUDA tensor but tgpt was built without CUDA ",
@@ -259,14 +272,7 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
                                b.defined() ? b.data<T>() : nullptr, rows, in, outf, w.t);
     return 0;
   });
-  if (auto node = make_node<LinearNode>({&x_in, &w_in, &b_in})) {
-    if (node->needs_grad(1)) node->x = x;
-    if (node->needs_grad(0)) node->w = w;
-    node->rows = rows;
-    node->in = in;
-    node->outf = outf;
-    record(out, node);
-  }
+  record_linear(out, x_in, w_in, b_in, x, w, rows, in, outf);
   return out;
 }
 
@@ -307,16 +313,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
                                a.t, b.t, b_batched);
     return 0;
   });
-  if (auto node = make_node<MatmulNode>({&a_in, &b_in})) {
-    if (node->needs_grad(1)) node->a = a;
-    if (node->needs_grad(0)) node->b = b;
-    node->batch = batch;
-    node->M = M;
-    node->K = K;
-    node->N = N;
-    node->b_batched = b_batched;
-    record(out, node);
-  }
+  record_matmul(out, a_in, b_in, a, b, batch, M, K, N, b_batched);
   return out;
 }
 

@@ -380,10 +380,6 @@ TEST_F(Malformed, SplitAndTemplatesJson) {
   EXPECT_GT(o_templates.rejected, 300) << "ok " << o_templates.ok;
 }
 
-}  // namespace
-
-namespace {
-
 // A JPEG whose Huffman table declares more than 256 codes (stb_image 2.27, which tgpt once used
 // for JPEG, wrote past its tables on such a file) is refused, also when the segment is cut short.
 TEST_F(Malformed, JpegHuffmanTableWithTooManyCodes) {
@@ -405,10 +401,6 @@ TEST_F(Malformed, JpegHuffmanTableWithTooManyCodes) {
     }
   }
 }
-
-}  // namespace
-
-namespace {
 
 // Damaged metadata of a tgpt CLIP weight file (the tgpt.config JSON, the format fields) through
 // ClipModel::load, and a damaged config.json beside a Hugging Face model through the converter.
