@@ -11,7 +11,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops.h"
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "engine/random.h"
 
 using namespace tgpt;

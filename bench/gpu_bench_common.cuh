@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "engine/autograd.h"
-#include "engine/cuda/cuda_common.h"
-#include "engine/device.h"
-#include "engine/error.h"
+#include "base/cuda/cuda_common.h"
+#include "base/device.h"
+#include "base/error.h"
 
 namespace tgpt::bench {
 

@@ -8,7 +8,7 @@
  * repository root (the engine's launcher takes scratch from its caching allocator, hence the
  * backend sources):
  *   nvcc -O3 -std=c++17 -arch=sm_90 --expt-relaxed-constexpr -I. bench/lab_adamw.cu \
- *        kernels/cuda/adamw.cu engine/cuda/cuda_backend.cu engine/device.cpp engine/dtype.cpp \
+ *        kernels/cuda/adamw.cu base/cuda/cuda_backend.cu base/device.cpp base/dtype.cpp \
  *        -o lab_adamw
  * Run: ./lab_adamw [--check-only] [version]
  *

@@ -7,7 +7,7 @@
  * Build: with the project (cmake -DTGPT_CUDA=ON; target lab_attention), or standalone from the
  * repository root:
  *   nvcc -O3 -std=c++17 -arch=sm_90 --expt-relaxed-constexpr -I. -DLAB_STANDALONE \
- *        bench/lab_attention.cu kernels/cuda/attention.cu engine/dtype.cpp -o lab_attention
+ *        bench/lab_attention.cu kernels/cuda/attention.cu base/dtype.cpp -o lab_attention
  * Run: ./lab_attention [--check-only] [version]
  *
  * Versions:

@@ -8,8 +8,8 @@
  * from the repository root (the engine's backward takes scratch from its caching allocator,
  * hence the backend sources):
  *   nvcc -O3 -std=c++17 -arch=sm_90 --expt-relaxed-constexpr -I. bench/lab_bias_activation.cu \
- *        kernels/cuda/bias_activation.cu engine/cuda/cuda_backend.cu engine/device.cpp \
- *        engine/dtype.cpp -o lab_bias_activation
+ *        kernels/cuda/bias_activation.cu base/cuda/cuda_backend.cu base/device.cpp \
+ *        base/dtype.cpp -o lab_bias_activation
  * Run: ./lab_bias_activation [--check-only] [version]
  *
  * Versions:
@@ -30,16 +30,16 @@ using namespace tgpt;
 // ----------------------------------------------------------------------------------------------
 // CPU reference (double)
 
-double act_cpu(cuda::ActOp op, double v) {
-  if (op == cuda::ActOp::gelu) return v * 0.5 * (1.0 + std::erf(v / std::sqrt(2.0)));
-  if (op == cuda::ActOp::relu) return v > 0 ? v : 0.0;
+double act_cpu(Activation op, double v) {
+  if (op == Activation::gelu) return v * 0.5 * (1.0 + std::erf(v / std::sqrt(2.0)));
+  if (op == Activation::relu) return v > 0 ? v : 0.0;
   return v / (1.0 + std::exp(-1.702 * v));
 }
-double act_grad_cpu(cuda::ActOp op, double v) {
-  if (op == cuda::ActOp::gelu)
+double act_grad_cpu(Activation op, double v) {
+  if (op == Activation::gelu)
     return 0.5 * (1.0 + std::erf(v / std::sqrt(2.0))) +
            v * std::exp(-0.5 * v * v) / std::sqrt(2.0 * M_PI);
-  if (op == cuda::ActOp::relu) return v > 0 ? 1.0 : 0.0;
+  if (op == Activation::relu) return v > 0 ? 1.0 : 0.0;
   const double s = 1.0 / (1.0 + std::exp(-1.702 * v));
   return s + 1.702 * v * s * (1.0 - s);
 }
@@ -47,7 +47,7 @@ double act_grad_cpu(cuda::ActOp op, double v) {
 void bias_activation_cpu(std::vector<double>& out, std::vector<double>& dx,
                          std::vector<double>& dbias, const std::vector<float>& x,
                          const std::vector<float>& bias, const std::vector<float>& dout, int N,
-                         int C, cuda::ActOp op) {
+                         int C, Activation op) {
   out.assign(static_cast<size_t>(N) * C, 0.0);
   dx.assign(out.size(), 0.0);
   dbias.assign(C, 0.0);
@@ -64,16 +64,16 @@ void bias_activation_cpu(std::vector<double>& out, std::vector<double>& dx,
 // ----------------------------------------------------------------------------------------------
 // GPU kernels: version 1 (unfused, f32)
 
-__device__ float act1(cuda::ActOp op, float v) {
-  if (op == cuda::ActOp::gelu) return v * 0.5f * (1.f + erff(v * 0.70710678118654752440f));
-  if (op == cuda::ActOp::relu) return v > 0.f ? v : 0.f;
+__device__ float act1(Activation op, float v) {
+  if (op == Activation::gelu) return v * 0.5f * (1.f + erff(v * 0.70710678118654752440f));
+  if (op == Activation::relu) return v > 0.f ? v : 0.f;
   return v / (1.f + expf(-1.702f * v));
 }
-__device__ float act_grad1(cuda::ActOp op, float v) {
-  if (op == cuda::ActOp::gelu)
+__device__ float act_grad1(Activation op, float v) {
+  if (op == Activation::gelu)
     return 0.5f * (1.f + erff(v * 0.70710678118654752440f)) +
            v * 0.39894228040143267794f * expf(-0.5f * v * v);
-  if (op == cuda::ActOp::relu) return v > 0.f ? 1.f : 0.f;
+  if (op == Activation::relu) return v > 0.f ? 1.f : 0.f;
   const float s = 1.f / (1.f + expf(-1.702f * v));
   return s + 1.702f * v * s * (1.f - s);
 }
@@ -83,13 +83,13 @@ __global__ void bias_add_kernel1(float* out, const float* x, const float* bias, 
   const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) out[i] = x[i] + bias[i % C];
 }
-__global__ void activation_kernel1(float* out, const float* x, long long n, cuda::ActOp op) {
+__global__ void activation_kernel1(float* out, const float* x, long long n, Activation op) {
   const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) out[i] = act1(op, x[i]);
 }
 // dx = dout * act'(pre) where pre = x + bias is the saved temporary of the forward.
 __global__ void activation_backward_kernel1(float* dx, const float* dout, const float* pre,
-                                            long long n, cuda::ActOp op) {
+                                            long long n, Activation op) {
   const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) dx[i] = dout[i] * act_grad1(op, pre[i]);
 }
@@ -109,7 +109,7 @@ struct Bufs {
   float* pre;  // version 1's temporary x + bias
 };
 
-void forward(int version, const Bufs& m, int N, int C, cuda::ActOp op) {
+void forward(int version, const Bufs& m, int N, int C, Activation op) {
   if (version == 1) {
     const long long n = static_cast<long long>(N) * C;
     cudaStream_t s = cuda::stream();
@@ -124,7 +124,7 @@ void forward(int version, const Bufs& m, int N, int C, cuda::ActOp op) {
   }
 }
 
-void backward(int version, const Bufs& m, int N, int C, cuda::ActOp op) {
+void backward(int version, const Bufs& m, int N, int C, Activation op) {
   if (version == 1) {
     const long long n = static_cast<long long>(N) * C;
     cudaStream_t s = cuda::stream();
@@ -171,11 +171,11 @@ std::vector<float> rounded(int version, std::vector<float> v) {
   return v;
 }
 
-const char* act_name(cuda::ActOp op) {
-  return op == cuda::ActOp::gelu ? "gelu" : op == cuda::ActOp::relu ? "relu" : "quick_gelu";
+const char* act_name(Activation op) {
+  return op == Activation::gelu ? "gelu" : op == Activation::relu ? "relu" : "quick_gelu";
 }
 
-bool check(int version, int N, int C, cuda::ActOp op, uint64_t seed) {
+bool check(int version, int N, int C, Activation op, uint64_t seed) {
   auto x = rounded(version, lab::random_floats(static_cast<size_t>(N) * C, 2.f, seed));
   auto bias = rounded(version, lab::random_floats(C, 1.f, seed + 1));
   auto dout = rounded(version, lab::random_floats(static_cast<size_t>(N) * C, 1.f, seed + 2));
@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
   uint64_t seed = 1;
   for (int version = 1; version <= 3; ++version) {
     if (only && version != only) continue;
-    for (cuda::ActOp op : {cuda::ActOp::gelu, cuda::ActOp::quick_gelu, cuda::ActOp::relu})
+    for (Activation op : {Activation::gelu, Activation::quick_gelu, Activation::relu})
       for (auto [N, C] : {std::pair{1, 1}, {77, 33}, {1000, 768}, {3000, 5}})
         ok &= check(version, N, C, op, seed += 3);
   }
@@ -214,12 +214,12 @@ int main(int argc, char** argv) {
   struct Shape {
     const char* name;
     int N, C;
-    cuda::ActOp op;
+    Activation op;
   };
-  const Shape shapes[] = {{"text MLP (16x77)", 16 * 77, 2048, cuda::ActOp::quick_gelu},
-                          {"ViT-B/16 MLP (64x197)", 64 * 197, 3072, cuda::ActOp::quick_gelu},
-                          {"ViT-L/14 MLP (32x257)", 32 * 257, 4096, cuda::ActOp::quick_gelu},
-                          {"exact GELU (64x197)", 64 * 197, 3072, cuda::ActOp::gelu}};
+  const Shape shapes[] = {{"text MLP (16x77)", 16 * 77, 2048, Activation::quick_gelu},
+                          {"ViT-B/16 MLP (64x197)", 64 * 197, 3072, Activation::quick_gelu},
+                          {"ViT-L/14 MLP (32x257)", 32 * 257, 4096, Activation::quick_gelu},
+                          {"exact GELU (64x197)", 64 * 197, 3072, Activation::gelu}};
   std::printf("\n%-22s %6s %5s %2s | %8s %7s %5s | %8s %7s %5s\n", "shape", "N", "C", "v", "fwd us",
               "GB/s", "%cp", "bwd us", "GB/s", "%cp");
   for (const Shape& s : shapes) {

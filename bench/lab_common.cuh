@@ -25,7 +25,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "engine/cuda/cuda_common.h"
+#include "base/cuda/cuda_common.h"
 
 #ifdef LAB_STANDALONE
 namespace tgpt::cuda {

@@ -5,7 +5,7 @@
  *
  * Build: with the project (target lab_cosine_loss), or standalone from the repository root:
  *   nvcc -O3 -std=c++17 -arch=sm_90 --expt-relaxed-constexpr -I. -DLAB_STANDALONE \
- *        bench/lab_cosine_loss.cu kernels/cuda/cosine_loss.cu engine/dtype.cpp -o lab_cosine_loss
+ *        bench/lab_cosine_loss.cu kernels/cuda/cosine_loss.cu base/dtype.cpp -o lab_cosine_loss
  * Run: ./lab_cosine_loss [--check-only] [version]
  *
  * Versions:

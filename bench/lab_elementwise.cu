@@ -10,8 +10,8 @@
  * repository root (row_sum takes scratch from the engine's caching allocator, hence the backend
  * sources; the column sum goes through the strided copy of tensor_kernels.cu, as the op does):
  *   nvcc -O3 -std=c++17 -arch=sm_90 --expt-relaxed-constexpr -I. bench/lab_elementwise.cu \
- *        kernels/cuda/elementwise.cu kernels/cuda/tensor_kernels.cu engine/cuda/cuda_backend.cu \
- *        engine/device.cpp engine/dtype.cpp -o lab_elementwise
+ *        kernels/cuda/elementwise.cu kernels/cuda/tensor_kernels.cu base/cuda/cuda_backend.cu \
+ *        base/device.cpp base/dtype.cpp -o lab_elementwise
  * Run: ./lab_elementwise [--check-only] [version]
  *
  * Versions:

@@ -8,7 +8,7 @@
  * Build: with the project (cmake -DTGPT_CUDA=ON; target lab_embedding), or standalone from the
  * repository root (the index kernels need no scratch, so the lab defines the stream):
  *   nvcc -O3 -std=c++17 -arch=sm_90 --expt-relaxed-constexpr -I. -DLAB_STANDALONE \
- *        bench/lab_embedding.cu kernels/cuda/index.cu engine/dtype.cpp -o lab_embedding
+ *        bench/lab_embedding.cu kernels/cuda/index.cu base/dtype.cpp -o lab_embedding
  * Run: ./lab_embedding [--check-only] [version]
  *
  * Versions:

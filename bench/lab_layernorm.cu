@@ -8,7 +8,7 @@
  * repository root (the engine's backward takes scratch from its caching allocator, hence the
  * backend sources):
  *   nvcc -O3 -std=c++17 -arch=sm_90 --expt-relaxed-constexpr -I. bench/lab_layernorm.cu \
- *        kernels/cuda/norm.cu engine/cuda/cuda_backend.cu engine/device.cpp engine/dtype.cpp \
+ *        kernels/cuda/norm.cu base/cuda/cuda_backend.cu base/device.cpp base/dtype.cpp \
  *        -o lab_layernorm
  * Run: ./lab_layernorm [--check-only] [version]
  *

@@ -9,7 +9,7 @@
  * repository root (norm.cu also holds the LayerNorm backward, which takes scratch from the
  * engine's caching allocator, hence the backend sources):
  *   nvcc -O3 -std=c++17 -arch=sm_90 --expt-relaxed-constexpr -I. bench/lab_softmax.cu \
- *        kernels/cuda/norm.cu engine/cuda/cuda_backend.cu engine/device.cpp engine/dtype.cpp \
+ *        kernels/cuda/norm.cu base/cuda/cuda_backend.cu base/device.cpp base/dtype.cpp \
  *        -o lab_softmax
  * Run: ./lab_softmax [--check-only] [version]
  *

@@ -6,7 +6,7 @@
  *
  * Build: with the project (target lab_vocab_ce), or standalone from the repository root:
  *   nvcc -O3 -std=c++17 -arch=sm_90 --expt-relaxed-constexpr -I. -DLAB_STANDALONE \
- *        bench/lab_vocab_ce.cu kernels/cuda/vocab_ce.cu engine/dtype.cpp -lcublas -o lab_vocab_ce
+ *        bench/lab_vocab_ce.cu kernels/cuda/vocab_ce.cu base/dtype.cpp -lcublas -o lab_vocab_ce
  * Run: ./lab_vocab_ce [--check-only] [version]
  *
  * Versions:

@@ -27,7 +27,7 @@
 #include <jerror.h>
 // clang-format on
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace tgpt {
 

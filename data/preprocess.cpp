@@ -10,7 +10,7 @@
 #include <limits>
 
 #include "data/resize.h"
-#include "engine/parallel.h"
+#include "base/parallel.h"
 
 namespace tgpt {
 

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 
 // The weights must be computed with exactly the double operations PIL performs: never fuse a
 // multiply and an add into an FMA (possible when built for a CPU with FMA), it changes the bits.

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/activation.h"
 #include "engine/tensor.h"
 
 namespace tgpt {
@@ -125,10 +126,8 @@ Tensor cosine_logit_loss(const Tensor& features, const Tensor& weight, const Ten
 namespace tgpt {
 
 // ---- fused bias + activation (engine/ops_bias_activation.cpp) ---------------------------------
-// The activations of bias_activation (same order as the CUDA kernels' cuda::ActOp).
-enum class Act { relu, gelu, quick_gelu };
 // act(x + bias) with x [..., C], bias [C], computed in one pass (x + bias is not rounded to a
 // 16-bit dtype in between). Gradients for x and bias (dbias = sum over rows of dx).
-Tensor bias_activation(const Tensor& x, const Tensor& bias, Act act);
+Tensor bias_activation(const Tensor& x, const Tensor& bias, Activation act);
 
 }  // namespace tgpt

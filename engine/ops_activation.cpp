@@ -13,19 +13,19 @@ namespace tgpt {
 
 namespace {
 
-// Act (relu, gelu, quick_gelu) is declared in engine/ops.h.
+// Activation (relu, gelu, quick_gelu) is declared in base/activation.h.
 
-const char* act_name(Act a) {
+const char* act_name(Activation a) {
   switch (a) {
-    case Act::relu: return "relu";
-    case Act::gelu: return "gelu";
-    case Act::quick_gelu: return "quick_gelu";
+    case Activation::relu: return "relu";
+    case Activation::gelu: return "gelu";
+    case Activation::quick_gelu: return "quick_gelu";
   }
   return "activation";
 }
 
 struct ActivationNode : Node {
-  Act act = Act::relu;
+  Activation act = Activation::relu;
   Tensor x;  // input, contiguous, detached
   const char* name() const override { return act_name(act); }
   void backward(const Tensor& g_in, std::vector<Tensor>& gi) override {
@@ -33,7 +33,7 @@ struct ActivationNode : Node {
 #ifdef TGPT_WITH_CUDA
     if (x.device() == Device::CUDA) {
       Tensor dx = Tensor::empty(x.shape(), x.dtype(), Device::CUDA);
-      cuda::activation_backward(x.dtype(), static_cast<cuda::ActOp>(act), dx.data_ptr(),
+      cuda::activation_backward(x.dtype(), static_cast<Activation>(act), dx.data_ptr(),
                                 g.data_ptr(), x.data_ptr(), x.numel());
       gi[0] = dx;
       return;
@@ -47,9 +47,9 @@ struct ActivationNode : Node {
       const T* px = x.data<T>();
       int64_t n = x.numel();
       switch (act) {
-        case Act::relu: cpu::relu_backward(d, pg, px, n); break;
-        case Act::gelu: cpu::gelu_backward(d, pg, px, n); break;
-        case Act::quick_gelu: cpu::quick_gelu_backward(d, pg, px, n); break;
+        case Activation::relu: cpu::relu_backward(d, pg, px, n); break;
+        case Activation::gelu: cpu::gelu_backward(d, pg, px, n); break;
+        case Activation::quick_gelu: cpu::quick_gelu_backward(d, pg, px, n); break;
       }
       return 0;
     });
@@ -60,7 +60,7 @@ struct ActivationNode : Node {
   }
 };
 
-Tensor activation(const Tensor& x_in, Act act) {
+Tensor activation(const Tensor& x_in, Activation act) {
   const char* name = act_name(act);
   check_float(x_in, name, "x");
   if (is_half(x_in.dtype()) && x_in.device() == Device::CPU)
@@ -71,7 +71,7 @@ Tensor activation(const Tensor& x_in, Act act) {
   if (x.device() == Device::CUDA) {
     check_cuda_float(x, name);
     out = Tensor::empty(x.shape(), x.dtype(), Device::CUDA);
-    cuda::activation_forward(x.dtype(), static_cast<cuda::ActOp>(act), out.data_ptr(), x.data_ptr(),
+    cuda::activation_forward(x.dtype(), static_cast<Activation>(act), out.data_ptr(), x.data_ptr(),
                              nullptr, x.numel(), 0);
   }
 #endif
@@ -84,9 +84,9 @@ Tensor activation(const Tensor& x_in, Act act) {
       const T* p = x.data<T>();
       int64_t n = x.numel();
       switch (act) {
-        case Act::relu: cpu::relu_forward(o, p, n); break;
-        case Act::gelu: cpu::gelu_forward(o, p, n); break;
-        case Act::quick_gelu: cpu::quick_gelu_forward(o, p, n); break;
+        case Activation::relu: cpu::relu_forward(o, p, n); break;
+        case Activation::gelu: cpu::gelu_forward(o, p, n); break;
+        case Activation::quick_gelu: cpu::quick_gelu_forward(o, p, n); break;
       }
       return 0;
     });
@@ -102,13 +102,13 @@ Tensor activation(const Tensor& x_in, Act act) {
 }  // namespace
 
 Tensor relu(const Tensor& x) {
-  return activation(x, Act::relu);
+  return activation(x, Activation::relu);
 }
 Tensor gelu(const Tensor& x) {
-  return activation(x, Act::gelu);
+  return activation(x, Activation::gelu);
 }
 Tensor quick_gelu(const Tensor& x) {
-  return activation(x, Act::quick_gelu);
+  return activation(x, Activation::quick_gelu);
 }
 
 }  // namespace tgpt

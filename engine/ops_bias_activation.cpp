@@ -14,26 +14,26 @@ namespace tgpt {
 
 namespace {
 
-const char* bias_act_name(Act a) {
+const char* bias_act_name(Activation a) {
   switch (a) {
-    case Act::relu: return "bias_activation(relu)";
-    case Act::gelu: return "bias_activation(gelu)";
-    case Act::quick_gelu: return "bias_activation(quick_gelu)";
+    case Activation::relu: return "bias_activation(relu)";
+    case Activation::gelu: return "bias_activation(gelu)";
+    case Activation::quick_gelu: return "bias_activation(quick_gelu)";
   }
   return "bias_activation";
 }
 
-cpu::BiasAct cpu_act(Act a) {
+Activation cpu_act(Activation a) {
   switch (a) {
-    case Act::relu: return cpu::BiasAct::relu;
-    case Act::gelu: return cpu::BiasAct::gelu;
-    case Act::quick_gelu: return cpu::BiasAct::quick_gelu;
+    case Activation::relu: return Activation::relu;
+    case Activation::gelu: return Activation::gelu;
+    case Activation::quick_gelu: return Activation::quick_gelu;
   }
   TGPT_FAIL("bias_activation: unknown activation");
 }
 
 struct BiasActivationNode : Node {
-  Act act = Act::relu;
+  Activation act = Activation::relu;
   Tensor x, bias;  // contiguous, detached
   int64_t N = 0, C = 0;
   const char* name() const override { return bias_act_name(act); }
@@ -44,7 +44,7 @@ struct BiasActivationNode : Node {
     Tensor db = want_db ? Tensor::empty(bias.shape(), bias.dtype(), bias.device()) : Tensor();
 #ifdef TGPT_WITH_CUDA
     if (x.device() == Device::CUDA) {
-      cuda::bias_activation_backward(x.dtype(), static_cast<cuda::ActOp>(act), ptr_or_null(dx),
+      cuda::bias_activation_backward(x.dtype(), static_cast<Activation>(act), ptr_or_null(dx),
                                      ptr_or_null(db), g.data_ptr(), x.data_ptr(), bias.data_ptr(),
                                      N, C);
       gi[0] = dx;
@@ -70,7 +70,7 @@ struct BiasActivationNode : Node {
 
 }  // namespace
 
-Tensor bias_activation(const Tensor& x_in, const Tensor& bias_in, Act act) {
+Tensor bias_activation(const Tensor& x_in, const Tensor& bias_in, Activation act) {
   const char* name = bias_act_name(act);
   check_float(x_in, name, "x");
   check_float(bias_in, name, "bias");
@@ -89,7 +89,7 @@ Tensor bias_activation(const Tensor& x_in, const Tensor& bias_in, Act act) {
   if (x.device() == Device::CUDA) {
     check_cuda_float(x, name);
     out = Tensor::empty(x.shape(), x.dtype(), Device::CUDA);
-    cuda::bias_activation_forward(x.dtype(), static_cast<cuda::ActOp>(act), out.data_ptr(),
+    cuda::bias_activation_forward(x.dtype(), static_cast<Activation>(act), out.data_ptr(),
                                   x.data_ptr(), bias.data_ptr(), N, C);
   }
 #endif

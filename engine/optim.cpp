@@ -12,7 +12,7 @@
 #include <unordered_set>
 
 #include "engine/ops_common.h"
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "kernels/cpu/adamw.h"
 #ifdef TGPT_WITH_CUDA
 #include "kernels/cuda/adamw.h"

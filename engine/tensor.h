@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/device.h"
-#include "engine/dtype.h"
-#include "engine/error.h"
-#include "engine/shape.h"
+#include "base/device.h"
+#include "base/dtype.h"
+#include "base/error.h"
+#include "base/shape.h"
 
 namespace tgpt {
 

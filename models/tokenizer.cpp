@@ -15,7 +15,7 @@
 #include <array>
 #include <filesystem>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace tgpt {
 

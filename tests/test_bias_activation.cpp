@@ -5,7 +5,7 @@
  */
 #include <gtest/gtest.h>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "tests/test_util.h"
 
 using namespace tgpt;
@@ -13,23 +13,23 @@ using namespace tgpt::test;
 
 namespace {
 
-Tensor unfused(const Tensor& x, const Tensor& b, Act a) {
+Tensor unfused(const Tensor& x, const Tensor& b, Activation a) {
   Tensor s = add(x, b);
   switch (a) {
-    case Act::relu: return relu(s);
-    case Act::gelu: return gelu(s);
-    case Act::quick_gelu: return quick_gelu(s);
+    case Activation::relu: return relu(s);
+    case Activation::gelu: return gelu(s);
+    case Activation::quick_gelu: return quick_gelu(s);
   }
   return s;
 }
 
-const Act kActs[] = {Act::relu, Act::gelu, Act::quick_gelu};
+const Activation kActs[] = {Activation::relu, Activation::gelu, Activation::quick_gelu};
 
 }  // namespace
 
 TEST(BiasActivation, ForwardMatchesAddThenActivation) {
   Generator g(11);
-  for (Act a : kActs)
+  for (Activation a : kActs)
     for (Shape s : {Shape{2, 5, 7}, Shape{3}, Shape{4, 1}, Shape{1, 130}}) {
       Tensor x = g.randn(s, DType::f64, 2.0);
       Tensor b = g.randn({s.back()}, DType::f64);
@@ -43,11 +43,11 @@ TEST(BiasActivation, ForwardMatchesAddThenActivation) {
 
 TEST(BiasActivation, GradientsMatchFiniteDifferences) {
   Generator g(12);
-  for (Act a : kActs)
+  for (Activation a : kActs)
     for (Shape s : {Shape{3, 4, 5}, Shape{6}, Shape{2, 1}, Shape{70, 3}}) {
       Tensor x = g.randn(s, DType::f64, 1.5);
       Tensor b = g.randn({s.back()}, DType::f64);
-      if (a == Act::relu) {  // keep x + b away from relu's kink so differences are smooth
+      if (a == Activation::relu) {  // keep x + b away from relu's kink so differences are smooth
         double* p = x.data<double>();
         const double* pb = b.data<double>();
         for (int64_t i = 0; i < x.numel(); ++i) {
@@ -64,7 +64,7 @@ TEST(BiasActivation, GradientsMatchFiniteDifferences) {
 
 TEST(BiasActivation, GradientsMatchUnfusedComposition) {
   Generator g(13);
-  for (Act a : kActs) {
+  for (Activation a : kActs) {
     Tensor x = g.randn({5, 9, 33}, DType::f64), b = g.randn({33}, DType::f64);
     Tensor x1 = x.detach(), b1 = b.detach(), x2 = x.clone(), b2 = b.clone();
     for (Tensor* t : {&x1, &b1, &x2, &b2}) t->set_requires_grad(true);
@@ -79,12 +79,12 @@ TEST(BiasActivation, FrozenInputsGetNoGradient) {
   Generator g(14);
   Tensor x = g.randn({4, 6}, DType::f64), b = g.randn({6}, DType::f64);
   x.set_requires_grad(true);
-  weighted_sum(bias_activation(x, b, Act::gelu)).backward();
+  weighted_sum(bias_activation(x, b, Activation::gelu)).backward();
   EXPECT_TRUE(x.grad().defined());
   EXPECT_FALSE(b.grad().defined());
   Tensor x2 = g.randn({4, 6}, DType::f64), b2 = g.randn({6}, DType::f64);
   b2.set_requires_grad(true);
-  weighted_sum(bias_activation(x2, b2, Act::quick_gelu)).backward();
+  weighted_sum(bias_activation(x2, b2, Activation::quick_gelu)).backward();
   EXPECT_TRUE(b2.grad().defined());
   EXPECT_FALSE(x2.grad().defined());
 }
@@ -93,9 +93,9 @@ TEST(BiasActivation, HalfInputsComputeInF32) {
   Generator g(15);
   for (DType dt : {DType::bf16, DType::f16}) {
     Tensor x = g.randn({3, 17}, DType::f32).to(dt), b = g.randn({17}, DType::f32).to(dt);
-    Tensor got = bias_activation(x, b, Act::quick_gelu);
+    Tensor got = bias_activation(x, b, Activation::quick_gelu);
     EXPECT_EQ(got.dtype(), dt);
-    Tensor ref = bias_activation(x.to(DType::f32), b.to(DType::f32), Act::quick_gelu).to(dt);
+    Tensor ref = bias_activation(x.to(DType::f32), b.to(DType::f32), Activation::quick_gelu).to(dt);
     expect_close(got, ref, 0, 0, dtype_name(dt));
   }
 }
@@ -108,7 +108,7 @@ TEST(BiasActivation, DeterministicAcrossThreadCounts) {
     Tensor xa = x.detach(), ba = b.detach();
     xa.set_requires_grad(true);
     ba.set_requires_grad(true);
-    Tensor out = bias_activation(xa, ba, Act::gelu);
+    Tensor out = bias_activation(xa, ba, Activation::gelu);
     weighted_sum(out).backward();
     return std::vector<Tensor>{out.detach(), xa.grad(), ba.grad()};
   };
@@ -120,12 +120,12 @@ TEST(BiasActivation, DeterministicAcrossThreadCounts) {
 
 TEST(BiasActivation, RejectsBadInput) {
   Tensor x = Tensor::zeros({2, 3});
-  EXPECT_THROW(bias_activation(x, Tensor::zeros({4}), Act::relu), Error);
-  EXPECT_THROW(bias_activation(x, Tensor::zeros({1, 3}), Act::relu), Error);
-  EXPECT_THROW(bias_activation(x, Tensor::zeros({3}, DType::f64), Act::relu), Error);
-  EXPECT_THROW(bias_activation(x, Tensor(), Act::relu), Error);
+  EXPECT_THROW(bias_activation(x, Tensor::zeros({4}), Activation::relu), Error);
+  EXPECT_THROW(bias_activation(x, Tensor::zeros({1, 3}), Activation::relu), Error);
+  EXPECT_THROW(bias_activation(x, Tensor::zeros({3}, DType::f64), Activation::relu), Error);
+  EXPECT_THROW(bias_activation(x, Tensor(), Activation::relu), Error);
   EXPECT_THROW(
-      bias_activation(Tensor::zeros({2, 3}, DType::i32), Tensor::zeros({3}, DType::i32), Act::gelu),
+      bias_activation(Tensor::zeros({2, 3}, DType::i32), Tensor::zeros({3}, DType::i32), Activation::gelu),
       Error);
-  EXPECT_THROW(bias_activation(Tensor::zeros({}), Tensor::zeros({1}), Act::gelu), Error);
+  EXPECT_THROW(bias_activation(Tensor::zeros({}), Tensor::zeros({1}), Activation::gelu), Error);
 }

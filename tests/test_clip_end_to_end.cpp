@@ -12,7 +12,7 @@
 
 #include "engine/safetensors.h"
 #include "models/clip/clip.h"
-#include "models/clip/convert.h"
+#include "convert/clip_convert.h"
 #include "tests/test_util.h"
 
 using namespace tgpt;

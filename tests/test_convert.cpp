@@ -15,11 +15,11 @@
 #include <random>
 
 #include "engine/safetensors.h"
-#include "models/checkpoint/pickle_reader.h"
-#include "models/checkpoint/sha256.h"
-#include "models/checkpoint/torch_checkpoint.h"
-#include "models/checkpoint/zip_reader.h"
-#include "models/clip/convert.h"
+#include "convert/pickle_reader.h"
+#include "convert/sha256.h"
+#include "convert/torch_checkpoint.h"
+#include "convert/zip_reader.h"
+#include "convert/clip_convert.h"
 #include "tests/test_files.h"
 #include "tests/test_util.h"
 

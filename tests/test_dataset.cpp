@@ -14,7 +14,7 @@
 
 #include "data/dataset.h"
 #include "data/image.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/test_util.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION

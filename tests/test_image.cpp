@@ -20,7 +20,7 @@
 #include "data/image.h"
 #include "data/preprocess.h"
 #include "data/resize.h"
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "tests/test_util.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION

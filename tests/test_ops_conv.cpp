@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/ops.h"
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "engine/random.h"
 #include "tests/test_util.h"
 

@@ -13,7 +13,7 @@
 
 #include <cmath>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "engine/safetensors.h"
 #include "tests/test_util.h"
 

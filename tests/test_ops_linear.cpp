@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "engine/ops.h"
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "engine/random.h"
 #include "tests/test_util.h"
 

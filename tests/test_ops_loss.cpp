@@ -7,7 +7,7 @@
 
 #include <cmath>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "tests/test_util.h"
 
 using namespace tgpt;

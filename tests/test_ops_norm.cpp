@@ -8,7 +8,7 @@
 #include <cmath>
 #include <limits>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "tests/test_util.h"
 
 using namespace tgpt;

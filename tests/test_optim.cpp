@@ -18,7 +18,7 @@
 #include <numbers>
 
 #include "engine/optim.h"
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "engine/safetensors.h"
 #include "engine/schedule.h"
 #include "tests/test_util.h"

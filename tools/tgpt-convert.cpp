@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <map>
 
-#include "engine/error.h"
-#include "models/clip/convert.h"
+#include "base/error.h"
+#include "convert/clip_convert.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Convert CLIP ViT weights into the tgpt CLIP weight file"};

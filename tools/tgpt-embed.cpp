@@ -30,7 +30,7 @@
 
 #include "data/dataset.h"
 #include "data/preprocess.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/safetensors.h"
 #include "models/clip/clip.h"
 #include "models/clip/zeroshot.h"

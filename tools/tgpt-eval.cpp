@@ -29,7 +29,7 @@
 
 #include "data/dataset.h"
 #include "data/preprocess.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "models/clip/clip.h"
 #include "models/clip/zeroshot.h"
 #include "tools/tool_options.h"

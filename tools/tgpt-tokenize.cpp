@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "models/clip/zeroshot.h"
 #include "models/tokenizer.h"
 

@@ -10,8 +10,8 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
-#include "engine/device.h"
-#include "engine/dtype.h"
+#include "base/device.h"
+#include "base/dtype.h"
 
 namespace tgpt::tools {
 

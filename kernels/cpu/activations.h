@@ -11,7 +11,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "kernels/cpu/fast_exp.h"
 
 namespace tgpt::cpu {

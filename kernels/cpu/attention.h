@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "kernels/cpu/fast_exp.h"
 #include "kernels/cpu/matmul.h"
 

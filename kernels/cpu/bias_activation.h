@@ -12,34 +12,33 @@
 #include <cmath>
 #include <cstdint>
 
-#include "engine/parallel.h"
+#include "base/activation.h"
+#include "base/parallel.h"
 #include "kernels/cpu/fast_exp.h"
 
 namespace tgpt::cpu {
 
-enum class BiasAct { relu, gelu, quick_gelu };
-
 template <typename T>
-inline T bias_act_value(BiasAct a, T v) {
+inline T bias_act_value(Activation a, T v) {
   switch (a) {
-    case BiasAct::relu: return v > T(0) ? v : T(0);
-    case BiasAct::gelu: return v * T(0.5) * (T(1) + std::erf(v * T(0.70710678118654752440)));
-    case BiasAct::quick_gelu: return v * (T(1) / (T(1) + exp_fast(T(-1.702) * v)));
+    case Activation::relu: return v > T(0) ? v : T(0);
+    case Activation::gelu: return v * T(0.5) * (T(1) + std::erf(v * T(0.70710678118654752440)));
+    case Activation::quick_gelu: return v * (T(1) / (T(1) + exp_fast(T(-1.702) * v)));
   }
   return v;
 }
 
 // d act(v) / dv
 template <typename T>
-inline T bias_act_derivative(BiasAct a, T v) {
+inline T bias_act_derivative(Activation a, T v) {
   switch (a) {
-    case BiasAct::relu: return v > T(0) ? T(1) : T(0);
-    case BiasAct::gelu: {
+    case Activation::relu: return v > T(0) ? T(1) : T(0);
+    case Activation::gelu: {
       const T cdf = T(0.5) * (T(1) + std::erf(v * T(0.70710678118654752440)));
       const T pdf = T(0.39894228040143267794) * std::exp(T(-0.5) * v * v);
       return cdf + v * pdf;
     }
-    case BiasAct::quick_gelu: {
+    case Activation::quick_gelu: {
       const T s = T(1) / (T(1) + exp_fast(T(-1.702) * v));
       return s + T(1.702) * v * s * (T(1) - s);
     }
@@ -49,7 +48,7 @@ inline T bias_act_derivative(BiasAct a, T v) {
 
 // out [N, C] = act(x + bias)
 template <typename T>
-void bias_activation_forward(T* out, const T* x, const T* bias, int64_t N, int64_t C, BiasAct a) {
+void bias_activation_forward(T* out, const T* x, const T* bias, int64_t N, int64_t C, Activation a) {
   parallel_for(N, [&](int64_t r) {
     const T* xr = x + r * C;
     T* o = out + r * C;
@@ -61,7 +60,7 @@ void bias_activation_forward(T* out, const T* x, const T* bias, int64_t N, int64
 // (may be null).
 template <typename T>
 void bias_activation_backward(T* dx, T* dbias, const T* g, const T* x, const T* bias, int64_t N,
-                              int64_t C, BiasAct a) {
+                              int64_t C, Activation a) {
   if (dx) {
     parallel_for(N, [&](int64_t r) {
       const T *xr = x + r * C, *gr = g + r * C;

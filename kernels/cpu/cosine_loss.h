@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cpu/matmul.h"
 

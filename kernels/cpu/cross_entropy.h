@@ -12,7 +12,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "kernels/cpu/softmax.h"
 
 namespace tgpt::cpu {

@@ -8,8 +8,8 @@
 
 #include <cstdint>
 
-#include "engine/parallel.h"
-#include "engine/shape.h"
+#include "base/parallel.h"
+#include "base/shape.h"
 
 namespace tgpt::cpu {
 

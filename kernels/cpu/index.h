@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 
 namespace tgpt::cpu {
 

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 
 namespace tgpt::cpu {
 

@@ -11,7 +11,7 @@
 #include <limits>
 #include <vector>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 
 namespace tgpt::cpu {
 

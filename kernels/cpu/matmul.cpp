@@ -14,7 +14,7 @@
 #include <cstring>
 #include <limits>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 
 namespace tgpt::cpu {
 

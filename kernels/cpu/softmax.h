@@ -10,7 +10,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 
 namespace tgpt::cpu {
 

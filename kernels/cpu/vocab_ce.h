@@ -27,7 +27,7 @@
 #include <limits>
 #include <vector>
 
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "kernels/cpu/matmul.h"
 
 namespace tgpt::cpu {

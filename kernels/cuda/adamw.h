@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/dtype.h"
+#include "base/dtype.h"
 
 namespace tgpt::cuda {
 

@@ -31,7 +31,7 @@
 #include <cmath>
 #include <type_traits>
 
-#include "engine/cuda/cuda_common.h"
+#include "base/cuda/cuda_common.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/fused_util.cuh"
 

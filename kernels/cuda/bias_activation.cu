@@ -20,18 +20,18 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kColTile = 32, kRowThreads = 8;
 
-__device__ __forceinline__ float bias_act_value(ActOp op, float v) {
+__device__ __forceinline__ float bias_act_value(Activation op, float v) {
   switch (op) {
-    case ActOp::relu: return v > 0.f ? v : 0.f;
-    case ActOp::gelu: return v * 0.5f * (1.f + erff(v * 0.70710678118654752440f));
+    case Activation::relu: return v > 0.f ? v : 0.f;
+    case Activation::gelu: return v * 0.5f * (1.f + erff(v * 0.70710678118654752440f));
     default: return v * (1.f / (1.f + expf(-1.702f * v)));
   }
 }
 
-__device__ __forceinline__ float bias_act_derivative(ActOp op, float v) {
+__device__ __forceinline__ float bias_act_derivative(Activation op, float v) {
   switch (op) {
-    case ActOp::relu: return v > 0.f ? 1.f : 0.f;
-    case ActOp::gelu: {
+    case Activation::relu: return v > 0.f ? 1.f : 0.f;
+    case Activation::gelu: {
       const float cdf = 0.5f * (1.f + erff(v * 0.70710678118654752440f));
       const float pdf = 0.39894228040143267794f * expf(-0.5f * v * v);
       return cdf + v * pdf;
@@ -46,7 +46,7 @@ __device__ __forceinline__ float bias_act_derivative(ActOp op, float v) {
 template <typename S>
 __global__ void bias_activation_forward_kernel(S* __restrict__ out, const S* __restrict__ x,
                                                const S* __restrict__ bias, int64_t n, int64_t C,
-                                               ActOp op) {
+                                               Activation op) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
     out[i] = from_f32<S>(bias_act_value(op, to_f32(x[i]) + to_f32(bias[i % C])));
@@ -59,7 +59,7 @@ template <typename S>
 __global__ void bias_activation_backward_kernel(S* __restrict__ dx, float* __restrict__ partial,
                                                 const S* __restrict__ g, const S* __restrict__ x,
                                                 const S* __restrict__ bias, int64_t N, int64_t C,
-                                                int64_t rows_per_chunk, ActOp op) {
+                                                int64_t rows_per_chunk, Activation op) {
   __shared__ float sums[kRowThreads][kColTile];
   const int64_t c = blockIdx.x * int64_t(kColTile) + threadIdx.x;
   const int64_t r0 = blockIdx.y * rows_per_chunk;
@@ -97,7 +97,7 @@ __global__ void bias_activation_dbias_kernel(S* __restrict__ dbias,
 
 }  // namespace
 
-void bias_activation_forward(DType dt, ActOp act, void* out, const void* x, const void* bias,
+void bias_activation_forward(DType dt, Activation act, void* out, const void* x, const void* bias,
                              int64_t N, int64_t C) {
   const int64_t n = N * C;
   if (n == 0) return;
@@ -109,7 +109,7 @@ void bias_activation_forward(DType dt, ActOp act, void* out, const void* x, cons
   });
 }
 
-void bias_activation_backward(DType dt, ActOp act, void* dx, void* dbias, const void* dout,
+void bias_activation_backward(DType dt, Activation act, void* dx, void* dbias, const void* dout,
                               const void* x, const void* bias, int64_t N, int64_t C) {
   if (C == 0 || (!dx && !dbias)) return;
   dispatch_storage(dt, "bias_activation backward", [&](auto tag) {

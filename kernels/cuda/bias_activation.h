@@ -15,17 +15,17 @@
 
 #include <cstdint>
 
-#include "engine/dtype.h"
+#include "base/dtype.h"
 #include "kernels/cuda/elementwise.h"
 
 namespace tgpt::cuda {
 
 // out [N, C] = act(x + bias)
-void bias_activation_forward(DType dt, ActOp act, void* out, const void* x, const void* bias,
+void bias_activation_forward(DType dt, Activation act, void* out, const void* x, const void* bias,
                              int64_t N, int64_t C);
 // dx [N, C] = dout * act'(x + bias) (dx may be null); dbias [C] = column sums of that (may be
 // null).
-void bias_activation_backward(DType dt, ActOp act, void* dx, void* dbias, const void* dout,
+void bias_activation_backward(DType dt, Activation act, void* dx, void* dbias, const void* dout,
                               const void* x, const void* bias, int64_t N, int64_t C);
 
 }  // namespace tgpt::cuda

@@ -15,8 +15,8 @@
 
 #include <cstdint>
 
-#include "engine/cuda/cuda_common.h"
-#include "engine/dtype.h"
+#include "base/cuda/cuda_common.h"
+#include "base/dtype.h"
 
 namespace tgpt::cuda {
 
@@ -102,7 +102,7 @@ void dispatch_storage(DType dt, const char* op, F&& f) {
 
 }  // namespace tgpt::cuda
 
-#include "engine/device.h"
+#include "base/device.h"
 
 namespace tgpt::cuda {
 

@@ -14,7 +14,7 @@
 #include <climits>
 #include <cmath>
 
-#include "engine/cuda/cuda_common.h"
+#include "base/cuda/cuda_common.h"
 #include "kernels/cuda/cosine_loss.h"
 #include "kernels/cuda/fused_util.cuh"
 

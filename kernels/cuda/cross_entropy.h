@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "engine/dtype.h"
+#include "base/dtype.h"
 
 namespace tgpt::cuda {
 

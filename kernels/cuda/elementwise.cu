@@ -84,18 +84,18 @@ __device__ __forceinline__ float quick_gelu_sigmoid(float v) {
   return 1.f / (1.f + expf(-1.702f * v));
 }
 
-__device__ __forceinline__ float act_forward(ActOp op, float v) {
+__device__ __forceinline__ float act_forward(Activation op, float v) {
   switch (op) {
-    case ActOp::relu: return v > 0.f ? v : 0.f;
-    case ActOp::gelu: return v * 0.5f * (1.f + erff(v * 0.70710678118654752440f));
+    case Activation::relu: return v > 0.f ? v : 0.f;
+    case Activation::gelu: return v * 0.5f * (1.f + erff(v * 0.70710678118654752440f));
     default: return v * quick_gelu_sigmoid(v);
   }
 }
 
-__device__ __forceinline__ float act_backward(ActOp op, float g, float v) {
+__device__ __forceinline__ float act_backward(Activation op, float g, float v) {
   switch (op) {
-    case ActOp::relu: return v > 0.f ? g : 0.f;
-    case ActOp::gelu: {
+    case Activation::relu: return v > 0.f ? g : 0.f;
+    case Activation::gelu: {
       const float cdf = 0.5f * (1.f + erff(v * 0.70710678118654752440f));
       const float pdf = 0.39894228040143267794f * expf(-0.5f * v * v);
       return g * (cdf + v * pdf);
@@ -110,7 +110,7 @@ __device__ __forceinline__ float act_backward(ActOp op, float g, float v) {
 template <typename S>
 __global__ void activation_forward_kernel(S* __restrict__ out, const S* __restrict__ x,
                                           const S* __restrict__ bias, int64_t n, int64_t C,
-                                          ActOp op) {
+                                          Activation op) {
   GRID_STRIDE_LOOP(i, n) {
     float v = to_f32(x[i]);
     if (bias) v = to_f32(from_f32<S>(v + to_f32(bias[i % C])));  // x + b rounded, as unfused
@@ -120,7 +120,7 @@ __global__ void activation_forward_kernel(S* __restrict__ out, const S* __restri
 
 template <typename S>
 __global__ void activation_backward_kernel(S* __restrict__ dx, const S* __restrict__ g,
-                                           const S* __restrict__ x, int64_t n, ActOp op) {
+                                           const S* __restrict__ x, int64_t n, Activation op) {
   GRID_STRIDE_LOOP(i, n) {
     dx[i] = from_f32<S>(act_backward(op, to_f32(g[i]), to_f32(x[i])));
   }
@@ -251,7 +251,7 @@ void unary(DType dt, UnaryOp op, void* out, const void* x, int64_t n, double s) 
   });
 }
 
-void activation_forward(DType dt, ActOp op, void* out, const void* x, const void* bias, int64_t n,
+void activation_forward(DType dt, Activation op, void* out, const void* x, const void* bias, int64_t n,
                         int64_t C) {
   if (n == 0) return;
   TGPT_CHECK(!bias || C > 0, "cuda activation: bias with C = ", C);
@@ -264,7 +264,7 @@ void activation_forward(DType dt, ActOp op, void* out, const void* x, const void
   });
 }
 
-void activation_backward(DType dt, ActOp op, void* dx, const void* g, const void* x, int64_t n) {
+void activation_backward(DType dt, Activation op, void* dx, const void* g, const void* x, int64_t n) {
   if (n == 0) return;
   dispatch_storage(dt, "activation backward", [&](auto tag) {
     using S = decltype(tag);

@@ -11,13 +11,13 @@
 
 #include <cstdint>
 
-#include "engine/dtype.h"
+#include "base/activation.h"
+#include "base/dtype.h"
 
 namespace tgpt::cuda {
 
 enum class BinaryOp : int { add, sub, mul, div };
 enum class UnaryOp : int { neg, exp, log, sqrt, pow, add_scalar, mul_scalar };
-enum class ActOp : int { relu, gelu, quick_gelu };
 
 // out [shape] (contiguous) = a op b; sa/sb are a's/b's element strides expanded to `shape`
 // (0 on broadcast dims). nd <= 5.
@@ -28,10 +28,10 @@ void binary_broadcast(DType dt, BinaryOp op, void* out, const void* a, const voi
 void unary(DType dt, UnaryOp op, void* out, const void* x, int64_t n, double s);
 
 // out[i] = act(x[i] + bias[i % C]) (bias [C] or null; C ignored without bias).
-void activation_forward(DType dt, ActOp op, void* out, const void* x, const void* bias, int64_t n,
+void activation_forward(DType dt, Activation op, void* out, const void* x, const void* bias, int64_t n,
                         int64_t C);
 // dx[i] = g[i] * act'(x[i]) where x is the activation's input (bias already added).
-void activation_backward(DType dt, ActOp op, void* dx, const void* g, const void* x, int64_t n);
+void activation_backward(DType dt, Activation op, void* dx, const void* g, const void* x, int64_t n);
 
 // out[r] = (sum_j x[r * n + j]) / divisor for r in [0, rows).
 void row_sum(DType dt, void* out, const void* x, int64_t rows, int64_t n, double divisor);

@@ -8,7 +8,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include "engine/dtype.h"
+#include "base/dtype.h"
 
 namespace tgpt::cuda {
 

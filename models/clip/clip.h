@@ -21,13 +21,14 @@
 #include <string>
 #include <vector>
 
+#include "base/activation.h"
 #include "engine/tensor.h"
 
 namespace tgpt {
 
-enum class Activation { quick_gelu, gelu };
-const char* activation_name(Activation a);          // "quick_gelu" / "gelu"
-Activation parse_activation(const std::string& s);  // throws on anything else
+// CLIP's MLP activation (ClipConfig::activation): quick_gelu (OpenAI) or gelu (open_clip
+// non-quickgelu models); base/activation.h. Throws on any other name.
+Activation parse_clip_activation(const std::string& s);
 
 struct ClipConfig {
   int64_t embed_dim = 0;

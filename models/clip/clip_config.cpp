@@ -117,13 +117,9 @@ std::vector<std::string> ClipConfig::problems() const {
   return p;
 }
 
-const char* activation_name(Activation a) {
-  return a == Activation::gelu ? "gelu" : "quick_gelu";
-}
-
-Activation parse_activation(const std::string& s) {
-  if (s == "quick_gelu") return Activation::quick_gelu;
-  if (s == "gelu") return Activation::gelu;
+Activation parse_clip_activation(const std::string& s) {
+  Activation a = Activation::quick_gelu;
+  if (parse_activation(s, &a) && a != Activation::relu) return a;
   TGPT_FAIL("unknown activation '", s, "' (expected quick_gelu or gelu)");
 }
 

@@ -8,9 +8,9 @@
 #include <cstring>
 
 #include "engine/autograd.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/ops.h"
-#include "engine/parallel.h"
+#include "base/parallel.h"
 #include "engine/safetensors.h"
 
 namespace tgpt {

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "engine/autograd.h"
-#include "engine/cuda/cuda_common.h"
+#include "base/cuda/cuda_common.h"
 #include "engine/ops.h"
 #include "engine/random.h"
 

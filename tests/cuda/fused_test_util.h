@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/device.h"
-#include "engine/dtype.h"
+#include "base/device.h"
+#include "base/dtype.h"
 #include "engine/tensor.h"
 
 namespace tgpt::test {

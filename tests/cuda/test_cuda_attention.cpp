@@ -250,7 +250,7 @@ TEST(CudaAttention, ManyBatchHeads) {
 }
 
 TEST(CudaAttention, SmallCasesForSanitizers) {
-  // Small enough for compute-sanitizer (tools/gpu_check.sh), yet two tiles in each direction.
+  // Small enough for compute-sanitizer (scripts/gpu_check.sh), yet two tiles in each direction.
   SKIP_WITHOUT_CUDA_DEVICE();
   check_f32({1, 70, 1, 64, true}, 900);
   check_lowp({1, 70, 2, 64, false}, DType::bf16, 901);

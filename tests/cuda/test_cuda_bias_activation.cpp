@@ -19,11 +19,11 @@ Tensor rnd(const Shape& s, uint64_t seed, double std = 1.0) {
   return g.randn(s, DType::f32, std);
 }
 
-const char* act_str(Act a) {
+const char* act_str(Activation a) {
   switch (a) {
-    case Act::relu: return "relu";
-    case Act::gelu: return "gelu";
-    case Act::quick_gelu: return "quick_gelu";
+    case Activation::relu: return "relu";
+    case Activation::gelu: return "gelu";
+    case Activation::quick_gelu: return "quick_gelu";
   }
   return "?";
 }
@@ -34,7 +34,7 @@ TEST(CudaBiasActivation, MatchesCpuForwardAndBackward) {
   SKIP_WITHOUT_CUDA();
   uint64_t seed = 100;
   for (DType dt : all_float_dtypes())
-    for (Act a : {Act::relu, Act::gelu, Act::quick_gelu})
+    for (Activation a : {Activation::relu, Activation::gelu, Activation::quick_gelu})
       for (Shape s : {Shape{2, 77, 256}, Shape{1, 1, 3}, Shape{4, 197, 1}, Shape{3, 50, 769},
                       Shape{1200, 33}}) {
         std::vector<Tensor> in = {rnd(s, seed++, 2.0), rnd({s.back()}, seed++)};
@@ -48,7 +48,7 @@ TEST(CudaBiasActivation, FrozenBiasOrFrozenInput) {
   SKIP_WITHOUT_CUDA();
   for (DType dt : {DType::f32, DType::bf16}) {
     std::vector<Tensor> in = {rnd({5, 40, 70}, 7, 2.0), rnd({70}, 8)};
-    auto f = [](const std::vector<Tensor>& v) { return bias_activation(v[0], v[1], Act::gelu); };
+    auto f = [](const std::vector<Tensor>& v) { return bias_activation(v[0], v[1], Activation::gelu); };
     check_op(f, in, {true, false}, dt, true, "frozen bias");
     check_op(f, in, {false, true}, dt, true, "frozen x");
   }
@@ -62,7 +62,7 @@ TEST(CudaBiasActivation, BackwardIsBitwiseDeterministic) {
     Tensor x = x0.detach(), b = b0.detach();
     x.set_requires_grad(true);
     b.set_requires_grad(true);
-    sum(mul(bias_activation(x, b, Act::quick_gelu), w)).backward();
+    sum(mul(bias_activation(x, b, Activation::quick_gelu), w)).backward();
     return std::pair<Tensor, Tensor>{x.grad().to(Device::CPU), b.grad().to(Device::CPU)};
   };
   auto [dx1, db1] = run();
@@ -74,7 +74,7 @@ TEST(CudaBiasActivation, BackwardIsBitwiseDeterministic) {
 TEST(CudaBiasActivation, Errors) {
   SKIP_WITHOUT_CUDA();
   Tensor x = Tensor::zeros({2, 3}, DType::f32, Device::CUDA);
-  EXPECT_THROW(bias_activation(x, Tensor::zeros({3}), Act::relu), Error);  // bias on the CPU
-  EXPECT_THROW(bias_activation(x, Tensor::zeros({4}, DType::f32, Device::CUDA), Act::relu), Error);
-  EXPECT_THROW(bias_activation(x, Tensor::zeros({3}, DType::bf16, Device::CUDA), Act::relu), Error);
+  EXPECT_THROW(bias_activation(x, Tensor::zeros({3}), Activation::relu), Error);  // bias on the CPU
+  EXPECT_THROW(bias_activation(x, Tensor::zeros({4}, DType::f32, Device::CUDA), Activation::relu), Error);
+  EXPECT_THROW(bias_activation(x, Tensor::zeros({3}, DType::bf16, Device::CUDA), Activation::relu), Error);
 }

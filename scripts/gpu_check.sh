@@ -42,7 +42,7 @@ step() {  # step NAME TIMEOUT_S COMMAND...: runs COMMAND, logs to $out/NAME.log,
   echo "   ($((SECONDS - t0)) s)"
 }
 
-# The GPU machine's image has no Debian -dev packages: tools/gpu_deps.sh gathers them here into
+# The GPU machine's image has no Debian -dev packages: scripts/gpu_deps.sh gathers them here into
 # .gpu-deps/, which the device call carries. Its python3 is the one with PyTorch.
 deps=()
 if [ -d .gpu-deps ]; then
@@ -71,7 +71,7 @@ for entry in $labs; do
   if [ ! -x "$bin" ]; then
     mkdir -p build-gpu
     if [ "${kern%+}" != "$kern" ]; then
-      extra=(engine/cuda/cuda_backend.cu engine/device.cpp)
+      extra=(base/cuda/cuda_backend.cu base/device.cpp)
       kern=${kern%+}
     else
       extra=(-DLAB_STANDALONE)
@@ -79,7 +79,7 @@ for entry in $labs; do
     srcs=()
     for k in ${kern//,/ }; do srcs+=("kernels/cuda/$k.cu"); done
     nvcc -O3 -std=c++17 -arch=sm_90 --expt-relaxed-constexpr -I. "${extra[@]}" \
-      "bench/$lab.cu" "${srcs[@]}" engine/dtype.cpp -lcublas -o "$bin" \
+      "bench/$lab.cu" "${srcs[@]}" base/dtype.cpp -lcublas -o "$bin" \
       > "$out/${lab}_nvcc.log" 2>&1 || echo "   standalone build of $lab failed"
   fi
   step "${lab}_check" 60 "$bin" --check-only

@@ -1,15 +1,15 @@
 /*
  * torch_checkpoint.cpp — from a PyTorch ZIP archive to named tensors (see torch_checkpoint.h).
  */
-#include "models/checkpoint/torch_checkpoint.h"
+#include "convert/torch_checkpoint.h"
 
 #include <cstring>
 #include <map>
 #include <memory>
 #include <set>
 
-#include "models/checkpoint/pickle_reader.h"
-#include "models/checkpoint/zip_reader.h"
+#include "convert/pickle_reader.h"
+#include "convert/zip_reader.h"
 
 namespace tgpt {
 

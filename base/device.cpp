@@ -4,7 +4,7 @@
  * The CPU allocator rounds requests up to 64 bytes (cache line) and keeps freed blocks in per-size
  * free lists; a later request of the same rounded size reuses one without calling the system.
  */
-#include "engine/device.h"
+#include "base/device.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace tgpt {
 
@@ -113,7 +113,7 @@ CopyFn& device_copy_slot() {
 }  // namespace
 
 #ifdef TGPT_WITH_CUDA
-bool cuda_backend_init();  // engine/cuda/cuda_backend.cu
+bool cuda_backend_init();  // base/cuda/cuda_backend.cu
 #else
 static bool cuda_backend_init() { return false; }
 #endif

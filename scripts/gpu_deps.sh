@@ -3,7 +3,7 @@
 # image lacks (OpenBLAS (OpenMP build) and its Fortran runtime, zlib, libjpeg-turbo,
 # nlohmann-json, stb, CLI11 headers, GoogleTest sources) into .gpu-deps/ (git-ignored). Carry that folder to the GPU
 # machine, with .pydeps/ (ftfy for the tokenizer's golden reference, installed by
-# scripts/install-deps.sh); tools/gpu_check.sh configures with -DTGPT_DEPS_PREFIX=.gpu-deps when
+# scripts/install-deps.sh); scripts/gpu_check.sh configures with -DTGPT_DEPS_PREFIX=.gpu-deps when
 # it is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,11 +3,11 @@
  * stack, a mark stack and a memo. Opcode numbers and operand encodings are those of CPython's
  * Lib/pickle.py / pickletools.py (protocol 2).
  */
-#include "models/checkpoint/pickle_reader.h"
+#include "convert/pickle_reader.h"
 
 #include <cstring>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace tgpt {
 

@@ -1,7 +1,7 @@
 /*
  * cuda_backend.cu — the CUDA device backend: a caching device allocator (no cudaMalloc in a
  * steady training step), host<->device copies on the tgpt stream, and registration with the
- * engine's device interface (engine/device.h).
+ * engine's device interface (base/device.h).
  *
  * The allocator rounds requests up to 512 bytes (small) or 2 MiB (large) and keeps freed blocks
  * in per-size free lists. Blocks are reused only after the stream has finished with them: frees
@@ -12,8 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/cuda/cuda_common.h"
-#include "engine/device.h"
+#include "base/cuda/cuda_common.h"
+#include "base/device.h"
 
 namespace tgpt::cuda {
 
@@ -132,7 +132,7 @@ cudaStream_t stream() {
 
 namespace tgpt {
 
-// Called by the engine the first time CUDA memory is requested (engine/device.cpp).
+// Called by the engine the first time CUDA memory is requested (base/device.cpp).
 bool cuda_backend_init() {
   static const bool ok = [] {
     if (!cuda::device_available()) return false;

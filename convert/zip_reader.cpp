@@ -3,7 +3,7 @@
  * 0x07064b50 and record 0x06064b50, central header 0x02014b50, local header 0x04034b50, ZIP64
  * extra field 0x0001). Single-disk archives only. All reads go through a bounds-checked cursor.
  */
-#include "models/checkpoint/zip_reader.h"
+#include "convert/zip_reader.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -14,7 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace tgpt {
 

@@ -1,11 +1,11 @@
 /*
  * dtype.cpp — dtype sizes and names, f16 conversion, generic element conversion.
  */
-#include "engine/dtype.h"
+#include "base/dtype.h"
 
 #include <cmath>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace tgpt {
 

@@ -2,7 +2,7 @@
  * convert.cpp — CLIP weight conversion into the tgpt CLIP weight file (see convert.h,
  * models/README.md, clip.md §1.2, §2, §7).
  */
-#include "models/clip/convert.h"
+#include "convert/clip_convert.h"
 
 #include <zlib.h>
 
@@ -16,9 +16,9 @@
 #include <set>
 
 #include "engine/safetensors.h"
-#include "models/checkpoint/sha256.h"
-#include "models/checkpoint/torch_checkpoint.h"
-#include "models/checkpoint/zip_reader.h"
+#include "convert/sha256.h"
+#include "convert/torch_checkpoint.h"
+#include "convert/zip_reader.h"
 
 namespace tgpt {
 
@@ -284,7 +284,7 @@ std::vector<std::string> apply_hf_config(const std::string& path, ClipConfig& c)
   if (text_act != vision_act)
     TGPT_FAIL(path, ": text and vision towers use different activations (", text_act, ", ",
               vision_act, "); tgpt supports one activation per model");
-  c.activation = parse_activation(text_act);
+  c.activation = parse_clip_activation(text_act);
   return problems;
 }
 
@@ -436,7 +436,7 @@ ConvertResult convert_clip(const std::string& src_arg, const ConvertOptions& opt
     r.notes.push_back("read " + hf_config.string());
   }
   if (opt.activation != "auto") {
-    c.activation = parse_activation(opt.activation);
+    c.activation = parse_clip_activation(opt.activation);
     r.notes.push_back(str_cat("activation ", opt.activation, " (from --activation)"));
   } else if (!hf_config.empty()) {
     r.notes.push_back(

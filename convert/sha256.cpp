@@ -2,7 +2,7 @@
  * sha256.cpp — SHA-256 as in FIPS 180-4: 64-byte blocks, big-endian words, 64 rounds, padding
  * with 0x80, zeros and the 64-bit message length in bits.
  */
-#include "models/checkpoint/sha256.h"
+#include "convert/sha256.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -11,7 +11,7 @@
 #include <memory>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace tgpt {
 
