@@ -1,5 +1,5 @@
 /*
- * convert.cpp — CLIP weight conversion into the tgpt CLIP weight file (see convert.h,
+ * clip_convert.cpp — CLIP weight conversion into the tgpt CLIP weight file (see clip_convert.h,
  * models/README.md, clip.md §1.2, §2, §7).
  */
 #include "convert/clip_convert.h"
@@ -235,6 +235,32 @@ std::string activation_from_hf(const std::string& act, const std::string& where)
   TGPT_FAIL(where, ": unsupported hidden_act '", act, "' (tgpt supports quick_gelu and gelu)");
 }
 
+// The activation recorded by open_clip's hub config beside the weights (open_clip_config.json:
+// {"model_cfg": {..., "quick_gelu": true}, "preprocess_cfg": {...}}), or a bare open_clip model
+// config ({"embed_dim": ..., "vision_cfg": ..., "quick_gelu": true}). open_clip builds nn.GELU
+// unless quick_gelu is true, so a model config without the key means gelu.
+Activation activation_from_open_clip_config(const std::string& path) {
+  std::ifstream f(path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(f);
+  } catch (const std::exception& e) {
+    TGPT_FAIL(path, ": invalid JSON: ", e.what());
+  }
+  if (!j.is_object()) TGPT_FAIL(path, ": not a JSON object");
+  const nlohmann::json* cfg = nullptr;
+  if (j.contains("model_cfg"))
+    cfg = &j["model_cfg"];
+  else if (j.contains("vision_cfg") || j.contains("embed_dim"))
+    cfg = &j;
+  if (!cfg || !cfg->is_object())
+    TGPT_FAIL(path, ": no open_clip model config (expected an object \"model_cfg\")");
+  if (!cfg->contains("quick_gelu")) return Activation::gelu;
+  const nlohmann::json& q = (*cfg)["quick_gelu"];
+  if (!q.is_boolean()) TGPT_FAIL(path, ": model_cfg.quick_gelu is not true or false");
+  return q.get<bool>() ? Activation::quick_gelu : Activation::gelu;
+}
+
 // Cross-checks the HF config.json against the inferred config; takes heads and the activation
 // from it. Returns problems (mismatches) to report with the tensor checks.
 std::vector<std::string> apply_hf_config(const std::string& path, ClipConfig& c) {
@@ -389,8 +415,7 @@ ConvertResult convert_clip(const std::string& src_arg, const ConvertOptions& opt
   std::map<std::string, Tensor> sd;
   std::map<std::string, std::string> origin;
   std::vector<std::string> problems, unexpected;
-  Activation default_activation = Activation::quick_gelu;
-  fs::path hf_config, hf_merges;
+  fs::path hf_config, hf_merges, open_clip_config;
   Detected kind = detect_format(src);
   if (kind == Detected::torch_zip) {
     TorchCheckpoint ck = load_torch_checkpoint(src);
@@ -422,14 +447,21 @@ ConvertResult convert_clip(const std::string& src_arg, const ConvertOptions& opt
       for (const auto& e : f.entries()) sd[all_module ? e.name.substr(7) : e.name] = f.get(e.name);
     }
   }
-  if (r.source_format == "open-clip" || r.source_format == "open-clip-safetensors")
-    default_activation = Activation::gelu;
+  if (r.source_format != "hf-safetensors") {
+    const fs::path oc = fs::path(src).parent_path() / "open_clip_config.json";
+    if (fs::exists(oc)) open_clip_config = oc;
+  }
 
   // Known extras: TorchScript's int buffers (build_model deletes them), HF position_ids.
   for (const char* extra : {"input_resolution", "context_length", "vocab_size"}) sd.erase(extra);
 
   ClipConfig c = infer_clip_config(sd);
-  c.activation = default_activation;
+  // The MLP activation is not in the weights (clip.md §1.5): it comes from --activation, the HF
+  // config.json, open_clip's open_clip_config.json, or the format itself (OpenAI's TorchScript
+  // files are all QuickGELU). With none of these, the user must say it: assuming either one gives
+  // features off by ~1e-3 relative with no error.
+  c.activation = Activation::quick_gelu;
+  std::string activation_problem;
   if (!hf_config.empty()) {
     auto cfg_problems = apply_hf_config(hf_config.string(), c);
     problems.insert(problems.end(), cfg_problems.begin(), cfg_problems.end());
@@ -441,15 +473,18 @@ ConvertResult convert_clip(const std::string& src_arg, const ConvertOptions& opt
   } else if (!hf_config.empty()) {
     r.notes.push_back(
         str_cat("activation ", activation_name(c.activation), " (from config.json hidden_act)"));
+  } else if (!open_clip_config.empty()) {
+    c.activation = activation_from_open_clip_config(open_clip_config.string());
+    r.notes.push_back(str_cat("activation ", activation_name(c.activation), " (from ",
+                              open_clip_config.string(), ")"));
   } else if (r.source_format == "openai-torchscript") {
     r.notes.push_back("activation quick_gelu (OpenAI TorchScript checkpoint)");
   } else {
-    r.notes.push_back(str_cat("activation ", activation_name(c.activation),
-                              " assumed: the weights do not record it (", r.source_format,
-                              "); pass --activation ") +
-                      (c.activation == Activation::gelu
-                           ? "quick_gelu for OpenAI-trained or -quickgelu weights"
-                           : "gelu for open_clip weights trained with nn.GELU"));
+    activation_problem = str_cat(
+        "the MLP activation is not recorded (", r.source_format,
+        " weights with no config.json or open_clip_config.json beside them): pass --activation "
+        "quick_gelu for OpenAI-trained weights and open_clip '-quickgelu' models, or --activation "
+        "gelu for open_clip models trained with nn.GELU (e.g. LAION, DataComp)");
   }
   if (c.vision_heads <= 0 || c.vision_width % c.vision_heads != 0)
     problems.push_back(
@@ -480,7 +515,10 @@ ConvertResult convert_clip(const std::string& src_arg, const ConvertOptions& opt
   }
   for (const auto& [name, t] : sd)
     if (!expected_names.count(name)) unexpected.push_back(label(name));
-  if (!missing.empty() || !wrong.empty() || !unexpected.empty() || !problems.empty()) {
+  const bool valid = missing.empty() && wrong.empty() && unexpected.empty() && problems.empty();
+  if (valid && !activation_problem.empty()) TGPT_FAIL(src, ": ", activation_problem);
+  if (!activation_problem.empty()) problems.push_back(activation_problem);
+  if (!valid) {
     std::string msg =
         src + ": not a valid CLIP " + c.name() + " checkpoint (" + r.source_format + "):";
     auto section = [&msg](const char* title, const std::vector<std::string>& items) {

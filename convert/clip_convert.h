@@ -1,5 +1,5 @@
 /*
- * convert.h — converts CLIP (ViT) weights from the files users have into the tgpt CLIP weight file
+ * clip_convert.h — converts CLIP (ViT) weights from the files users have into the tgpt CLIP weight file
  * (models/README.md): OpenAI TorchScript .pt, torch.save state dicts, open_clip checkpoints
  * (.pt or .safetensors) and Hugging Face CLIPModel safetensors (clip.md §2).
  *

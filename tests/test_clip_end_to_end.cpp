@@ -26,10 +26,10 @@ TEST(ClipEndToEnd, EveryWeightFormatGivesReferenceFeatures) {
   struct Source {
     const char* file;
     const char* reference;   // which weights the reference used: f32 or the f16-rounded mix
-    const char* activation;  // open_clip checkpoints do not record QuickGELU: say it
+    const char* activation;  // state dicts and open_clip checkpoints do not record it: say it
   } sources[] = {
       {"openai_jit.pt", "mixed", "auto"},
-      {"state_dict.pt", "f32", "auto"},
+      {"state_dict.pt", "f32", "quick_gelu"},
       {"open_clip.pt", "f32", "quick_gelu"},
       {"hf", "f32", "auto"},
   };

@@ -125,6 +125,11 @@ class Convert : public ::testing::Test {
         EXPECT_NE(msg.find(p), std::string::npos) << "expected '" << p << "' in: " << msg;
     }
   }
+  static ConvertOptions quick_gelu() {
+    ConvertOptions o;
+    o.activation = "quick_gelu";
+    return o;
+  }
   void expect_convert_error(const std::string& src, const std::vector<std::string>& parts) {
     expect_error([&] { convert_clip(src, {}); }, parts);
   }
@@ -396,13 +401,20 @@ TEST_F(Convert, OpenAiTorchScriptKeepsMixedLayout) {
 
 TEST_F(Convert, TorchSaveStateDict) {
   REQUIRE_FIXTURES();
-  SafetensorsFile f = convert_and_compare(fixture("state_dict.pt"), {}, "torch-state-dict");
+  // A bare state dict does not record the activation: refused until --activation says it.
+  expect_convert_error(fixture("state_dict.pt"),
+                       {"state_dict.pt", "activation is not recorded", "--activation quick_gelu"});
+  SafetensorsFile f = convert_and_compare(fixture("state_dict.pt"), quick_gelu(), "torch-state-dict");
   for (const auto& e : f.entries()) EXPECT_EQ(e.dtype, DType::f32) << e.name;
+  EXPECT_EQ(nlohmann::json::parse(f.metadata().at("tgpt.config"))["activation"], "quick_gelu");
 }
 
 TEST_F(Convert, OpenClipCheckpoint) {
   REQUIRE_FIXTURES();
-  SafetensorsFile f = convert_and_compare(fixture("open_clip.pt"), {}, "open-clip");
+  expect_convert_error(fixture("open_clip.pt"), {"activation is not recorded", "open-clip"});
+  ConvertOptions gelu;
+  gelu.activation = "gelu";
+  SafetensorsFile f = convert_and_compare(fixture("open_clip.pt"), gelu, "open-clip");
   EXPECT_EQ(nlohmann::json::parse(f.metadata().at("tgpt.config"))["activation"], "gelu");
   ConvertOptions o;
   o.activation = "quick_gelu";
@@ -412,9 +424,49 @@ TEST_F(Convert, OpenClipCheckpoint) {
 
 TEST_F(Convert, OpenClipSafetensors) {
   REQUIRE_FIXTURES();
+  expect_convert_error(fixture("reference.safetensors"),
+                       {"activation is not recorded", "open-clip-safetensors"});
   SafetensorsFile f =
-      convert_and_compare(fixture("reference.safetensors"), {}, "open-clip-safetensors");
-  EXPECT_EQ(nlohmann::json::parse(f.metadata().at("tgpt.config"))["activation"], "gelu");
+      convert_and_compare(fixture("reference.safetensors"), quick_gelu(), "open-clip-safetensors");
+  EXPECT_EQ(nlohmann::json::parse(f.metadata().at("tgpt.config"))["activation"], "quick_gelu");
+}
+
+// open_clip's hub layout records the activation in open_clip_config.json beside the weights.
+TEST_F(Convert, OpenClipConfigBesideTheWeights) {
+  REQUIRE_FIXTURES();
+  fs::copy_file(fixture("reference.safetensors"), tmp("open_clip_model.safetensors"));
+  fs::copy_file(fixture("open_clip.pt"), tmp("open_clip_pytorch_model.bin"));
+  auto activation_of = [&](const std::string& config_json, const std::string& weights) {
+    write_file(tmp("open_clip_config.json"), config_json);
+    return activation_name(convert_clip(tmp(weights), {}).config.activation);
+  };
+  for (const char* w : {"open_clip_model.safetensors", "open_clip_pytorch_model.bin"}) {
+    SCOPED_TRACE(w);
+    EXPECT_STREQ(activation_of(R"({"model_cfg": {"embed_dim": 64, "quick_gelu": true},
+                                   "preprocess_cfg": {}})", w), "quick_gelu");
+    EXPECT_STREQ(activation_of(R"({"model_cfg": {"embed_dim": 64}})", w), "gelu");
+    EXPECT_STREQ(activation_of(R"({"model_cfg": {"quick_gelu": false}})", w), "gelu");
+    // A bare open_clip model config (model_configs/*.json).
+    EXPECT_STREQ(activation_of(R"({"embed_dim": 64, "vision_cfg": {}, "quick_gelu": true})", w),
+                 "quick_gelu");
+  }
+  // The folder alone (HF-style folder lookup of open_clip_model.safetensors) reads it too.
+  EXPECT_EQ(convert_clip(dir, {}).config.activation, Activation::quick_gelu);
+  // --activation wins over the file.
+  ConvertOptions o;
+  o.activation = "gelu";
+  EXPECT_EQ(convert_clip(tmp("open_clip_model.safetensors"), o).config.activation,
+            Activation::gelu);
+  // A damaged config is an error naming it, never a guess.
+  const std::string w = tmp("open_clip_model.safetensors");
+  write_file(tmp("open_clip_config.json"), "{\"model_cfg\": ");
+  expect_convert_error(w, {"open_clip_config.json", "invalid JSON"});
+  write_file(tmp("open_clip_config.json"), R"({"model_cfg": {"quick_gelu": "yes"}})");
+  expect_convert_error(w, {"open_clip_config.json", "quick_gelu is not true or false"});
+  write_file(tmp("open_clip_config.json"), R"({"preprocess_cfg": {}})");
+  expect_convert_error(w, {"open_clip_config.json", "no open_clip model config"});
+  write_file(tmp("open_clip_config.json"), "[1, 2]");
+  expect_convert_error(w, {"open_clip_config.json", "not a JSON object"});
 }
 
 TEST_F(Convert, HuggingFaceFolder) {
@@ -442,9 +494,10 @@ TEST_F(Convert, HuggingFaceConfigActivationAndMismatch) {
 
 TEST_F(Convert, Bf16StateDictAndDtypeOption) {
   REQUIRE_FIXTURES();
-  SafetensorsFile f = convert_and_compare(fixture("bf16_state_dict.pt"), {}, "torch-state-dict");
+  SafetensorsFile f =
+      convert_and_compare(fixture("bf16_state_dict.pt"), quick_gelu(), "torch-state-dict");
   for (const auto& e : f.entries()) EXPECT_EQ(e.dtype, DType::bf16) << e.name;
-  ConvertOptions o;
+  ConvertOptions o = quick_gelu();
   o.dtype = "f16";
   SafetensorsFile g = convert_and_compare(fixture("state_dict.pt"), o, "torch-state-dict");
   for (const auto& e : g.entries()) EXPECT_EQ(e.dtype, DType::f16) << e.name;

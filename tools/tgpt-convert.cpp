@@ -5,6 +5,10 @@
  *
  *   tgpt-convert SRC -o OUT [--vocab FILE] [--dtype keep|f32|f16|bf16]
  *                [--activation auto|quick_gelu|gelu]
+ *
+ * The MLP activation is not stored in the weights. auto takes it from the HF config.json or
+ * open_clip's open_clip_config.json beside the file, or from the format (OpenAI TorchScript:
+ * quick_gelu); for a bare state dict or open_clip checkpoint it must be given.
  */
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -24,7 +28,7 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", opt.dtype, "output dtype of the tensors")
       ->check(CLI::IsMember({"keep", "f32", "f16", "bf16"}));
   app.add_option("--activation", opt.activation,
-                 "MLP activation to record (auto: from the source format / config.json)")
+                 "MLP activation to record (auto: from config.json / open_clip_config.json beside SRC, or the OpenAI format; required otherwise)")
       ->check(CLI::IsMember({"auto", "quick_gelu", "gelu"}));
   CLI11_PARSE(app, argc, argv);
 
