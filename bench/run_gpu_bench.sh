@@ -4,7 +4,7 @@
 # prints the side-by-side tables (bench/compare_gpu.py) into OUT_DIR/gpu_table.md.
 # Usage: bench/run_gpu_bench.sh [BUILD_DIR] [OUT_DIR] (defaults: build-gpu, BUILD_DIR/bench). PyTorch: $TGPT_TORCH_PYTHON, else python3.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 build=${1:-build-gpu}
 out=${2:-$build/bench}
 py=${TGPT_TORCH_PYTHON:-python3}
@@ -16,10 +16,10 @@ status=0
 "$py" bench/torch_clip_gpu.py "$out/torch_clip_gpu.tsv" || status=1
 : > "$out/gpu_table.md"
 for pair in "tgpt_gpu torch_gpu" "tgpt_clip_gpu torch_clip_gpu"; do
-  set -- $pair
-  if [ -s "$out/$1.tsv" ] && [ -s "$out/$2.tsv" ]; then
+  read -r ours theirs <<< "$pair"
+  if [ -s "$out/$ours.tsv" ] && [ -s "$out/$theirs.tsv" ]; then
     echo
-    "$py" bench/compare_gpu.py "$out/$1.tsv" "$out/$2.tsv" | tee -a "$out/gpu_table.md"
+    "$py" bench/compare_gpu.py "$out/$ours.tsv" "$out/$theirs.tsv" | tee -a "$out/gpu_table.md"
     echo >> "$out/gpu_table.md"
   fi
 done
