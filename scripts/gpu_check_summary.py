@@ -145,8 +145,10 @@ def main():
                 fail.append(f"  [{name}] stopped inside {crash[0]} ({status}); last lines:")
                 fail.extend("      " + ln for ln in crash[1])
             if name in ("memcheck", "racecheck"):
-                errs = [ln for ln in text.splitlines() if ln.startswith("=========")][:FAIL_LINES]
-                fail.extend("      " + clip(ln) for ln in errs)
+                errs = [ln for ln in text.splitlines()
+                        if ln.startswith("=========") and "COMPUTE-SANITIZER" not in ln]
+                fail.append(f"  [{name}] {status}; the sanitizer reports:")
+                fail.extend("      " + clip(ln) for ln in (errs or text.splitlines()[-FAIL_LINES:])[:8])
             if not tests and not crash and name not in ("memcheck", "racecheck"):
                 fail.append(f"  [{name}] {status}; last lines:")
                 fail.extend("      " + clip(ln) for ln in text.splitlines()[-FAIL_LINES:])
