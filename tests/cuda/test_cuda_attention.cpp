@@ -12,7 +12,8 @@
  *        but dS = P ∘ (dP - dsum) then carries the f32 rounding of two length-D dot products.
  *        Where dS is exactly 0 in the reference (T = 1: P = 1, dP = dsum) that residue is all
  *        the kernel's dQ and dK hold, so no bound relative to the reference can hold it; its
- *        worst-case size (residue_bounds below) is added to the bound, times FlashAttention's 2;
+ *        size, bounded from the data in lowp_reference, is added to the bound, times
+ *        FlashAttention's 2;
  *   head dims 80 and 128; a misaligned input view; bit-identical results run to run (no atomics);
  *   unsupported head dim and dtype errors.
  * Every output is allocated from blocks poisoned with NaN first, so an unwritten element fails.
