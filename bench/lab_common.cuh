@@ -5,7 +5,11 @@
  * L2-sized memset) so inputs come from device memory, as in a real step, and the measured
  * device copy bandwidth that memory-bound labs report their GB/s against.
  *
- * The labs call the engine's CUDA launchers, which run on tgpt::cuda::stream(). Built by CMake
+ * The labs call the engine's CUDA launchers, which run on tgpt::cuda::stream(), a non-blocking
+ * stream: it does not wait for work on the legacy default stream (plain cudaMemcpy/cudaMemset).
+ * So every setup copy and fill here (inputs, NaN poison, flush buffers) is issued on that same
+ * stream (upload(), fill_bytes()), and reads back synchronise it first (to_host()).
+ * Built by CMake
  * they link libtgpt (which defines the stream); built standalone (the nvcc line in each lab's
  * header, with -DLAB_STANDALONE) this file defines the stream itself.
  */
@@ -68,6 +72,20 @@ inline std::vector<float> random_floats(size_t n, float scale, uint64_t seed) {
   return v;
 }
 
+// Copies `bytes` from host memory to device memory on tgpt's stream and waits for the copy, so
+// the host buffer may go away and every later launch on the stream sees the data.
+inline void upload(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  cudaStream_t s = tgpt::cuda::stream();
+  LAB_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
+  LAB_CHECK(cudaStreamSynchronize(s));
+}
+
+// Fills `bytes` of device memory with `value` on tgpt's stream (ordered before later launches).
+inline void fill_bytes(void* dst, int value, size_t bytes) {
+  LAB_CHECK(cudaMemsetAsync(dst, value, bytes, tgpt::cuda::stream()));
+}
+
 // Device buffer of T holding the host floats converted to T (or uninitialised when empty).
 template <typename T>
 T* to_device(const std::vector<float>& h) {
@@ -82,7 +100,7 @@ T* to_device(const std::vector<float>& h) {
   }
   T* d = nullptr;
   LAB_CHECK(cudaMalloc(&d, std::max<size_t>(1, c.size()) * sizeof(T)));
-  if (!c.empty()) LAB_CHECK(cudaMemcpy(d, c.data(), c.size() * sizeof(T), cudaMemcpyHostToDevice));
+  upload(d, c.data(), c.size() * sizeof(T));
   return d;
 }
 
@@ -90,15 +108,16 @@ template <typename T>
 T* device_alloc(size_t n) {
   T* d = nullptr;
   LAB_CHECK(cudaMalloc(&d, std::max<size_t>(1, n) * sizeof(T)));
-  LAB_CHECK(cudaMemset(d, 0xff, std::max<size_t>(1, n) * sizeof(T)));  // NaN in every float type
+  fill_bytes(d, 0xff, std::max<size_t>(1, n) * sizeof(T));  // NaN in every float type
   return d;
 }
 
 template <typename T>
 std::vector<float> to_host(const T* d, size_t n) {
   std::vector<T> c(n);
-  LAB_CHECK(cudaStreamSynchronize(tgpt::cuda::stream()));
-  LAB_CHECK(cudaMemcpy(c.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
+  cudaStream_t s = tgpt::cuda::stream();
+  if (n > 0) LAB_CHECK(cudaMemcpyAsync(c.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost, s));
+  LAB_CHECK(cudaStreamSynchronize(s));
   std::vector<float> h(n);
   for (size_t i = 0; i < n; ++i) {
     if constexpr (std::is_same_v<T, float>)
@@ -165,7 +184,7 @@ inline double copy_bandwidth_gbs() {
   char *src = nullptr, *dst = nullptr;
   LAB_CHECK(cudaMalloc(&src, bytes));
   LAB_CHECK(cudaMalloc(&dst, bytes));
-  LAB_CHECK(cudaMemset(src, 1, bytes));
+  fill_bytes(src, 1, bytes);
   const float ms = benchmark_ms(20, [&] {
     LAB_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, tgpt::cuda::stream()));
   });

@@ -140,7 +140,7 @@ struct Run {
     };
     x = up(xh), w = up(wh), dx = alloc(xh.size()), dw = alloc(wh.size()), loss = alloc(1);
     t = lab::device_alloc<int64_t>(N);
-    LAB_CHECK(cudaMemcpy(t, th.data(), N * sizeof(int64_t), cudaMemcpyHostToDevice));
+    lab::upload(t, th.data(), N * sizeof(int64_t));
     prob = lab::device_alloc<float>(static_cast<size_t>(N) * K);
     norm = lab::device_alloc<float>(N), row_loss = lab::device_alloc<float>(N);
     dxn = lab::device_alloc<float>(xh.size());

@@ -224,8 +224,7 @@ void backward(int version, const Bufs& m, int n, int C) {
 int64_t* ids_to_device(const std::vector<int64_t>& v) {
   int64_t* d = nullptr;
   LAB_CHECK(cudaMalloc(&d, std::max<size_t>(1, v.size()) * sizeof(int64_t)));
-  if (!v.empty())
-    LAB_CHECK(cudaMemcpy(d, v.data(), v.size() * sizeof(int64_t), cudaMemcpyHostToDevice));
+  lab::upload(d, v.data(), v.size() * sizeof(int64_t));
   return d;
 }
 

@@ -159,7 +159,7 @@ struct Run {
     dh = bf ? static_cast<void*>(lab::device_alloc<__nv_bfloat16>(p.h.size()))
             : lab::device_alloc<float>(p.h.size());
     t = lab::device_alloc<int64_t>(p.N);
-    LAB_CHECK(cudaMemcpy(t, p.t.data(), p.N * sizeof(int64_t), cudaMemcpyHostToDevice));
+    lab::upload(t, p.t.data(), p.N * sizeof(int64_t));
     loss = lab::device_alloc<float>(1);
     loss_typed = bf ? static_cast<void*>(lab::device_alloc<__nv_bfloat16>(1)) : loss;
     const size_t N = p.N, W = p.W;

@@ -3,8 +3,8 @@
 # image lacks (OpenBLAS (OpenMP build) and its Fortran runtime, zlib, libjpeg-turbo,
 # nlohmann-json, stb, CLI11 headers, GoogleTest sources) into .gpu-deps/ (git-ignored). Carry that folder to the GPU
 # machine, with .pydeps/ (ftfy for the tokenizer's golden reference, installed by
-# scripts/install-deps.sh); scripts/gpu_check.sh configures with -DTGPT_DEPS_PREFIX=.gpu-deps when
-# it is present.
+# scripts/install-deps.sh): `bash scripts/gpu_check.sh $OUT` with carry [".gpu-deps", ".pydeps"].
+# scripts/gpu_check.sh configures with -DTGPT_DEPS_PREFIX=.gpu-deps when it is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
