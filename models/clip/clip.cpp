@@ -334,13 +334,20 @@ Tensor ClipModel::vision_transformer(const Tensor& images_in) const {
   x = concat({cls, x}, 1);  // [B,T,W]
   x = add(x, vision_pos_);  // + [T,W]
   x = ln_pre_.forward(x);
-  for (const nn::ResidualBlock& blk : vision_blocks_) x = blk.forward(x);
+  nn::ResidualBlock::Residual r{x, Tensor()};
+  for (const nn::ResidualBlock& blk : vision_blocks_) r = blk.forward(r);
+  x = r.resolve();  // [B,T,W]
   TGPT_CHECK(x.size(1) == T, "ClipModel: internal token count mismatch");
   return x;
 }
 
 Tensor ClipModel::encode_image(const Tensor& images) const {
-  return encode_image_with_tokens(images).pooled;
+  NoGradGuard no_grad;
+  check_images(config_, images);
+  if (images.size(0) == 0) return Tensor::zeros({0, config_.embed_dim}, DType::f32, device_);
+  Tensor x = vision_transformer(images);          // [B,T,Wv]
+  Tensor cls = ln_post_.forward(x.select(1, 0));  // [B,Wv]
+  return to_output(linear(cls, visual_proj_t_));  // [B,E]; the other tokens are not projected
 }
 
 ClipModel::ImageOutput ClipModel::encode_image_with_tokens(const Tensor& images) const {
@@ -408,7 +415,9 @@ Tensor ClipModel::encode_text_embeddings(const Tensor& x_in, const Tensor& eot) 
   const int64_t T = last + 1;
   Tensor x = to_model(x_in).narrow(1, 0, T);  // [N,T,W]
   x = add(x, text_pos_.narrow(0, 0, T));      // + [T,W]
-  for (const nn::ResidualBlock& blk : text_blocks_) x = blk.forward(x);
+  nn::ResidualBlock::Residual r{x, Tensor()};
+  for (const nn::ResidualBlock& blk : text_blocks_) r = blk.forward(r);
+  x = r.resolve();                                         // [N,T,W]
   Tensor pooled = ln_final_.forward(gather_rows(x, eot));  // [N,W]
   return to_output(linear(pooled, text_projection_t_));    // [N,E] f32
 }

@@ -101,8 +101,10 @@ MLP::MLP(ParameterSet& params, const std::string& prefix, int64_t width, int64_t
       proj_(params, prefix + names.proj, hidden, width, bias, options) {}
 
 Tensor MLP::forward(const Tensor& x) const {
-  Tensor h = activation(fc_.forward(x), act_);  // [..., H]
-  return proj_.forward(h);                      // [..., W]
+  Tensor h = fc_.bias().defined()
+                 ? bias_activation(fc_.forward_no_bias(x), fc_.bias(), act_)  // [..., H]
+                 : activation(fc_.forward(x), act_);
+  return proj_.forward(h);  // [..., W]
 }
 
 void MLP::init(Generator& gen) const {

@@ -13,7 +13,8 @@
  *   LayerNorm  y = (x - mean) / sqrt(var + eps) * weight + bias over the last dim; weight,
  *              bias [W]; var is the biased variance (as torch.nn.LayerNorm)
  *   MLP        y = proj(act(fc(x)))    fc: Linear W -> H, proj: Linear H -> W, act from
- *              base/activation.h
+ *              base/activation.h; with a bias, fc's bias and the activation run as one fused
+ *              op (bias_activation) after the unbiased product
  */
 #pragma once
 

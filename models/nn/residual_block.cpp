@@ -30,20 +30,46 @@ ResidualBlock::ResidualBlock(ParameterSet& params, const std::string& prefix, co
              names.mlp_parts, options);
 }
 
-Tensor ResidualBlock::forward(const Tensor& x_in, const Tensor& memory) const {
+Tensor ResidualBlock::Residual::resolve() const {
+  return pending.defined() ? add(x, pending) : x;
+}
+
+Tensor ResidualBlock::forward(const Tensor& x, const Tensor& memory) const {
+  return forward(Residual{x, Tensor()}, memory).resolve();
+}
+
+ResidualBlock::Residual ResidualBlock::forward(const Residual& stream, const Tensor& memory) const {
   TGPT_CHECK(!memory.defined() || config_.cross_attention,
              "nn::ResidualBlock: a memory was given to a block without cross-attention");
   TGPT_CHECK(memory.defined() || !config_.cross_attention,
              "nn::ResidualBlock: this block has cross-attention and needs a memory");
-  Tensor x = add(x_in, attn_.forward(ln_1_.forward(x_in)));  // [Bq,T,W]
+  TGPT_CHECK(stream.x.defined(), "nn::ResidualBlock: x is undefined");
+  Tensor x = stream.x;  // the residual stream [Bq,T,W]
+  Tensor h;
+  if (stream.pending.defined()) {
+    h = ln_1_.forward_add(stream.x, stream.pending, &x);  // x = x + pending
+  } else {
+    h = ln_1_.forward(x);
+  }
+  Tensor branch = attn_.forward(h);  // [Bq,T,W], not yet added to x
   if (config_.cross_attention) {
     TGPT_CHECK(memory.dim() == 3 && (x.size(0) == memory.size(0) || x.size(0) == 1),
                "nn::ResidualBlock: memory must be [B, Tk, Wk] with B = ", x.size(0),
                " (or any B for batch-1 queries), got ", memory.shape().str());
-    if (x.size(0) != memory.size(0)) x = broadcast_to(x, {memory.size(0), x.size(1), x.size(2)});
-    x = add(x, cross_attn_.forward(ln_cross_.forward(x), ln_cross_kv_.forward(memory)));  // [B,T,W]
+    const int64_t B = memory.size(0);
+    if (x.size(0) == B) {
+      Tensor sum;
+      h = ln_cross_.forward_add(x, branch, &sum);
+      x = sum;
+    } else {  // batch-1 queries: the stream becomes [B,T,W] here
+      x = broadcast_to(add(x, branch), {B, x.size(1), x.size(2)});
+      h = ln_cross_.forward(x);
+    }
+    branch = cross_attn_.forward(h, ln_cross_kv_.forward(memory));  // [B,T,W]
   }
-  return add(x, mlp_.forward(ln_2_.forward(x)));  // [B,T,W]
+  Tensor sum;                              // [B,T,W]
+  h = ln_2_.forward_add(x, branch, &sum);  // [B,T,W]
+  return {sum, mlp_.forward(h)};
 }
 
 void ResidualBlock::init(Generator& gen) const {

@@ -7,7 +7,10 @@
  *   x = x + cross_attn(ln_cross(x), ln_cross_kv(m)) only when the block has cross-attention;
  *                                                   batch-1 x is broadcast to B first
  *   x = x + mlp(ln_2(x))                           MLP W -> hidden -> W
- * LayerNorm eps from the config (CLIP and the Bonder: 1e-5).
+ * LayerNorm eps from the config (CLIP and the Bonder: 1e-5). Each residual add runs fused with the
+ * LayerNorm that follows it (engine add_layer_norm; on the CPU the same add then LayerNorm), also
+ * across blocks through the Residual form below; the MLP's first bias runs fused with its
+ * activation (bias_activation).
  *
  * Parameter names (under the prefix) default to OpenAI CLIP's: ln_1, attn.in_proj_weight,
  * attn.in_proj_bias, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj. Every part's name is in Names,
@@ -55,6 +58,18 @@ class ResidualBlock {
 
   // x [Bq, T, W] (memory [B, Tk, Wk] with cross-attention, else undefined) -> [B, T, W]
   Tensor forward(const Tensor& x, const Tensor& memory = Tensor()) const;
+
+  // The residual stream as x + pending, where pending (when defined, same shape as x) is the
+  // last branch output not yet added: a block returns its MLP output unadded, so that the next
+  // block adds it inside its first LayerNorm (one fused op). resolve() does the add.
+  struct Residual {
+    Tensor x;        // [B, T, W]
+    Tensor pending;  // [B, T, W] or undefined
+    Tensor resolve() const;
+  };
+  // The same block on a stream in that form; returns {x after attention (and cross-attention),
+  // MLP output}. Chaining blocks this way and resolving at the end computes forward() of each.
+  Residual forward(const Residual& stream, const Tensor& memory = Tensor()) const;
   // PyTorch defaults: LayerNorms 1/0, Linears uniform ±1/sqrt(fan_in).
   void init(Generator& gen) const;
 
