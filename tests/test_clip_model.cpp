@@ -403,6 +403,25 @@ TEST(ClipModel, FromTensorsValidates) {
   EXPECT_FALSE(m.weight("visual.proj").requires_grad());
 }
 
+TEST(ClipModel, ParametersAreOpenAIsInStateDictOrder) {
+  ClipConfig c = tiny_config();
+  auto t = random_tensors(c);
+  ClipModel m = ClipModel::from_tensors(t, c, Device::CPU, DType::f64);
+  const nn::ParameterSet& ps = m.parameters();
+  auto expected = expected_clip_tensors(c);
+  std::vector<std::string> names = ps.names();
+  ASSERT_EQ(names.size(), expected.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(names[i], expected[i].first);
+    const Tensor& w = ps.get(names[i]);
+    EXPECT_EQ(w.shape(), expected[i].second) << names[i];
+    EXPECT_EQ(w.dtype(), DType::f64) << names[i];
+    EXPECT_TRUE(bitwise_equal(w, t.at(names[i]).to(DType::f64))) << names[i];
+    EXPECT_TRUE(w.is_same(m.weight(names[i]))) << names[i];
+  }
+  EXPECT_EQ(ps.numel(/*trainable_only=*/true), 0);
+}
+
 TEST(ClipModel, InputChecks) {
   ClipModel m = ClipModel::from_tensors(random_tensors(tiny_config()), tiny_config());
   EXPECT_THROW(m.encode_image(Tensor::zeros({1, 3, 32, 32})), Error);

@@ -5,19 +5,22 @@
  * tgpt.format_version = 1, tgpt.config (ClipConfig JSON), optional tgpt.bpe_merges; tensors under
  * OpenAI's names. Every expected tensor must be present with the shape the config implies, and no
  * other tensor may be present; all problems are reported together in one tgpt::Error naming the
- * file. Weights of any float dtype (OpenAI's files mix f16 and f32, ../shared/spec/clip.md §1.8)
- * become contiguous tensors in the compute dtype (f32 on the CPU; f32/f16/bf16 on CUDA, cast on
- * the host, then uploaded once) that do not require grad; visual.proj and text_projection
- * ([in, out]) are also cached transposed as [out, in] so they go through linear(). Under f16
- * compute the f16 tensors of an OpenAI file are uploaded as stored (no rounding at all).
+ * file. The model's weights are an nn::ParameterSet (models/nn) under OpenAI's names, filled by
+ * the layers that use them (nn::ResidualBlock per transformer block, nn::LayerNorm) and by the
+ * model for its raw tensors (patch convolution, embeddings, projections, logit_scale). Weights of
+ * any float dtype (OpenAI's files mix f16 and f32, ../shared/spec/clip.md §1.8) are loaded into
+ * it in the compute dtype (f32 on the CPU; f32/f16/bf16 on CUDA, cast on the host, then uploaded
+ * once) and do not require grad; visual.proj and text_projection ([in, out]) are also cached
+ * transposed as [out, in] so they go through linear(). Under f16 compute the f16 tensors of an
+ * OpenAI file are uploaded as stored (no rounding at all).
  *
  * Inputs are moved to the model's device and cast to the compute dtype (to_model); results are
  * cast back to f32 on the model's device (to_output). On the CPU both are no-ops for f32 CPU
  * inputs, so the CPU f32 path is unchanged.
  *
- * Forward (clip.md §1.3–1.5): pre-LN residual blocks (LayerNorm eps 1e-5) with packed-QKV
- * attention and a 4W MLP with QuickGELU or exact GELU. Everything is an engine op, so autograd
- * records through encode_text_embeddings when its input requires grad; encode_image and
+ * Forward (clip.md §1.3–1.5): pre-LN residual blocks (nn::ResidualBlock, LayerNorm eps 1e-5)
+ * with packed-QKV attention and a 4W MLP with QuickGELU or exact GELU. Everything is an engine op,
+ * so autograd records through encode_text_embeddings when its input requires grad; encode_image and
  * encode_text run under NoGradGuard. Text runs only over positions 0..max(eot): with the causal
  * mask, later positions never reach the pooled ones (clip.md §1.4), so the result is the same.
  */
@@ -40,13 +43,6 @@ const char* const kBlockParts[] = {
     "attn.out_proj.weight", "attn.out_proj.bias", "ln_2.weight",         "ln_2.bias",
     "mlp.c_fc.weight",      "mlp.c_fc.bias",      "mlp.c_proj.weight",   "mlp.c_proj.bias",
 };
-
-std::string vision_block_prefix(int64_t i) {
-  return str_cat("visual.transformer.resblocks.", i, ".");
-}
-std::string text_block_prefix(int64_t i) {
-  return str_cat("transformer.resblocks.", i, ".");
-}
 
 [[noreturn]] void fail_with(const std::string& source, const std::vector<std::string>& problems) {
   std::string msg = str_cat(source, ": invalid CLIP weights (", problems.size(), " problem",
@@ -241,42 +237,65 @@ ClipModel ClipModel::build(const std::map<std::string, Tensor>& tensors, const C
   m.config_ = config;
   m.device_ = device;
   m.compute_dtype_ = compute_dtype;
-  // Converted on the host first (cast and transposes), then uploaded once.
+  m.register_parameters();
+  // Values are copied on the host (cast to the compute dtype by ParameterSet::load), then the
+  // whole set is uploaded once.
   std::map<std::string, Tensor> host;
   for (const auto& [name, t] : tensors) {
-    Tensor w = t.detach();
+    Tensor w = t.detach();  // our own handle: the caller's requires_grad is not touched
     if (w.device() != Device::CPU) w = w.to(Device::CPU);
     if (name == "logit_scale") m.logit_scale_ = std::exp(to_f32(w).item());
-    // w is our own handle: the caller's requires_grad is not touched
-    w = (w.dtype() == compute_dtype ? w : w.to(compute_dtype)).contiguous();
-    w.set_requires_grad(false);
     host.emplace(name, w);
   }
-  Tensor visual_proj_t = host.at("visual.proj").transpose(0, 1).contiguous();          // [E,Wv]
-  Tensor text_projection_t = host.at("text_projection").transpose(0, 1).contiguous();  // [E,Wt]
-  auto place = [&](const Tensor& w) {
-    if (device == Device::CPU) return w;
-    Tensor d = w.to(device).detach();
-    d.set_requires_grad(false);
-    return d;
-  };
-  for (const auto& [name, w] : host) m.w_.emplace(name, place(w));
-  m.visual_proj_t_ = place(visual_proj_t);
-  m.text_projection_t_ = place(text_projection_t);
-  auto load_block = [&](const std::string& p) {
-    const auto& w = m.w_;
-    return Block{w.at(p + "ln_1.weight"),          w.at(p + "ln_1.bias"),
-                 w.at(p + "attn.in_proj_weight"),  w.at(p + "attn.in_proj_bias"),
-                 w.at(p + "attn.out_proj.weight"), w.at(p + "attn.out_proj.bias"),
-                 w.at(p + "ln_2.weight"),          w.at(p + "ln_2.bias"),
-                 w.at(p + "mlp.c_fc.weight"),      w.at(p + "mlp.c_fc.bias"),
-                 w.at(p + "mlp.c_proj.weight"),    w.at(p + "mlp.c_proj.bias")};
-  };
-  for (int64_t i = 0; i < config.vision_layers; ++i)
-    m.vision_blocks_.push_back(load_block(vision_block_prefix(i)));
-  for (int64_t i = 0; i < config.transformer_layers; ++i)
-    m.text_blocks_.push_back(load_block(text_block_prefix(i)));
+  m.params_.load(host, source);
+  Tensor visual_proj_t = m.params_.get("visual.proj").transpose(0, 1).contiguous();  // [E,Wv]
+  Tensor text_projection_t = m.params_.get("text_projection").transpose(0, 1).contiguous();
+  if (device != Device::CPU) {
+    m.params_.to(device, compute_dtype);
+    visual_proj_t = visual_proj_t.to(device);
+    text_projection_t = text_projection_t.to(device);
+  }
+  m.visual_proj_t_ = visual_proj_t;          // [E,Wv]
+  m.text_projection_t_ = text_projection_t;  // [E,Wt]
   return m;
+}
+
+// Registers every weight under its OpenAI name, in OpenAI's state-dict order (the order of
+// expected_clip_tensors), in the compute dtype on the host, frozen.
+void ClipModel::register_parameters() {
+  const ClipConfig& c = config_;
+  const nn::ParamOptions frozen{compute_dtype_, false};
+  auto raw = [&](const std::string& name, const Shape& shape) {
+    return params_.add(name, Tensor::zeros(shape, compute_dtype_), false);
+  };
+  auto blocks = [&](const std::string& prefix, int64_t layers, int64_t width, int64_t heads,
+                    bool causal) {
+    nn::ResidualBlock::Config bc;
+    bc.attn = {width, static_cast<int>(heads), causal, true, true};
+    bc.mlp_hidden = 4 * width;
+    bc.activation = c.activation;
+    bc.eps = 1e-5;
+    std::vector<nn::ResidualBlock> out;
+    for (int64_t i = 0; i < layers; ++i)
+      out.emplace_back(params_, str_cat(prefix, i, "."), bc, nn::ResidualBlock::Names{}, frozen);
+    return out;
+  };
+  const int64_t Wv = c.vision_width, P = c.vision_patch_size, Wt = c.transformer_width;
+  conv1_w_ = raw("visual.conv1.weight", {Wv, 3, P, P});
+  class_embedding_ = raw("visual.class_embedding", {Wv});
+  vision_pos_ = raw("visual.positional_embedding", {c.vision_tokens(), Wv});
+  ln_pre_ = nn::LayerNorm(params_, "visual.ln_pre.", Wv, 1e-5, frozen);
+  vision_blocks_ =
+      blocks("visual.transformer.resblocks.", c.vision_layers, Wv, c.vision_heads, false);
+  ln_post_ = nn::LayerNorm(params_, "visual.ln_post.", Wv, 1e-5, frozen);
+  raw("visual.proj", {Wv, c.embed_dim});
+  token_embedding_ = raw("token_embedding.weight", {c.vocab_size, Wt});
+  text_pos_ = raw("positional_embedding", {c.context_length, Wt});
+  text_blocks_ =
+      blocks("transformer.resblocks.", c.transformer_layers, Wt, c.transformer_heads, true);
+  ln_final_ = nn::LayerNorm(params_, "ln_final.", Wt, 1e-5, frozen);
+  raw("text_projection", {Wt, c.embed_dim});
+  raw("logit_scale", Shape{});
 }
 
 double ClipModel::logit_scale() const {
@@ -296,24 +315,11 @@ Tensor ClipModel::to_output(const Tensor& y) const {
 }
 
 const Tensor& ClipModel::weight(const std::string& name) const {
-  auto it = w_.find(name);
-  TGPT_CHECK(it != w_.end(), "ClipModel::weight: no tensor named \"", name, "\"");
-  return it->second;
+  TGPT_CHECK(params_.contains(name), "ClipModel::weight: no tensor named \"", name, "\"");
+  return params_.get(name);
 }
 
 // ---- forward ----------------------------------------------------------------------------------
-
-// x [B,T,W] -> [B,T,W]: x + out_proj(MHA(ln_1(x))), then + c_proj(act(c_fc(ln_2(x)))).
-Tensor ClipModel::block_forward(const Block& blk, const Tensor& x, int64_t heads,
-                                bool causal) const {
-  Tensor h = layer_norm(x, blk.ln_1_w, blk.ln_1_b, 1e-5);
-  Tensor qkv = linear(h, blk.in_proj_w, blk.in_proj_b);                             // [B,T,3W]
-  Tensor a = attention(qkv, static_cast<int>(heads), causal);                       // [B,T,W]
-  Tensor y = add(x, linear(a, blk.out_proj_w, blk.out_proj_b));                     // [B,T,W]
-  h = linear(layer_norm(y, blk.ln_2_w, blk.ln_2_b, 1e-5), blk.c_fc_w, blk.c_fc_b);  // [B,T,4W]
-  h = config_.activation == Activation::gelu ? gelu(h) : quick_gelu(h);
-  return add(y, linear(h, blk.c_proj_w, blk.c_proj_b));  // [B,T,W]
-}
 
 // images [B,3,R,R] -> transformer output [B,T,Wv] (ln_post not applied).
 Tensor ClipModel::vision_transformer(const Tensor& images_in) const {
@@ -321,20 +327,27 @@ Tensor ClipModel::vision_transformer(const Tensor& images_in) const {
   const int64_t G = config_.vision_grid(), T = config_.vision_tokens();
   check_images(config_, images_in);
   const int64_t B = images_in.size(0);
-  Tensor images = to_model(images_in);  // [B,3,R,R] compute dtype on the model's device
-  Tensor x = conv2d_patch(images, w_.at("visual.conv1.weight"));  // [B,W,G,G]
-  x = x.reshape({B, W, G * G}).transpose(1, 2);                   // [B,G²,W], token 1+r*G+c
-  Tensor cls = broadcast_to(w_.at("visual.class_embedding").reshape({1, 1, W}), {B, 1, W});
-  x = concat({cls, x}, 1);                           // [B,T,W]
-  x = add(x, w_.at("visual.positional_embedding"));  // + [T,W]
-  x = layer_norm(x, w_.at("visual.ln_pre.weight"), w_.at("visual.ln_pre.bias"), 1e-5);
-  for (const Block& blk : vision_blocks_) x = block_forward(blk, x, config_.vision_heads, false);
+  Tensor images = to_model(images_in);           // [B,3,R,R] compute dtype on the model's device
+  Tensor x = conv2d_patch(images, conv1_w_);     // [B,W,G,G]
+  x = x.reshape({B, W, G * G}).transpose(1, 2);  // [B,G²,W], token 1+r*G+c
+  Tensor cls = broadcast_to(class_embedding_.reshape({1, 1, W}), {B, 1, W});
+  x = concat({cls, x}, 1);  // [B,T,W]
+  x = add(x, vision_pos_);  // + [T,W]
+  x = ln_pre_.forward(x);
+  nn::ResidualBlock::Residual r{x, Tensor()};
+  for (const nn::ResidualBlock& blk : vision_blocks_) r = blk.forward(r);
+  x = r.resolve();  // [B,T,W]
   TGPT_CHECK(x.size(1) == T, "ClipModel: internal token count mismatch");
   return x;
 }
 
 Tensor ClipModel::encode_image(const Tensor& images) const {
-  return encode_image_with_tokens(images).pooled;
+  NoGradGuard no_grad;
+  check_images(config_, images);
+  if (images.size(0) == 0) return Tensor::zeros({0, config_.embed_dim}, DType::f32, device_);
+  Tensor x = vision_transformer(images);          // [B,T,Wv]
+  Tensor cls = ln_post_.forward(x.select(1, 0));  // [B,Wv]
+  return to_output(linear(cls, visual_proj_t_));  // [B,E]; the other tokens are not projected
 }
 
 ClipModel::ImageOutput ClipModel::encode_image_with_tokens(const Tensor& images) const {
@@ -345,11 +358,10 @@ ClipModel::ImageOutput ClipModel::encode_image_with_tokens(const Tensor& images)
     return {Tensor::zeros({0, E}, DType::f32, device_),
             Tensor::zeros({0, config_.vision_tokens(), E}, DType::f32, device_)};
   }
-  Tensor x = vision_transformer(images);  // [B,T,Wv]
-  Tensor cls = layer_norm(x.select(1, 0), w_.at("visual.ln_post.weight"),
-                          w_.at("visual.ln_post.bias"), 1e-5);  // [B,Wv]
-  return {to_output(linear(cls, visual_proj_t_)),               // [B,E]
-          to_output(linear(x, visual_proj_t_))};                // [B,T,E], no ln_post
+  Tensor x = vision_transformer(images);           // [B,T,Wv]
+  Tensor cls = ln_post_.forward(x.select(1, 0));   // [B,Wv]
+  return {to_output(linear(cls, visual_proj_t_)),  // [B,E]
+          to_output(linear(x, visual_proj_t_))};   // [B,T,E], no ln_post
 }
 
 Tensor ClipModel::embed_tokens(const Tensor& tokens) const {
@@ -357,7 +369,7 @@ Tensor ClipModel::embed_tokens(const Tensor& tokens) const {
   TGPT_CHECK(tokens.dtype() == DType::i32 || tokens.dtype() == DType::i64,
              "ClipModel::embed_tokens: tokens must be i32 or i64, got ",
              dtype_name(tokens.dtype()));
-  return embedding(tokens, w_.at("token_embedding.weight"));  // [..., W]
+  return embedding(tokens, token_embedding_);  // [..., W]
 }
 
 Tensor ClipModel::encode_text(const Tensor& tokens) const {
@@ -401,12 +413,13 @@ Tensor ClipModel::encode_text_embeddings(const Tensor& x_in, const Tensor& eot) 
   if (N == 0) return Tensor::zeros({0, config_.embed_dim}, DType::f32, device_);
   // Causal attention: positions after the last pooled one cannot affect the result.
   const int64_t T = last + 1;
-  Tensor x = to_model(x_in).narrow(1, 0, T);                  // [N,T,W]
-  x = add(x, w_.at("positional_embedding").narrow(0, 0, T));  // + [T,W]
-  for (const Block& blk : text_blocks_) x = block_forward(blk, x, config_.transformer_heads, true);
-  Tensor pooled = gather_rows(x, eot);  // [N,W]
-  pooled = layer_norm(pooled, w_.at("ln_final.weight"), w_.at("ln_final.bias"), 1e-5);
-  return to_output(linear(pooled, text_projection_t_));  // [N,E] f32
+  Tensor x = to_model(x_in).narrow(1, 0, T);  // [N,T,W]
+  x = add(x, text_pos_.narrow(0, 0, T));      // + [T,W]
+  nn::ResidualBlock::Residual r{x, Tensor()};
+  for (const nn::ResidualBlock& blk : text_blocks_) r = blk.forward(r);
+  x = r.resolve();                                         // [N,T,W]
+  Tensor pooled = ln_final_.forward(gather_rows(x, eot));  // [N,W]
+  return to_output(linear(pooled, text_projection_t_));    // [N,E] f32
 }
 
 }  // namespace tgpt

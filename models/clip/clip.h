@@ -2,8 +2,10 @@
  * clip.h — OpenAI CLIP (ViT image tower + causal text tower) on the tgpt engine.
  *
  * Loads the tgpt CLIP weight file (models/README.md) written by tgpt-convert. Architecture per
- * ../shared/spec/clip.md §1: pre-LN residual blocks, packed-QKV multi-head attention (head dim
- * W/heads), QuickGELU (OpenAI) or exact GELU (open_clip non-quickgelu), LayerNorm eps 1e-5.
+ * ../shared/spec/clip.md §1: pre-LN residual blocks (nn::ResidualBlock, models/nn), packed-QKV
+ * multi-head attention (head dim W/heads), QuickGELU (OpenAI) or exact GELU (open_clip
+ * non-quickgelu), LayerNorm eps 1e-5. The weights live in an nn::ParameterSet under OpenAI's
+ * names (parameters()).
  * All weights are frozen (requires_grad = false); encode_text_embeddings is differentiable with
  * respect to its input embeddings, which is what prompt tuning needs.
  *
@@ -23,6 +25,9 @@
 
 #include "base/activation.h"
 #include "engine/tensor.h"
+#include "models/nn/layers.h"
+#include "models/nn/parameters.h"
+#include "models/nn/residual_block.h"
 
 namespace tgpt {
 
@@ -85,6 +90,10 @@ class ClipModel {
   double logit_scale() const;  // exp(logit_scale), from the stored value read as f32
   // A weight by its OpenAI name (throws when absent), in the compute dtype on the model's device.
   const Tensor& weight(const std::string& name) const;
+  // Every weight under its OpenAI name, in OpenAI's state-dict order (expected_clip_tensors); all
+  // frozen (not trainable). Read-only: the model keeps derived copies (the transposed
+  // projections), so placement is chosen at load time, not by moving these.
+  const nn::ParameterSet& parameters() const { return params_; }
 
   // images [B,3,R,R] float, preprocessed -> pooled image features [B,E] (ln_post(CLS) @ proj).
   Tensor encode_image(const Tensor& images) const;
@@ -108,15 +117,6 @@ class ClipModel {
   Tensor embed_tokens(const Tensor& tokens) const;
 
  private:
-  // One residual attention block's weights (OpenAI names in comments), [out, in], compute dtype.
-  struct Block {
-    Tensor ln_1_w, ln_1_b;          // ln_1.{weight,bias} [W]
-    Tensor in_proj_w, in_proj_b;    // attn.in_proj_{weight [3W,W], bias [3W]}
-    Tensor out_proj_w, out_proj_b;  // attn.out_proj.{weight [W,W], bias [W]}
-    Tensor ln_2_w, ln_2_b;          // ln_2.{weight,bias} [W]
-    Tensor c_fc_w, c_fc_b;          // mlp.c_fc.{weight [4W,W], bias [4W]}
-    Tensor c_proj_w, c_proj_b;      // mlp.c_proj.{weight [W,4W], bias [W]}
-  };
   ClipModel() = default;
   // Validates and converts `tensors` (all problems in one tgpt::Error naming `source`).
   static ClipModel build(const std::map<std::string, Tensor>& tensors, const ClipConfig& config,
@@ -125,16 +125,26 @@ class ClipModel {
   Tensor to_model(const Tensor& x) const;
   // A result as f32 on the model's device.
   Tensor to_output(const Tensor& y) const;
-  Tensor block_forward(const Block& blk, const Tensor& x, int64_t heads, bool causal) const;
   Tensor vision_transformer(const Tensor& images) const;  // -> [B,T,Wv] before ln_post
+  void register_parameters();  // the layers and raw weights of config_, zero-filled
 
   ClipConfig config_;
   Device device_ = Device::CPU;
   DType compute_dtype_ = DType::f32;
   double logit_scale_ = 0;  // exp(logit_scale)
-  std::map<std::string, Tensor> w_;
   std::string bpe_merges_;
-  std::vector<Block> vision_blocks_, text_blocks_;
+  // Every weight under its OpenAI name; the layers and tensors below are handles into it.
+  nn::ParameterSet params_;
+  Tensor conv1_w_;                                // visual.conv1.weight [Wv,3,P,P]
+  Tensor class_embedding_;                        // visual.class_embedding [Wv]
+  Tensor vision_pos_;                             // visual.positional_embedding [T,Wv]
+  nn::LayerNorm ln_pre_;                          // visual.ln_pre
+  std::vector<nn::ResidualBlock> vision_blocks_;  // visual.transformer.resblocks.<i>.
+  nn::LayerNorm ln_post_;                         // visual.ln_post
+  Tensor token_embedding_;                        // token_embedding.weight [V,Wt]
+  Tensor text_pos_;                               // positional_embedding [77,Wt]
+  std::vector<nn::ResidualBlock> text_blocks_;    // transformer.resblocks.<i>.
+  nn::LayerNorm ln_final_;                        // ln_final
   Tensor visual_proj_t_;      // visual.proj transposed, contiguous [E,Wv] (a Linear weight)
   Tensor text_projection_t_;  // text_projection transposed, contiguous [E,Wt]
 };
