@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/autograd.h"
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "models/nn/parameters.h"
