@@ -18,6 +18,7 @@
 
 #include "base/error.h"
 #include "engine/safetensors.h"
+#include "tests/test_files.h"
 #include "tests/train_test_util.h"
 #include "train/checkpoint.h"
 
@@ -121,6 +122,9 @@ void rewrite(const std::string& src, const std::string& dst, Edit edit) {
   edit(tensors, meta, record);
   if (!meta.count("tgpt.checkpoint.raw")) meta["tgpt.checkpoint"] = record.dump();
   meta.erase("tgpt.checkpoint.raw");
+  // A consistent file (as another run would write it) unless the edit set the hash itself.
+  if (meta.at("tgpt.checkpoint_sha256") == f.metadata().at("tgpt.checkpoint_sha256"))
+    meta["tgpt.checkpoint_sha256"] = checkpoint_content_hash(meta["tgpt.checkpoint"], tensors);
   save_safetensors(dst, tensors, meta);
 }
 
@@ -287,6 +291,19 @@ TEST_F(CheckpointTest, DamagedAndMismatchedFilesChangeNothing) {
       {"truncated", "cannot read checkpoint", raw(bytes.substr(0, bytes.size() / 2))},
       {"truncated header", "cannot read checkpoint", raw(bytes.substr(0, 12))},
       {"empty", "cannot read checkpoint", raw("")},
+      {"flipped data byte", "is damaged",
+       [&](const std::string& p) {
+         std::string b = bytes;
+         b[b.size() - 5] ^= 0x10;  // inside the last tensor's data
+         std::ofstream(p, std::ios::binary) << b;
+       }},
+      {"edited record, old hash", "is damaged", edited([](Tensors&, Meta& m, nlohmann::json&) {
+         nlohmann::json j = nlohmann::json::parse(m["tgpt.checkpoint"]);
+         j["iteration"] = 3;
+         m["tgpt.checkpoint"] = j.dump();
+         m["tgpt.checkpoint.raw"] = "1";
+         m["tgpt.checkpoint_sha256"] = std::string(64, '0');
+       })},
       {"version", "format version \"2\"",
        edited([](Tensors&, Meta& m, nlohmann::json&) { m["tgpt.format_version"] = "2"; })},
       {"not a checkpoint", "not a tgpt training checkpoint",
@@ -401,4 +418,40 @@ TEST_F(CheckpointTest, FailedWriteKeepsThePreviousCheckpoint) {
   MlpRun fresh(data, 5, 10);
   load_checkpoint(ck, state_of(fresh));
   EXPECT_EQ(fresh.trainer->iteration(), 3);
+}
+
+// Seeded random damage anywhere in a checkpoint (tests/test_files.h mutate_bytes): every mutant is
+// refused with a tgpt::Error, and the run it was loaded into is unchanged.
+TEST_F(CheckpointTest, SeededMutationsAreRefused) {
+  const MlpData data;
+  TrainerOptions o;
+  o.eval_every = 2;
+  const std::string good = path("good.safetensors");
+  {
+    MlpRun run(data, 1, 10, o);
+    run.trainer->run(
+        run.step_fn(), [&](int64_t) { return run.accuracy(); }, 4);
+    save_checkpoint(good, state_of(run));
+  }
+  const std::string bytes = read_bytes(good);
+  MlpRun run(data, 7, 10, o);
+  run.trainer->run(run.step_fn(), {}, 2);
+  const Snapshot before(run);
+  std::mt19937_64 rng(2024);
+  int refused = 0;
+  const int kMutants = 300;
+  for (int k = 0; k < kMutants; ++k) {
+    const std::string mutant = test::mutate_bytes(bytes, rng);
+    if (mutant == bytes) continue;
+    const std::string p = path("m.safetensors");
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << mutant;
+    try {
+      load_checkpoint(p, state_of(run));
+      ADD_FAILURE() << "mutant " << k << " loaded";
+    } catch (const Error&) {
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, kMutants * 9 / 10);
+  before.expect_unchanged(run, "after the mutants");
 }

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "convert/sha256.h"
 #include "engine/autograd.h"
 #include "engine/safetensors.h"
 
@@ -60,6 +61,25 @@ std::map<std::string, std::mt19937_64*> generators_of(const TrainingState& s,
   for (const auto& [name, rng] : s.generators) g[name] = rng;
   return g;
 }
+
+}  // namespace
+
+std::string checkpoint_content_hash(const std::string& record,
+                                    std::vector<std::pair<std::string, Tensor>> tensors) {
+  std::sort(tensors.begin(), tensors.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  Sha256 h;
+  h.update(record.data(), record.size());
+  for (const auto& [name, t] : tensors) {
+    const std::string head = name + '\0' + dtype_name(t.dtype()) + t.shape().str();
+    h.update(head.data(), head.size());
+    const Tensor c = t.to(Device::CPU).contiguous();
+    if (c.nbytes() > 0) h.update(c.data_ptr(), c.nbytes());
+  }
+  return h.finish_hex();
+}
+
+namespace {
 
 // The shape and dtype the optimizer state of parameter p must have.
 DType state_dtype(const Tensor& p) {
@@ -137,10 +157,12 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   std::stable_sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) {
     return dtype_size(a.second.dtype()) > dtype_size(b.second.dtype());
   });
+  const std::string record = meta.dump();
   save_safetensors(path, tensors,
                    {{"tgpt.format", "checkpoint"},
                     {"tgpt.format_version", std::to_string(kCheckpointFormatVersion)},
-                    {"tgpt.checkpoint", meta.dump()}});
+                    {"tgpt.checkpoint", record},
+                    {"tgpt.checkpoint_sha256", checkpoint_content_hash(record, tensors)}});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -206,6 +228,15 @@ void load_checkpoint(const std::string& path, const TrainingState& s) {
   TGPT_CHECK(meta_of("tgpt.format_version") == std::to_string(kCheckpointFormatVersion),
              "checkpoint '", path, "' has format version \"", meta_of("tgpt.format_version"),
              "\"; this build reads version ", kCheckpointFormatVersion);
+
+  {
+    std::vector<std::pair<std::string, Tensor>> all;
+    for (const std::string& name : f.names()) all.emplace_back(name, f.get(name));
+    TGPT_CHECK(checkpoint_content_hash(meta_of("tgpt.checkpoint"), std::move(all)) ==
+                   meta_of("tgpt.checkpoint_sha256"),
+               "checkpoint '", path,
+               "' is damaged: its contents do not match the SHA-256 recorded when it was written");
+  }
 
   // The JSON record, read into plain values (a wrong type or a missing key is an error).
   int64_t iteration = 0, max_iter = 0, num_classes = 0, best_iteration = 0;

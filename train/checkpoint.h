@@ -12,6 +12,8 @@
  *     sampler.permutation              i64 [N], the sampler's current epoch order (if drawn)
  *   metadata
  *     tgpt.format = "checkpoint", tgpt.format_version = "1"
+ *     tgpt.checkpoint_sha256 = checkpoint_content_hash(record, tensors): any damage to the file,
+ *       tensor data included, is detected on loading
  *     tgpt.checkpoint = JSON {
  *       "iteration": k (steps done; the next step is k+1 and uses schedule.lr_at(k+1)),
  *       "max_iter", "num_classes",
@@ -24,11 +26,12 @@
  * Generators: "trainer" (Trainer::rng()), "sampler" (the sampler's), and any the caller names.
  *
  * Loading checks everything before changing anything, and any problem is one tgpt::Error naming
- * the file: not a checkpoint or another format version, damaged or truncated file, parameter
- * names or shapes that differ from the model's trainable parameters, another class count,
- * another max_iter, other optimizer groups, missing or unexpected optimizer state, a sampler
- * of another size, unreadable generator states, generators missing or unknown. On error the
- * model, optimizers, trainer, sampler and generators are unchanged.
+ * the file: not a checkpoint or another format version, a damaged or truncated file (the
+ * SHA-256 does not match: tensor data included), parameter names or shapes that differ from the
+ * model's trainable parameters, another class count, another max_iter, other optimizer groups,
+ * missing or unexpected optimizer state, a sampler of another size, unreadable generator
+ * states, generators missing or unknown. On error the model, optimizers, trainer, sampler and
+ * generators are unchanged.
  */
 #pragma once
 
@@ -54,6 +57,11 @@ struct TrainingState {
 
 void save_checkpoint(const std::string& path, const TrainingState& state);
 void load_checkpoint(const std::string& path, const TrainingState& state);
+
+// The value of tgpt.checkpoint_sha256: SHA-256 (hex) over the record text, then every tensor in
+// name order as its name, dtype name, shape text and raw little-endian bytes.
+std::string checkpoint_content_hash(const std::string& record,
+                                    std::vector<std::pair<std::string, Tensor>> tensors);
 
 // std::mt19937_64 state <-> its exact text form (operator<< / operator>>). parse throws a
 // tgpt::Error naming `what` when the text is not a complete state.
