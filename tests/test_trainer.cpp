@@ -308,6 +308,9 @@ TEST(Trainer, LogLinesAndProgressBar) {
       EXPECT_NE(shown.find("\r\033[K[##############################] 4/4 loss "), std::string::npos)
           << shown;
       EXPECT_NE(shown.find("items/s eta "), std::string::npos) << shown;
+      // Lines go above the bar, which is redrawn; the last bar stays on screen.
+      EXPECT_NE(shown.find("\r\033[KValidation at iteration 4: "), std::string::npos) << shown;
+      EXPECT_NE(shown.find(" eta 0:00:00\nFinish training\n"), std::string::npos) << shown;
     } else {
       EXPECT_EQ(shown, file);
     }

@@ -60,7 +60,7 @@ TrainLog::TrainLog(std::FILE* console, std::optional<bool> terminal, const std::
 }
 
 TrainLog::~TrainLog() {
-  clear_bar();
+  end_bar();
   if (file_) std::fclose(file_);
 }
 
@@ -74,8 +74,10 @@ void TrainLog::clear_bar() {
 
 void TrainLog::line(const std::string& text) {
   if (console_) {
+    const bool redraw = bar_shown_;
     clear_bar();
     std::fprintf(console_, "%s\n", text.c_str());
+    if (redraw) bar(last_bar_);
     std::fflush(console_);
   }
   if (file_) {
@@ -100,6 +102,15 @@ void TrainLog::bar(const std::string& text) {
   std::fprintf(console_, "\r\033[K%s", text.c_str());
   std::fflush(console_);
   bar_shown_ = true;
+  last_bar_ = text;
+}
+
+void TrainLog::end_bar() {
+  if (bar_shown_ && console_) {
+    std::fputs("\n", console_);
+    std::fflush(console_);
+  }
+  bar_shown_ = false;
 }
 
 std::string format_eta(double seconds) {
@@ -308,6 +319,7 @@ TrainResult Trainer::run(const StepFn& step, const EvalFn& evaluate, int64_t unt
     }
     if (o.checkpoint_every > 0 && k % o.checkpoint_every == 0) checkpoint(k);
   }
+  if (log_) log_->end_bar();
   return {TrainStatus::finished, iteration_};
 }
 

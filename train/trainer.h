@@ -80,12 +80,14 @@ class TrainLog {
   TrainLog(const TrainLog&) = delete;
   TrainLog& operator=(const TrainLog&) = delete;
 
-  // A line on the console (after clearing the bar) and in the file.
+  // A line on the console (the bar, if shown, is cleared and redrawn below it) and in the file.
   void line(const std::string& text);
   // A step line: in the file always, on the console only when it is not a terminal.
   void step_line(const std::string& text);
   // Redraws the bar on a terminal console (nothing otherwise).
   void bar(const std::string& text);
+  // Leaves the last bar on screen (ends its line).
+  void end_bar();
   bool terminal() const { return terminal_; }
 
  private:
@@ -94,6 +96,7 @@ class TrainLog {
   bool terminal_;
   std::FILE* file_ = nullptr;
   bool bar_shown_ = false;
+  std::string last_bar_;
 };
 
 // "H:MM:SS" for a duration in seconds (negative and non-finite give "0:00:00").
