@@ -1,9 +1,10 @@
 /*
  * test_zeroshot.cpp — CLIP zero-shot classification end to end on a tiny random CLIP written by
  * the test (save_safetensors + tgpt metadata, a small embedded merges table), a generated image
- * folder and CoOp split: the library (models/clip/zeroshot.h) against a reference computed here
- * image by image and prompt by prompt with encode_image / encode_text and plain f64 loops; the
- * accuracy meter against hand-worked logits; and the tgpt-eval / tgpt-embed binaries (run with
+ * folder and CoOp split: the library (models/clip/zeroshot.h, the batching of train/evaluator.h)
+ * against a reference computed here image by image and prompt by prompt with encode_image /
+ * encode_text and plain f64 loops (the accuracy meter's hand-worked cases are in
+ * test_evaluator.cpp); and the tgpt-eval / tgpt-embed binaries (run with
  * std::system from the build folder) on good and bad inputs (exit 1 with a message, no crash).
  */
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "data/dataset.h"
@@ -27,6 +29,7 @@
 #include "models/clip/zeroshot.h"
 #include "models/tokenizer.h"
 #include "tests/test_util.h"
+#include "train/evaluator.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
@@ -279,43 +282,6 @@ int run_command(const std::string& cmd, const fs::path& log_dir, std::string* ou
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Accuracy meter
-
-TEST(ZeroShotMeter, HandWorkedLogits) {
-  AccuracyMeter m(6);
-  const std::vector<double> logits = {
-      1, 5, 3, 5, 0, 2,  // y=3: ties with class 1 (smaller index) -> rank 1
-      0, 0, 0, 0, 0, 0,  // y=0: all tied, smallest index -> rank 0
-      6, 5, 4, 3, 2, 1,  // y=5: rank 5
-      1, 2, 3, 4, 5, 6,  // y=5: rank 0
-  };
-  m.add(Tensor::from_vector(std::vector<double>(logits.begin(), logits.begin() + 12), {2, 6}),
-        {3, 0});
-  m.add(Tensor::from_vector(std::vector<double>(logits.begin() + 12, logits.end()), {2, 6}),
-        {5, 5});
-  EXPECT_EQ(m.count(), 4);
-  EXPECT_EQ(m.correct_top1(), 2);
-  EXPECT_EQ(m.correct_top5(), 3);
-  EXPECT_DOUBLE_EQ(m.top1(), 50.0);
-  EXPECT_DOUBLE_EQ(m.top5(), 75.0);
-  EXPECT_EQ(m.class_count(), (std::vector<int64_t>{1, 0, 0, 1, 0, 2}));
-  EXPECT_EQ(m.class_correct(), (std::vector<int64_t>{1, 0, 0, 0, 0, 1}));
-  EXPECT_EQ(m.predictions(), (std::vector<int64_t>{1, 0, 0, 5}));
-
-  AccuracyMeter three(3);  // top-5 counts top-3 = everything with 3 classes
-  three.add(Tensor::from_vector({0, 1, 2, 2, 1, 0}, {2, 3}), {0, 0});
-  EXPECT_EQ(three.correct_top1(), 1);
-  EXPECT_EQ(three.correct_top5(), 2);
-  EXPECT_EQ(AccuracyMeter(2).top1(), 0.0);  // no images yet
-
-  EXPECT_THROW(m.add(Tensor::zeros({1, 6}), {6}), Error);
-  EXPECT_THROW(m.add(Tensor::zeros({1, 6}), {-1}), Error);
-  EXPECT_THROW(m.add(Tensor::zeros({1, 5}), {0}), Error);
-  EXPECT_THROW(m.add(Tensor::zeros({2, 6}), {0}), Error);
-  EXPECT_THROW(AccuracyMeter(0), Error);
-}
-
-// ---------------------------------------------------------------------------------------------
 // Library against the reference
 
 TEST_F(ZeroShotTest, TokenizerForModel) {
@@ -498,8 +464,41 @@ TEST_F(ZeroShotTest, EvalTool) {
       EXPECT_EQ(j["per_class"][c]["count"], ex.class_count[c]);
       EXPECT_EQ(j["per_class"][c]["correct"], ex.class_correct[c]);
     }
-    for (const auto& e : fs::directory_iterator(out1))
-      EXPECT_EQ(e.path().filename(), "metrics.json");  // no temporary left
+    // per_class.csv and confusion.csv agree with the reference counts; no temporary left.
+    std::set<std::string> files;
+    for (const auto& e : fs::directory_iterator(out1)) files.insert(e.path().filename().string());
+    EXPECT_EQ(files, (std::set<std::string>{"metrics.json", "per_class.csv", "confusion.csv"}));
+    std::istringstream per_class(read_text(out1 / "per_class.csv"));
+    std::string line;
+    std::getline(per_class, line);
+    EXPECT_EQ(line, "label,classname,count,correct,accuracy");
+    for (size_t c = 0; c < 6; ++c) {
+      ASSERT_TRUE(std::getline(per_class, line));
+      const std::string want = std::to_string(c) + ",\"" + ds.classnames[c] + "\"," +
+                               std::to_string(ex.class_count[c]) + "," +
+                               std::to_string(ex.class_correct[c]) + ",";
+      EXPECT_EQ(line.substr(0, want.size()), want) << line;
+    }
+    std::istringstream confusion(read_text(out1 / "confusion.csv"));
+    std::getline(confusion, line);
+    int64_t rows = 0, total = 0, diagonal = 0;
+    while (std::getline(confusion, line)) {
+      std::istringstream fields(line);
+      std::string f;
+      std::getline(fields, f, ',');
+      EXPECT_EQ(f, "\"" + ds.classnames[static_cast<size_t>(rows)] + "\"");
+      int64_t row_sum = 0;
+      for (int64_t p = 0; std::getline(fields, f, ','); ++p) {
+        row_sum += std::stoll(f);
+        if (p == rows) diagonal += std::stoll(f);
+      }
+      EXPECT_EQ(row_sum, ex.class_count[static_cast<size_t>(rows)]) << line;
+      total += row_sum;
+      ++rows;
+    }
+    EXPECT_EQ(rows, 6);
+    EXPECT_EQ(total, 12);
+    EXPECT_EQ(diagonal, ex.top1);
   }
 
   // CoOp split, test subset (7 images), one template given on the command line.

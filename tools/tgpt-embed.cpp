@@ -11,9 +11,10 @@
  *   text_features  [M,E] f32   texts in order: --text ones, then --text-list lines
  *   text_tokens    [M,ctx] i32 clip.tokenize of the texts (ctx = 77 for CLIP)
  * Features are unnormalised unless --normalize (x / max(||x||_2, 1e-12) per row).
- * Images are decoded and preprocessed (CLIP eval transform at the model's resolution) and
- * encoded batch by batch. --image-tensor FILE:NAME reads an already preprocessed batch
- * [N,3,R,R] (tensor NAME of safetensors FILE) instead of image files, for parity checks;
+ * Images are decoded, preprocessed (CLIP eval transform at the model's resolution) and encoded
+ * batch by batch in one pass (train/evaluator.h), the features written once into the result.
+ * --image-tensor FILE:NAME reads an already preprocessed batch [N,3,R,R] (tensor NAME of
+ * safetensors FILE) instead of image files, for parity checks;
  * --save-preprocessed FILE writes the preprocessed batch as `images` [N,3,R,R] f32. List files
  * hold one path or one text per line (paths as written, relative to the working folder); blank
  * lines are skipped. The merges come from --vocab, else from the weight file. Output files are
@@ -22,7 +23,6 @@
  */
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <map>
 #include <string>
@@ -35,6 +35,7 @@
 #include "models/clip/clip.h"
 #include "models/clip/zeroshot.h"
 #include "tools/tool_options.h"
+#include "train/evaluator.h"
 
 namespace {
 
@@ -45,13 +46,6 @@ struct Args {
   int64_t batch_size = 32;
   tgpt::tools::PlacementOptions placement;
 };
-
-// Copies rows [b, b + src.size(0)) of dst [N,...] f32 from src (same trailing shape).
-void copy_rows_into(tgpt::Tensor& dst, int64_t b, const tgpt::Tensor& src) {
-  const int64_t row = src.numel() / std::max<int64_t>(src.size(0), 1);
-  std::memcpy(dst.data<float>() + b * row, src.data<float>(),
-              static_cast<size_t>(src.numel()) * sizeof(float));
-}
 
 int run(const Args& a) {
   using namespace tgpt;
@@ -99,21 +93,19 @@ int run(const Args& a) {
                      images.size(2) == r && images.size(3) == r,
                  "--image-tensor: tensor \"", name, "\" in '", file, "' is ", images.shape().str(),
                  "; the model needs [N, 3, ", r, ", ", r, "]");
-      features = encode_images_batched(model, images.to(DType::f32), a.batch_size);
+      features = encode_images_batched(model, tensor_source(images), a.batch_size);
       meta["tgpt.image_tensor"] = a.image_tensor;
     } else {
+      // One pass over the files: each batch is decoded, preprocessed and encoded once; its
+      // preprocessed pixels go straight into the saved batch when asked for.
       const int64_t n = static_cast<int64_t>(image_paths.size());
-      features = Tensor::empty({n, e}, DType::f32);
-      Tensor all_images;
+      Tensor all_images;  // [N,3,R,R] f32
       if (!a.save_preprocessed.empty()) all_images = Tensor::empty({n, 3, r, r}, DType::f32);
-      for (int64_t b = 0; b < n; b += a.batch_size) {
-        const int64_t len = std::min(a.batch_size, n - b);
-        const std::vector<std::string> batch(image_paths.begin() + b,
-                                             image_paths.begin() + b + len);
-        const Tensor images = preprocess_image_files(batch, r);  // [len,3,R,R]
-        copy_rows_into(features, b, encode_images_batched(model, images, a.batch_size));
-        if (all_images.defined()) copy_rows_into(all_images, b, images);
-      }
+      features = encode_images_batched(model, image_file_source(image_paths, r), a.batch_size,
+                                       [&](int64_t b, const Tensor& images, const Tensor&) {
+                                         if (all_images.defined())
+                                           all_images.narrow(0, b, images.size(0)).copy_(images);
+                                       });
       if (all_images.defined()) {
         save_safetensors(a.save_preprocessed, {{"images", all_images}},
                          {{"tgpt.weights", a.weights}, {"tgpt.resolution", std::to_string(r)}});

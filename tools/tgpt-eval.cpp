@@ -14,15 +14,16 @@
  * Prompts: one template (default "a photo of a {}.") or the list of dataset NAME in a templates
  * JSON file (e.g. the TGP-T mined templates, keyed by DATASET.NAME). Classifier: per class the
  * mean of the UNnormalised text features over the templates, then L2-normalised; logits =
- * 100 · cos(image, class) (models/clip/zeroshot.h). Prints top-1 (and top-5 with at least 5
- * classes) accuracy and, with --output, writes DIR/metrics.json atomically. --device and
+ * 100 · cos(image, class) (models/clip/zeroshot.h). Images are read, encoded and scored in one
+ * pass, batch by batch (train/evaluator.h). Prints Dassl's result block (top-1, error, macro F1;
+ * top-5 with at least 5 classes) and, with --output, writes DIR/metrics.json, DIR/per_class.csv
+ * and DIR/confusion.csv atomically. --device and
  * --precision: tools/tool_options.h. Errors go to stderr with exit 1.
  */
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <exception>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@
 #include "models/clip/clip.h"
 #include "models/clip/zeroshot.h"
 #include "tools/tool_options.h"
+#include "train/evaluator.h"
 
 namespace {
 
@@ -43,14 +45,8 @@ struct ZeroShotArgs {
   tgpt::tools::PlacementOptions placement;
 };
 
-nlohmann::json accuracy_or_null(int64_t correct, int64_t count) {
-  if (count == 0) return nullptr;
-  return 100.0 * static_cast<double>(correct) / static_cast<double>(count);
-}
-
 int run_zeroshot(const ZeroShotArgs& a) {
   using namespace tgpt;
-  namespace fs = std::filesystem;
   TGPT_CHECK(a.batch_size > 0, "--batch-size must be positive, got ", a.batch_size);
   const auto t0 = std::chrono::steady_clock::now();
 
@@ -98,52 +94,28 @@ int run_zeroshot(const ZeroShotArgs& a) {
   std::printf("classes:      %lld, templates: %zu, images: %lld\n", static_cast<long long>(k),
               templates.size(), static_cast<long long>(n));
 
-  // Images, batch by batch.
+  // Images: one batching loop; logits and counts per batch from its rows of the features.
   AccuracyMeter meter(k);
-  const std::vector<std::string> paths = ds.paths();
   const std::vector<int64_t> labels = ds.labels();
-  for (int64_t b = 0; b < n; b += a.batch_size) {
-    const int64_t len = std::min(a.batch_size, n - b);
-    const std::vector<std::string> batch(paths.begin() + b, paths.begin() + b + len);
-    const Tensor images = preprocess_image_files(batch, r);  // [len,3,R,R]
-    const Tensor feats = encode_images_batched(model, images, a.batch_size);
-    meter.add(zeroshot_logits(feats, zs.weights),
-              std::vector<int64_t>(labels.begin() + b, labels.begin() + b + len));
-    // Progress on stderr about every 5% (stdout keeps only the result lines).
-    if ((b + len) * 20 / n != b * 20 / n)
-      std::fprintf(stderr, "  %lld/%lld images, top-1 so far %.2f%%\n",
-                   static_cast<long long>(b + len), static_cast<long long>(n), meter.top1());
-  }
+  encode_images_batched(
+      model, image_file_source(ds.paths(), r), a.batch_size,
+      [&](int64_t b, const Tensor&, const Tensor& features) {
+        const int64_t len = features.size(0);
+        meter.add(zeroshot_logits(features, zs.weights),
+                  std::vector<int64_t>(labels.begin() + b, labels.begin() + b + len));
+        // Progress on stderr about every 5% (stdout keeps only the result lines).
+        if ((b + len) * 20 / n != b * 20 / n)
+          std::fprintf(stderr, "  %lld/%lld images, top-1 so far %.2f%%\n",
+                       static_cast<long long>(b + len), static_cast<long long>(n), meter.top1());
+      });
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // Report (Dassl's result block, then top-5).
-  std::printf("=> result\n");
-  std::printf("* total: %lld\n", static_cast<long long>(meter.count()));
-  std::printf("* correct: %lld\n", static_cast<long long>(meter.correct_top1()));
-  std::printf("* accuracy: %.2f%%\n", meter.top1());
-  std::printf("* error: %.2f%%\n", 100.0 - meter.top1());
-  if (k >= 5) std::printf("* top-5 accuracy: %.2f%%\n", meter.top5());
+  std::fputs(result_block(meter).c_str(), stdout);
 
   if (!a.output.empty()) {
-    std::error_code ec;
-    fs::create_directories(a.output, ec);
-    TGPT_CHECK(fs::is_directory(a.output), "cannot create output folder '", a.output,
-               "': ", ec ? ec.message() : "not a folder");
-    nlohmann::json per_class = nlohmann::json::array();
-    double macro = 0;
-    int64_t classes_seen = 0;
-    for (int64_t c = 0; c < k; ++c) {
-      const int64_t cnt = meter.class_count()[c], cor = meter.class_correct()[c];
-      per_class.push_back({{"label", c},
-                           {"classname", ds.classnames[c]},
-                           {"count", cnt},
-                           {"correct", cor},
-                           {"accuracy", accuracy_or_null(cor, cnt)}});
-      if (cnt > 0)
-        macro += 100.0 * static_cast<double>(cor) / static_cast<double>(cnt), ++classes_seen;
-    }
-    nlohmann::json m = {
+    const nlohmann::json extra = {
         {"task", "zeroshot"},
         {"weights", a.weights},
         {"model", model.config().name()},
@@ -152,22 +124,10 @@ int run_zeroshot(const ZeroShotArgs& a) {
         {"templates", template_info},
         {"prompt_classnames", !a.image_folder.empty() ? "folder name, '_' -> ' '" : "raw"},
         {"logit_scale", 100.0},
-        {"num_images", meter.count()},
-        {"num_classes", k},
-        {"top1_correct", meter.correct_top1()},
-        {"accuracy", meter.top1()},
-        {"error", 100.0 - meter.top1()},
-        {"top5_correct", k >= 5 ? nlohmann::json(meter.correct_top5()) : nlohmann::json()},
-        {"top5_accuracy", k >= 5 ? nlohmann::json(meter.top5()) : nlohmann::json()},
-        {"mean_per_class_accuracy", classes_seen
-                                        ? nlohmann::json(macro / static_cast<double>(classes_seen))
-                                        : nlohmann::json()},
-        {"per_class", per_class},
         {"wall_seconds", seconds},
+        {"images_per_second", seconds > 0 ? static_cast<double>(n) / seconds : 0.0},
     };
-    const std::string path = (fs::path(a.output) / "metrics.json").string();
-    write_text_file_atomic(path,
-                           m.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    const std::string path = write_metrics(a.output, meter, ds.classnames, extra);
     std::printf("wrote:        %s\n", path.c_str());
   }
   return 0;

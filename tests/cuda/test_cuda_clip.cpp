@@ -41,6 +41,7 @@
 #include "engine/random.h"
 #include "models/clip/clip.h"
 #include "models/clip/zeroshot.h"
+#include "train/evaluator.h"
 #include "tests/cuda/cuda_test_util.h"
 
 using namespace tgpt;
