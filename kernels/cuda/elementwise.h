@@ -13,11 +13,13 @@
 
 #include "base/activation.h"
 #include "base/dtype.h"
+#include "kernels/elementwise.h"
 
 namespace tgpt::cuda {
 
-enum class BinaryOp : int { add, sub, mul, div };
-enum class UnaryOp : int { neg, exp, log, sqrt, pow, add_scalar, mul_scalar };
+// The op codes are tgpt::BinaryOp / tgpt::UnaryOp (kernels/elementwise.h).
+using ::tgpt::BinaryOp;
+using ::tgpt::UnaryOp;
 
 // out [shape] (contiguous) = a op b; sa/sb are a's/b's element strides expanded to `shape`
 // (0 on broadcast dims). nd <= 5.
