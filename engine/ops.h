@@ -107,7 +107,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
                      int64_t ignore_index = -100);
 Tensor mse_loss(const Tensor& a, const Tensor& b);  // mean((a - b)^2)
 
-// ---- fused losses (engine/ops_fused_loss.cpp) -------------------------------------------------
+// ---- fused losses (engine/ops_vocab_ce.cpp, engine/ops_cosine_loss.cpp) -----------------------
 // cross_entropy(hidden @ embeddingᵀ, target, label_smoothing, ignore_index) (semantics as
 // cross_entropy above) without storing the [N, V] logits: hidden [N, W], embedding [V, W],
 // target (i32 or i64) [N]. The vocabulary is processed `chunk` rows of the embedding at a time

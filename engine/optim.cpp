@@ -1,7 +1,7 @@
 /*
  * optim.cpp — AdamW and SGD (see optim.h): argument checks and lazy state. The updates run
- * through the launchers of kernels/optim.h (CPU kernels kernels/cpu/adamw.h and
- * kernels/cpu/sgd.h; AdamW on CUDA in one multi-tensor launch).
+ * through the launchers kernels/adamw.h and kernels/sgd.h (CPU kernels kernels/cpu/adamw.h
+ * and kernels/cpu/sgd.h; AdamW on CUDA in one multi-tensor launch).
  */
 #include "engine/optim.h"
 
@@ -10,7 +10,8 @@
 #include <unordered_set>
 
 #include "engine/ops_common.h"
-#include "kernels/optim.h"
+#include "kernels/adamw.h"
+#include "kernels/sgd.h"
 
 namespace tgpt {
 

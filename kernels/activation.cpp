@@ -3,9 +3,9 @@
  */
 #include "kernels/activation.h"
 
-#include "kernels/cpu/activations.h"
+#include "kernels/cpu/activation.h"
 #ifdef TGPT_WITH_CUDA
-#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/activation.h"
 #endif
 
 namespace tgpt::kernels {

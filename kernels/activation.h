@@ -1,8 +1,8 @@
 /*
  * activation.h — launchers for relu, exact gelu and quick_gelu (engine/ops_activation.cpp).
  *
- * n contiguous elements. CPU kernels: kernels/cpu/activations.h (f32, f64); CUDA kernels:
- * activation_forward/backward in kernels/cuda/elementwise.h (f32, f16, bf16, f32 arithmetic).
+ * n contiguous elements. CPU kernels: kernels/cpu/activation.h (f32, f64); CUDA kernels:
+ * kernels/cuda/activation.h (f32, f16, bf16, f32 arithmetic).
  * Backward reads the forward input x.
  */
 #pragma once

@@ -3,10 +3,11 @@
  */
 #include "kernels/conv.h"
 
-#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/conv.h"
 #ifdef TGPT_WITH_CUDA
-#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/conv.h"
 #include "kernels/cuda/matmul.h"
+#include "kernels/cuda/reduce.h"
 #include "kernels/cuda/tensor_kernels.h"
 #endif
 

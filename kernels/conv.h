@@ -5,9 +5,9 @@
  * x [B, Cin, H, W] is permuted into patches [B, G, D] (G = H/P * W/P, D = Cin*P*P; im2col without
  * overlaps), then out[b] [Cout, G] = w [Cout, D] @ patches[b]ᵀ + bias, written in the output
  * layout [B, Cout, H/P, W/P]. Backward reads patches (for dw) and w (for dx). CPU kernels:
- * kernels/cpu/matmul.h (f32, f64); CUDA: kernels/cuda/matmul.h (patchify + one strided-batched
- * GEMM; with a bias on 16-bit data the GEMM accumulates into f32 and one kernel adds the bias and
- * rounds).
+ * kernels/cpu/conv.h (f32, f64); CUDA: kernels/cuda/conv.h (the permutation) and the GEMMs of
+ * kernels/cuda/matmul.h (one strided-batched GEMM; with a bias on 16-bit data it accumulates into
+ * f32 and one kernel adds the bias and rounds).
  */
 #pragma once
 

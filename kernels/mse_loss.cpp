@@ -3,9 +3,9 @@
  */
 #include "kernels/mse_loss.h"
 
-#include "kernels/cpu/loss_mse.h"
+#include "kernels/cpu/mse_loss.h"
 #ifdef TGPT_WITH_CUDA
-#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/mse_loss.h"
 #endif
 
 namespace tgpt::kernels {

@@ -2,8 +2,8 @@
  * mse_loss.h — launchers for mse_loss = mean((a - b)^2) over n contiguous elements
  * (engine/ops_mse_loss.cpp). Backward reads a and b.
  *
- * CPU kernels: kernels/cpu/loss_mse.h (f32, f64; double accumulation in fixed chunks); CUDA
- * kernels: mse_forward/mse_backward in kernels/cuda/elementwise.h (f32, f16, bf16).
+ * CPU kernels: kernels/cpu/mse_loss.h (f32, f64; double accumulation in fixed chunks); CUDA
+ * kernels: kernels/cuda/mse_loss.h (f32, f16, bf16).
  */
 #pragma once
 

@@ -3,8 +3,7 @@
  */
 #include "kernels/norm.h"
 
-#include "kernels/cpu/layernorm.h"
-#include "kernels/cpu/softmax.h"
+#include "kernels/cpu/norm.h"
 #ifdef TGPT_WITH_CUDA
 #include "kernels/cuda/norm.h"
 #endif

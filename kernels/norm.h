@@ -2,8 +2,8 @@
  * norm.h — launchers for the row-wise normalisations over the last dim (engine/ops_norm.cpp):
  * layer_norm (optionally fused with the residual add), l2_normalize, softmax and log_softmax.
  *
- * Rows are contiguous [N, C]. CPU kernels: kernels/cpu/layernorm.h, kernels/cpu/softmax.h (f32,
- * f64); CUDA kernels: kernels/cuda/norm.h (f32, f16, bf16 with f32 statistics).
+ * Rows are contiguous [N, C]. CPU kernels: kernels/cpu/norm.h (f32, f64); CUDA kernels:
+ * kernels/cuda/norm.h (f32, f16, bf16 with f32 statistics).
  *
  * What backward needs (the node saves it):
  *   layer_norm    x (the normalised input), weight, mean and rstd [N] in norm_stats_dtype

@@ -3,9 +3,9 @@
  */
 #include "kernels/reduce.h"
 
-#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/reduce.h"
 #ifdef TGPT_WITH_CUDA
-#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/reduce.h"
 #endif
 
 namespace tgpt::kernels {

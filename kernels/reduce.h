@@ -2,9 +2,8 @@
  * reduce.h — launcher for the sum / mean reductions (engine/ops_reduce.cpp): the engine moves the
  * reduced dims last, so a reduction is a sum over contiguous rows.
  *
- * CPU kernel: row_sum_forward in kernels/cpu/elementwise.h (f32, f64; the mean divides the sum
- * in the dtype); CUDA kernel: row_sum in kernels/cuda/elementwise.h (f32 accumulation,
- * deterministic).
+ * CPU kernel: kernels/cpu/reduce.h (f32, f64; the mean divides the sum in the dtype); CUDA
+ * kernel: kernels/cuda/reduce.h (f32 accumulation, deterministic).
  */
 #pragma once
 

@@ -1,7 +1,8 @@
 /*
- * test_ops_norm.cpp — layer_norm, l2_normalize, softmax and log_softmax: forward against naive
- * references written here, backward against f64 finite differences, argument errors, 16-bit
- * inputs, and bit-identical results for 1 and 2 threads.
+ * test_ops_norm.cpp — layer_norm, add_layer_norm, l2_normalize, softmax and log_softmax: forward
+ * against naive references written here, backward against f64 finite differences, argument
+ * errors, 16-bit inputs, and bit-identical results for 1 and 2 threads. add_layer_norm equals add
+ * then layer_norm and returns the residual sum; its gradients flow through both outputs.
  */
 #include <gtest/gtest.h>
 
@@ -256,4 +257,35 @@ TEST(Softmax, ErrorsHalfAndThreads) {
   Tensor xl = gen.randn({70, 100}).set_requires_grad(true);
   expect_thread_invariant([](const std::vector<Tensor>& in) { return softmax(in[0]); }, {xl});
   expect_thread_invariant([](const std::vector<Tensor>& in) { return log_softmax(in[0]); }, {xl});
+}
+
+// ---- add_layer_norm ----------------------------------------------------------------------------
+
+TEST(AddLayerNorm, EqualsAddThenLayerNorm) {
+  Generator g(1);
+  Tensor x = g.randn({2, 5, 7}), r = g.randn({2, 5, 7}), w = g.randn({7}), b = g.randn({7});
+  Tensor s;
+  Tensor y = add_layer_norm(x, r, w, b, 1e-5, &s);
+  Tensor s_ref = add(x, r);
+  EXPECT_EQ(s.to_double_vector(), s_ref.to_double_vector());
+  EXPECT_EQ(y.to_double_vector(), layer_norm(s_ref, w, b, 1e-5).to_double_vector());
+}
+
+TEST(AddLayerNorm, GradientsMatchFiniteDifferences) {
+  Generator g(2);
+  std::vector<Tensor> in = {g.randn({3, 4, 6}, DType::f64), g.randn({3, 4, 6}, DType::f64),
+                            g.randn({6}, DType::f64), g.randn({6}, DType::f64)};
+  for (Tensor& t : in) t.set_requires_grad(true);
+  expect_gradients_match(
+      [](const std::vector<Tensor>& v) {
+        Tensor s;
+        Tensor y = add_layer_norm(v[0], v[1], v[2], v[3], 1e-5, &s);
+        return concat({y, mul(s, 0.5)}, -1);
+      },
+      in);
+}
+
+TEST(AddLayerNorm, RejectsMismatchedShapes) {
+  Generator g(3);
+  EXPECT_THROW(add_layer_norm(g.randn({2, 3}), g.randn({3}), Tensor(), Tensor()), Error);
 }

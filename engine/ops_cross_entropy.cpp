@@ -1,5 +1,5 @@
 /*
- * ops_loss.cpp — cross_entropy (PyTorch semantics, reduction 'mean', label smoothing,
+ * ops_cross_entropy.cpp — cross_entropy (PyTorch semantics, reduction 'mean', label smoothing,
  * ignore_index) with autograd for the logits. f16/bf16 logits are computed in f32 and the loss is
  * returned in the logits' dtype; CUDA computes them natively. Launchers: kernels/cross_entropy.h.
  */

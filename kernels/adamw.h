@@ -1,11 +1,10 @@
 /*
- * optim.h — launchers for the optimizer updates of engine/optim.cpp: AdamW (CPU: one tensor at a
- * time in its dtype; CUDA: every tensor in one multi-tensor launch on f32 master copies) and SGD
- * (CPU only).
+ * adamw.h — launchers for the AdamW update (engine/optim.cpp): on the CPU one tensor at a time in
+ * its dtype; on CUDA every tensor in one multi-tensor launch on f32 master copies.
  *
- * CPU kernels: kernels/cpu/adamw.h, kernels/cpu/sgd.h (f32, f64). CUDA: kernels/cuda/adamw.h
- * (f32, f16, bf16 parameters; f32 moments). AdamWTensor (kernels/cuda/adamw.h, plain C++)
- * describes one CUDA tensor's buffers.
+ * CPU kernel: kernels/cpu/adamw.h (f32, f64). CUDA: kernels/cuda/adamw.h (f32, f16, bf16
+ * parameters; f32 moments). AdamWTensor (kernels/cuda/adamw.h, plain C++) describes one CUDA
+ * tensor's buffers.
  */
 #pragma once
 
@@ -27,10 +26,5 @@ void adamw_update(Device dev, DType dt, void* param, const void* grad, void* exp
 // One AdamW step of every tensor in `tensors` (one launch on CUDA).
 void adamw_multi_tensor(Device dev, const std::vector<AdamWTensor>& tensors, double lr,
                         double beta1, double beta2, double eps, double weight_decay);
-
-// One SGD step of one tensor (see kernels/cpu/sgd.h); buf may be null when momentum == 0.
-void sgd_update(Device dev, DType dt, void* param, const void* grad, void* buf, bool first,
-                int64_t n, double lr, double weight_decay, double momentum, double dampening,
-                bool nesterov);
 
 }  // namespace tgpt::kernels

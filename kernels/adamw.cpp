@@ -1,10 +1,9 @@
 /*
- * optim.cpp — device dispatch of the optimizer updates (kernels/optim.h).
+ * adamw.cpp — device dispatch of the AdamW update (kernels/adamw.h).
  */
-#include "kernels/optim.h"
+#include "kernels/adamw.h"
 
 #include "kernels/cpu/adamw.h"
-#include "kernels/cpu/sgd.h"
 
 namespace tgpt::kernels {
 
@@ -30,18 +29,6 @@ void adamw_multi_tensor(Device dev, const std::vector<AdamWTensor>& tensors, dou
   (void)lr, (void)beta1, (void)beta2, (void)eps, (void)weight_decay;
   fail_without_cuda("AdamW");
 #endif
-}
-
-void sgd_update(Device dev, DType dt, void* param, const void* grad, void* buf, bool first,
-                int64_t n, double lr, double weight_decay, double momentum, double dampening,
-                bool nesterov) {
-  TGPT_CHECK(dev == Device::CPU, "SGD: no CUDA kernel (CUDA parameters are supported by AdamW)");
-  dispatch_float(dt, "SGD", [&](auto zero) {
-    using T = decltype(zero);
-    cpu::sgd_update_cpu<T>(static_cast<T*>(param), static_cast<const T*>(grad),
-                           static_cast<T*>(buf), first, n, lr, weight_decay, momentum, dampening,
-                           nesterov);
-  });
 }
 
 }  // namespace tgpt::kernels

@@ -1,5 +1,5 @@
 /*
- * ops_linear.cpp — linear (x @ wᵀ + b) and batched matmul, with autograd. Launchers:
+ * ops_matmul.cpp — linear (x @ wᵀ + b) and batched matmul, with autograd. Launchers:
  * kernels/matmul.h (OpenBLAS on the CPU, cuBLAS on CUDA). On the CPU f16/bf16 inputs are
  * computed in f32 and returned in the input dtype.
  *

@@ -1,5 +1,5 @@
 /*
- * ops_loss_mse.cpp — mse_loss(a, b) = mean((a - b)^2) over all elements, with autograd for both
+ * ops_mse_loss.cpp — mse_loss(a, b) = mean((a - b)^2) over all elements, with autograd for both
  * inputs. Launchers: kernels/mse_loss.h; on the CPU f16/bf16 inputs are computed in f32.
  */
 #include "engine/ops_common.h"
