@@ -14,16 +14,8 @@
 #include <mutex>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cublas.cuh"
 #include "kernels/cuda/matmul.h"
-
-#define CUBLAS_CHECK(call)                                                               \
-  do {                                                                                   \
-    cublasStatus_t st_ = (call);                                                         \
-    if (st_ != CUBLAS_STATUS_SUCCESS)                                                    \
-      ::tgpt::throw_error(                                                               \
-          __FILE__, __LINE__,                                                            \
-          ::tgpt::str_cat("cuBLAS error: ", cublasGetStatusString(st_), " in ", #call)); \
-  } while (0)
 
 namespace tgpt::cuda {
 
@@ -137,6 +129,10 @@ __global__ void bias_add_from_f32_kernel(S* out, const float* in,  // may alias 
 constexpr int kThreads = 256;
 
 }  // namespace
+
+cublasHandle_t cublas_handle() {
+  return blas().handle;
+}
 
 void set_allow_tf32(bool allow) {
   g_allow_tf32 = allow;
