@@ -204,6 +204,24 @@ TEST(L2Normalize, Gradients) {
                          {y});
 }
 
+// A one-element row normalises to ±1 whatever x is, so its gradient is exactly 0: the backward
+// cancels the radial part exactly (y = ±1), also where ||x|| equals eps (n = eps, the gradient
+// still passes through the norm). Below eps the norm is clamped to the constant eps and the
+// gradient is dout / eps, as in PyTorch.
+TEST(L2Normalize, OneElementRowGradientIsExactlyZero) {
+  for (DType dt : {DType::f32, DType::f64}) {
+    const double eps = 0.5;
+    // rows: above eps (several magnitudes and signs), equal to eps, below eps
+    Tensor x = Tensor::from_vector({3.0, -0.7, 1234.5, -0.5000001, 0.5, -0.5, 0.25}, {7, 1}, dt)
+                   .set_requires_grad(true);
+    Tensor g = Tensor::from_vector({0.3, -1.7, 2.5, 0.9, -0.4, 1.1, 0.8}, {7, 1}, dt);
+    sum(mul(l2_normalize(x, eps), g)).backward();
+    std::vector<double> dx = x.grad().to_double_vector();
+    for (int i = 0; i < 6; ++i) EXPECT_EQ(dx[i], 0.0) << dtype_name(dt) << " row " << i;
+    EXPECT_NEAR(dx[6], 0.8 / eps, dt == DType::f64 ? 1e-15 : 1e-6) << dtype_name(dt);
+  }
+}
+
 TEST(L2Normalize, ErrorsAndThreads) {
   EXPECT_THROW(l2_normalize(Tensor::ones({3}, DType::i64)), Error);
   EXPECT_THROW(l2_normalize(Tensor::ones({})), Error);

@@ -129,9 +129,12 @@ void l2_normalize_forward_cpu(T* out, T* norm, const T* inp, int64_t N, int64_t 
       N * C >= 4096 ? 2 : N + 1);
 }
 
-// dout [N, C] -> dinp [N, C]. Where ||x|| >= eps (PyTorch's clamp_min passes the gradient at
-// equality): dinp = (dout - y * (dout . y)) / ||x|| with y = x / ||x||; otherwise dinp = dout /
-// eps.
+// dout [N, C] -> dinp [N, C] with n = max(||x||, eps) and y = x / n (the forward output):
+//   dinp = (dout - y (dout . y)) / n   where ||x|| >= eps (PyTorch's clamp_min passes the
+//                                      gradient through the norm at equality),
+//   dinp = dout / n                    where ||x|| < eps (n = eps is a constant there).
+// Written with y rather than as dout/n - x (dout . x)/n³ so that the radial part cancels exactly:
+// a one-element row (y = ±1) gets a gradient of exactly 0.
 template <typename T>
 void l2_normalize_backward_cpu(T* dinp, const T* dout, const T* inp, const T* norm, int64_t N,
                                int64_t C, double eps) {
@@ -141,17 +144,18 @@ void l2_normalize_backward_cpu(T* dinp, const T* dout, const T* inp, const T* no
         const T* x = inp + n * C;
         const T* dy = dout + n * C;
         T* dx = dinp + n * C;
-        double nrm = static_cast<double>(norm[n]);
+        const double nrm = static_cast<double>(norm[n]);
+        const double den = std::max(nrm, eps);
         if (nrm >= eps && nrm > 0.0) {
-          double dot = 0.0;  // dout . x
+          double dot = 0.0;  // dout . y
           for (int64_t c = 0; c < C; ++c)
-            dot += static_cast<double>(dy[c]) * static_cast<double>(x[c]);
-          double k = dot / (nrm * nrm * nrm);
-          for (int64_t c = 0; c < C; ++c)
-            dx[c] =
-                static_cast<T>(static_cast<double>(dy[c]) / nrm - static_cast<double>(x[c]) * k);
+            dot += static_cast<double>(dy[c]) * (static_cast<double>(x[c]) / den);
+          for (int64_t c = 0; c < C; ++c) {
+            const double y = static_cast<double>(x[c]) / den;
+            dx[c] = static_cast<T>((static_cast<double>(dy[c]) - y * dot) / den);
+          }
         } else {
-          for (int64_t c = 0; c < C; ++c) dx[c] = static_cast<T>(static_cast<double>(dy[c]) / eps);
+          for (int64_t c = 0; c < C; ++c) dx[c] = static_cast<T>(static_cast<double>(dy[c]) / den);
         }
       },
       N * C >= 4096 ? 2 : N + 1);
