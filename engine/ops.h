@@ -2,12 +2,14 @@
  * ops.h — the engine's differentiable operations (functional API).
  *
  * Every op checks its arguments (shapes, dtypes, devices) and throws tgpt::Error naming the op
- * and the problem. Floating inputs may be f32 or f64 (CPU, for gradient checks); f16/bf16 inputs
- * are computed in f32 and the result is returned in the input dtype. Every op records a Node for
+ * and the problem. Floating inputs may be f32 or f64 (CPU, for gradient checks); f16/bf16 CPU
+ * inputs are computed in f32 and the result is returned in the input dtype. Every op records a Node for
  * autograd when an input requires grad (see autograd.h). Shapes in comments: B batch, T tokens,
  * C channels/width, H heads, V vocabulary, N rows.
  *
- * Implementations: engine/ops_*.cpp dispatch to kernels/cpu (and kernels/cuda with TGPT_CUDA).
+ * Implementations: engine/ops_<op>.cpp, one autograd node per op for both devices; each calls its
+ * launcher kernels/<op>.h, which picks the CPU kernel (kernels/cpu/<op>.h) or the CUDA kernel
+ * (kernels/cuda/<op>.h). On the CPU f16/bf16 go through f32; CUDA takes f32, f16 and bf16.
  */
 #pragma once
 

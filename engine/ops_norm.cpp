@@ -41,9 +41,9 @@ struct LayerNormNode : Node {
     if (needs_grad(0)) dx = Tensor::empty(x.shape(), x.dtype(), x.device());
     if (needs_grad(1)) dw = Tensor::empty({C}, x.dtype(), x.device());
     if (needs_grad(2)) db = Tensor::empty({C}, x.dtype(), x.device());
-    kernels::layer_norm_backward(x.device(), x.dtype(), ptr_or_null(dx), ptr_or_null(dw),
-                                 ptr_or_null(db), g.data_ptr(), x.data_ptr(), ptr_or_null(weight),
-                                 mean.data_ptr(), rstd.data_ptr(), N, C);
+    kernels::layernorm_backward(x.device(), x.dtype(), ptr_or_null(dx), ptr_or_null(dw),
+                                ptr_or_null(db), g.data_ptr(), x.data_ptr(), ptr_or_null(weight),
+                                mean.data_ptr(), rstd.data_ptr(), N, C);
     if (dx.defined()) gi[0] = dx.reshape(inputs[0].shape());
     gi[1] = dw;
     gi[2] = db;
@@ -85,9 +85,9 @@ Tensor layer_norm_impl(const Tensor& x_in, const Tensor& residual, const Tensor&
   Tensor s = r.defined() ? Tensor::empty(x.shape(), x.dtype(), dev) : Tensor();
   const DType stats = kernels::norm_stats_dtype(dev, x.dtype());
   Tensor mean = Tensor::empty({N}, stats, dev), rstd = Tensor::empty({N}, stats, dev);
-  kernels::layer_norm_forward(dev, x.dtype(), out.data_ptr(), mean.data_ptr(), rstd.data_ptr(),
-                              x.data_ptr(), ptr_or_null(r), ptr_or_null(s), ptr_or_null(w),
-                              ptr_or_null(b), N, C, eps);
+  kernels::layernorm_forward(dev, x.dtype(), out.data_ptr(), mean.data_ptr(), rstd.data_ptr(),
+                             x.data_ptr(), ptr_or_null(r), ptr_or_null(s), ptr_or_null(w),
+                             ptr_or_null(b), N, C, eps);
   Tensor ln_in = x_in;  // the LayerNorm's autograd input: x, or the recorded sum
   if (r.defined()) {
     if (auto node = make_node<ResidualAddNode>({&x_in, &residual})) record(s, node);

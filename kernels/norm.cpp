@@ -14,9 +14,9 @@ DType norm_stats_dtype(Device dev, DType dt) {
   return dev == Device::CPU ? dt : DType::f32;
 }
 
-void layer_norm_forward(Device dev, DType dt, void* out, void* mean, void* rstd, const void* x,
-                        const void* residual, void* sum_out, const void* weight, const void* bias,
-                        int64_t N, int64_t C, double eps) {
+void layernorm_forward(Device dev, DType dt, void* out, void* mean, void* rstd, const void* x,
+                       const void* residual, void* sum_out, const void* weight, const void* bias,
+                       int64_t N, int64_t C, double eps) {
   const char* op = residual ? "add_layer_norm" : "layer_norm";
   check_kernel_dtype(dev, dt, op);
   if (dev == Device::CUDA) {
@@ -44,9 +44,9 @@ void layer_norm_forward(Device dev, DType dt, void* out, void* mean, void* rstd,
   });
 }
 
-void layer_norm_backward(Device dev, DType dt, void* dx, void* dweight, void* dbias,
-                         const void* dout, const void* x, const void* weight, const void* mean,
-                         const void* rstd, int64_t N, int64_t C) {
+void layernorm_backward(Device dev, DType dt, void* dx, void* dweight, void* dbias,
+                        const void* dout, const void* x, const void* weight, const void* mean,
+                        const void* rstd, int64_t N, int64_t C) {
   if (dev == Device::CUDA) {
 #ifdef TGPT_WITH_CUDA
     cuda::layernorm_backward(dt, dx, dweight, dbias, dout, x, weight,

@@ -25,13 +25,13 @@ DType norm_stats_dtype(Device dev, DType dt);
 // out [N, C] = (s - mean) * rstd * weight + bias with s = x, or s = x + residual (rounded to dt,
 // as a separate add would be) written to sum_out [N, C] when residual is non-null. weight/bias
 // [C] may be null. C > 0.
-void layer_norm_forward(Device dev, DType dt, void* out, void* mean, void* rstd, const void* x,
-                        const void* residual, void* sum_out, const void* weight, const void* bias,
-                        int64_t N, int64_t C, double eps);
+void layernorm_forward(Device dev, DType dt, void* out, void* mean, void* rstd, const void* x,
+                       const void* residual, void* sum_out, const void* weight, const void* bias,
+                       int64_t N, int64_t C, double eps);
 // dx [N, C], dweight/dbias [C] (each may be null) from dout [N, C]; x is the normalised input.
-void layer_norm_backward(Device dev, DType dt, void* dx, void* dweight, void* dbias,
-                         const void* dout, const void* x, const void* weight, const void* mean,
-                         const void* rstd, int64_t N, int64_t C);
+void layernorm_backward(Device dev, DType dt, void* dx, void* dweight, void* dbias,
+                        const void* dout, const void* x, const void* weight, const void* mean,
+                        const void* rstd, int64_t N, int64_t C);
 
 // out = x / max(||x||, eps) per row, norm [N] = ||x||.
 void l2_normalize_forward(Device dev, DType dt, void* out, void* norm, const void* x, int64_t N,

@@ -1,5 +1,6 @@
 /*
- * elementwise.h — CPU kernels for broadcast binary ops and unary maps (row sums: kernels/cpu/reduce.h).
+ * elementwise.h — CPU kernels for broadcast binary ops and unary maps (row sums:
+ * kernels/cpu/reduce.h).
  *
  * T is float or double. Work is split over output rows with parallel_for; each element is
  * computed by one thread, so results do not depend on the thread count.

@@ -64,8 +64,8 @@ __global__ void activation_backward_kernel(S* __restrict__ dx, const S* __restri
 
 }  // namespace
 
-void activation_forward(DType dt, Activation op, void* out, const void* x, const void* bias, int64_t n,
-                        int64_t C) {
+void activation_forward(DType dt, Activation op, void* out, const void* x, const void* bias,
+                        int64_t n, int64_t C) {
   if (n == 0) return;
   TGPT_CHECK(!bias || C > 0, "cuda activation: bias with C = ", C);
   dispatch_storage(dt, "activation", [&](auto tag) {
@@ -77,7 +77,8 @@ void activation_forward(DType dt, Activation op, void* out, const void* x, const
   });
 }
 
-void activation_backward(DType dt, Activation op, void* dx, const void* g, const void* x, int64_t n) {
+void activation_backward(DType dt, Activation op, void* dx, const void* g, const void* x,
+                         int64_t n) {
   if (n == 0) return;
   dispatch_storage(dt, "activation backward", [&](auto tag) {
     using S = decltype(tag);
