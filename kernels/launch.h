@@ -3,9 +3,10 @@
  *
  * A launcher is the one place where an op picks its device: it takes raw pointers, sizes, a DType
  * and a Device, and calls the CPU kernel template (kernels/cpu/<op>.h, on float or double) or the
- * CUDA kernel (kernels/cuda/<op>.h). Only launchers (kernels/<op>.cpp) and the device backend
- * test TGPT_WITH_CUDA; in a build without CUDA no CUDA tensor can be created, and a CUDA call that
- * arrives anyway gets a tgpt::Error from fail_without_cuda.
+ * CUDA kernel (kernels/cuda/<op>.h). Only launchers (kernels/<op>.cpp), the device backend
+ * (base/cuda/, base/device.cpp) and engine/tensor.cpp's device copies test TGPT_WITH_CUDA; in a
+ * build without CUDA no CUDA tensor can be created, and a CUDA call that arrives anyway gets a
+ * tgpt::Error from fail_without_cuda.
  *
  * Dtypes: CPU kernels take f32 and f64 (f64 for gradient checks; the engine computes f16/bf16 CPU
  * inputs in f32); CUDA kernels take f32, f16 and bf16 (f32 arithmetic).
