@@ -1,18 +1,16 @@
 /*
- * device.cpp — the caching CPU allocator, the allocator registry and cross-device copies.
+ * device.cpp — the CPU allocator, the allocator registry and cross-device copies.
  *
- * The CPU allocator rounds requests up to 64 bytes (cache line) and keeps freed blocks in per-size
- * free lists; a later request of the same rounded size reuses one without calling the system.
+ * The CPU allocator is the caching allocator core (base/caching_allocator.h) on aligned_alloc:
+ * requests are rounded up to 64 bytes (cache line) and freed blocks are kept in per-size free
+ * lists; a later request of the same rounded size reuses one without calling the system.
  */
 #include "base/device.h"
 
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
-#include <new>
-#include <unordered_map>
-#include <vector>
 
+#include "base/caching_allocator.h"
 #include "base/error.h"
 
 namespace tgpt {
@@ -21,85 +19,23 @@ const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
 
 namespace {
 
-constexpr size_t kAlign = 64;
+constexpr size_t kAlign = 64;  // a cache line
 
-class CpuCachingAllocator final : public Allocator {
- public:
-  ~CpuCachingAllocator() override { release_cached(); }
-  Device device() const override { return Device::CPU; }
-
-  void* allocate(size_t nbytes) override {
-    size_t size = round_up(nbytes);
-    std::lock_guard<std::mutex> lock(mu_);
-    void* p = nullptr;
-    auto it = free_.find(size);
-    if (it != free_.end() && !it->second.empty()) {
-      p = it->second.back();
-      it->second.pop_back();
-      cached_bytes_ -= size;
-    } else {
-      p = std::aligned_alloc(kAlign, size);
-      if (!p) {
-        // Give cached blocks back and try once more before failing.
-        release_cached_locked();
-        p = std::aligned_alloc(kAlign, size);
-      }
-      TGPT_CHECK(p != nullptr, "out of host memory allocating ", nbytes, " bytes");
-      ++stats_.system_allocs;
-      stats_.reserved_bytes += size;
-    }
-    stats_.current_bytes += size;
-    if (stats_.current_bytes > stats_.peak_bytes) stats_.peak_bytes = stats_.current_bytes;
-    return p;
-  }
-
-  void deallocate(void* ptr, size_t nbytes) override {
-    if (!ptr) return;
-    size_t size = round_up(nbytes);
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.current_bytes -= size;
-    free_[size].push_back(ptr);
-    cached_bytes_ += size;
-  }
-
-  MemoryStats stats() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return stats_;
-  }
-  void reset_peak() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.peak_bytes = stats_.current_bytes;
-  }
-  void release_cached() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    release_cached_locked();
-  }
-
- private:
-  static size_t round_up(size_t n) { return n == 0 ? kAlign : (n + kAlign - 1) / kAlign * kAlign; }
-  void release_cached_locked() {
-    for (auto& [size, blocks] : free_) {
-      for (void* p : blocks) {
-        std::free(p);
-        ++stats_.system_frees;
-        stats_.reserved_bytes -= size;
-      }
-      blocks.clear();
-    }
-    cached_bytes_ = 0;
-  }
-
-  mutable std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
-  size_t cached_bytes_ = 0;
-  MemoryStats stats_;
-};
+// The CPU side of the caching allocator: 64-byte aligned blocks, rounded to 64 bytes.
+SystemAllocator cpu_system() {
+  SystemAllocator s;
+  s.alloc = [](size_t n) { return std::aligned_alloc(kAlign, n); };
+  s.free = [](void* p) { std::free(p); };
+  s.round_up = [](size_t n) { return n == 0 ? kAlign : (n + kAlign - 1) / kAlign * kAlign; };
+  s.fill = [](void* p, int byte, size_t n) { std::memset(p, byte, n); };
+  return s;
+}
 
 // Function-local statics: the CPU allocator outlives every tensor with static storage duration
 // that is created after first use.
-CpuCachingAllocator& cpu_allocator() {
-  static auto* a = new CpuCachingAllocator();  // never destroyed: tensors may outlive statics
-  return *a;
+CachingAllocator& cpu_allocator() {
+  static auto* a = new CachingAllocator(Device::CPU, cpu_system());  // never destroyed: tensors
+  return *a;                                                         // may outlive statics
 }
 Allocator*& cuda_allocator_slot() {
   static Allocator* a = nullptr;

@@ -36,6 +36,7 @@
  */
 #include "bench/lab_common.cuh"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/reduce.h"
 #include "kernels/cuda/tensor_kernels.h"
 
 using namespace tgpt;

@@ -2,12 +2,14 @@
  * ops.h — the engine's differentiable operations (functional API).
  *
  * Every op checks its arguments (shapes, dtypes, devices) and throws tgpt::Error naming the op
- * and the problem. Floating inputs may be f32 or f64 (CPU, for gradient checks); f16/bf16 inputs
- * are computed in f32 and the result is returned in the input dtype. Every op records a Node for
+ * and the problem. Floating inputs may be f32 or f64 (CPU, for gradient checks); f16/bf16 CPU
+ * inputs are computed in f32 and the result is returned in the input dtype. Every op records a Node for
  * autograd when an input requires grad (see autograd.h). Shapes in comments: B batch, T tokens,
  * C channels/width, H heads, V vocabulary, N rows.
  *
- * Implementations: engine/ops_*.cpp dispatch to kernels/cpu (and kernels/cuda with TGPT_CUDA).
+ * Implementations: engine/ops_<op>.cpp, one autograd node per op for both devices; each calls its
+ * launcher kernels/<op>.h, which picks the CPU kernel (kernels/cpu/<op>.h) or the CUDA kernel
+ * (kernels/cuda/<op>.h). On the CPU f16/bf16 go through f32; CUDA takes f32, f16 and bf16.
  */
 #pragma once
 
@@ -107,7 +109,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
                      int64_t ignore_index = -100);
 Tensor mse_loss(const Tensor& a, const Tensor& b);  // mean((a - b)^2)
 
-// ---- fused losses (engine/ops_fused_loss.cpp) -------------------------------------------------
+// ---- fused losses (engine/ops_vocab_ce.cpp, engine/ops_cosine_loss.cpp) -----------------------
 // cross_entropy(hidden @ embeddingᵀ, target, label_smoothing, ignore_index) (semantics as
 // cross_entropy above) without storing the [N, V] logits: hidden [N, W], embedding [V, W],
 // target (i32 or i64) [N]. The vocabulary is processed `chunk` rows of the embedding at a time

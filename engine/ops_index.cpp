@@ -2,62 +2,15 @@
  * ops_index.cpp — embedding lookup, per-batch row gather (EOT pooling) and concat, with autograd.
  *
  * Forward passes move bytes (any float dtype as is; concat takes any dtype). The embedding
- * backward scatter-adds into a zero [V, C] gradient, in f32 for f16/bf16 weights.
- * Kernels in kernels/cpu/index.h.
+ * backward scatter-adds into a zero [V, C] gradient (on the CPU in f32 for f16/bf16 weights).
+ * Launchers: kernels/index.h.
  */
 #include "engine/ops_common.h"
-#include "kernels/cpu/index.h"
-#ifdef TGPT_WITH_CUDA
-#include <algorithm>
-
-#include "engine/cuda/op_support.h"
-#include "kernels/cuda/index.h"
-#endif
+#include "kernels/index.h"
 
 namespace tgpt {
 
 namespace {
-
-void check_cpu(const Tensor& x, const char* op, const char* arg) {
-  TGPT_CHECK(x.device() == Device::CPU, op, ": no CUDA kernel in this build for ", arg, " ",
-             x.str());
-}
-
-#ifdef TGPT_WITH_CUDA
-// Embedding gradient on the device: positions grouped by id on the host (a counting sort keeps
-// positions in increasing order within each id), then one segmented-sum launch.
-Tensor embedding_backward_cuda(const Tensor& g, const std::vector<int64_t>& ids, int64_t V,
-                               int64_t C, DType wdt) {
-  Tensor dw = Tensor::zeros({V, C}, wdt, Device::CUDA);
-  if (ids.empty() || C == 0) return dw;
-  std::vector<int64_t> count(static_cast<size_t>(V) + 1, 0);
-  for (int64_t id : ids) ++count[static_cast<size_t>(id) + 1];
-  std::vector<int64_t> seg_ids, offsets{0};
-  for (int64_t v = 0; v < V; ++v)
-    if (count[static_cast<size_t>(v) + 1] > 0) {
-      seg_ids.push_back(v);
-      offsets.push_back(offsets.back() + count[static_cast<size_t>(v) + 1]);
-    }
-  for (int64_t v = 0; v < V; ++v)
-    count[static_cast<size_t>(v) + 1] += count[static_cast<size_t>(v)];
-  std::vector<int64_t> positions(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i)
-    positions[static_cast<size_t>(count[static_cast<size_t>(ids[i])]++)] = static_cast<int64_t>(i);
-  Tensor d_ids = upload_indices(seg_ids), d_off = upload_indices(offsets),
-         d_pos = upload_indices(positions);
-  cuda::embedding_backward(wdt, dw.data_ptr(), g.data_ptr(), d_ids.data<int64_t>(),
-                           d_off.data<int64_t>(), d_pos.data<int64_t>(),
-                           static_cast<int64_t>(seg_ids.size()), C);
-  return dw;
-}
-
-// Rows b*T + index[b] of x viewed as [B*T, C].
-std::vector<int64_t> flat_rows(const std::vector<int64_t>& index, int64_t T) {
-  std::vector<int64_t> r(index.size());
-  for (size_t b = 0; b < index.size(); ++b) r[b] = static_cast<int64_t>(b) * T + index[b];
-  return r;
-}
-#endif
 
 // ---- embedding ----------------------------------------------------------------------------------
 
@@ -66,29 +19,18 @@ struct EmbeddingNode : Node {
   int64_t V = 0, C = 0;
   const char* name() const override { return "embedding"; }
   void backward(const Tensor& g_in, std::vector<Tensor>& gi) override {
-    DType wdt = inputs[0].dtype();
-#ifdef TGPT_WITH_CUDA
-    if (g_in.device() == Device::CUDA) {
-      Tensor gc = g_in.detach();
-      if (gc.dtype() != wdt) gc = gc.to(wdt);
-      gi[0] = embedding_backward_cuda(gc.contiguous(), ids, V, C, wdt);
-      return;
-    }
-#endif
-    Tensor g = (is_half(g_in.dtype()) ? g_in.to(DType::f32) : g_in).contiguous();
-    Tensor dw = Tensor::zeros({V, C}, g.dtype());
-    dispatch_float(g.dtype(), "embedding backward", [&](auto tag) {
-      using T = decltype(tag);
-      if (dw.numel() > 0)
-        cpu::embedding_backward<T>(dw.data<T>(), g.data<T>(), ids.data(),
-                                   static_cast<int64_t>(ids.size()), C);
-      return 0;
-    });
+    const DType wdt = inputs[0].dtype();
+    const Device dev = g_in.device();
+    const DType acc = kernels::embedding_grad_dtype(dev, wdt);
+    Tensor g = g_in.detach();
+    if (g.dtype() != acc) g = g.to(acc);
+    g = g.contiguous();
+    Tensor dw = Tensor::zeros({V, C}, acc, dev);
+    kernels::embedding_backward(dev, acc, dw.data_ptr(), g.data_ptr(), ids.data(),
+                                static_cast<int64_t>(ids.size()), V, C);
     gi[0] = dw.dtype() == wdt ? dw : dw.to(wdt);
   }
-  void release() override {
-    ids = std::vector<int64_t>();
-  }
+  void release() override { ids = std::vector<int64_t>(); }
 };
 
 // ---- gather_rows --------------------------------------------------------------------------------
@@ -99,27 +41,12 @@ struct GatherRowsNode : Node {
   void backward(const Tensor& g_in, std::vector<Tensor>& gi) override {
     const Shape& xs = inputs[0].shape();
     Tensor g = g_in.contiguous();
-#ifdef TGPT_WITH_CUDA
-    if (g.device() == Device::CUDA) {
-      Tensor dx = Tensor::zeros(xs, g.dtype(), Device::CUDA);
-      Tensor rows = upload_indices(flat_rows(index, xs[1]));
-      cuda::scatter_rows(dx.data_ptr(), g.data_ptr(), rows.data<int64_t>(), xs[0], xs[2],
-                         dtype_size(g.dtype()));
-      gi[0] = dx;
-      return;
-    }
-#endif
-    Tensor dx = Tensor::zeros(xs, g.dtype());
-    int64_t row_bytes = xs[2] * static_cast<int64_t>(dtype_size(g.dtype()));
-    if (dx.numel() > 0)
-      cpu::gather_rows_backward(static_cast<char*>(dx.data_ptr()),
-                                static_cast<const char*>(g.data_ptr()), index.data(), xs[0], xs[1],
-                                row_bytes);
+    Tensor dx = Tensor::zeros(xs, g.dtype(), g.device());
+    kernels::gather_rows_backward(g.device(), dx.data_ptr(), g.data_ptr(), index.data(), xs[0],
+                                  xs[1], xs[2], dtype_size(g.dtype()));
     gi[0] = dx;
   }
-  void release() override {
-    index = std::vector<int64_t>();
-  }
+  void release() override { index = std::vector<int64_t>(); }
 };
 
 // ---- concat -------------------------------------------------------------------------------------
@@ -145,7 +72,6 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
   TGPT_CHECK(weight.dim() == 2, "embedding: weight must be [V, C], got ", weight.shape().str());
   TGPT_CHECK(ids.dim() < kMaxDims, "embedding: ids ", ids.shape().str(), " have too many dims (",
              "the output adds one; at most ", kMaxDims, ")");
-  if (weight.device() != Device::CUDA) check_cpu(weight, "embedding", "weight");
   int64_t V = weight.size(0), C = weight.size(1);
   std::vector<int64_t> idv = index_values(ids, "embedding");
   for (size_t i = 0; i < idv.size(); ++i)
@@ -155,17 +81,8 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
   out_shape.push_back(C);
   Tensor w = weight.detach().contiguous();
   Tensor out = Tensor::empty(out_shape, w.dtype(), w.device());
-#ifdef TGPT_WITH_CUDA
-  if (w.device() == Device::CUDA) {
-    Tensor d_ids = upload_indices(idv);
-    cuda::gather_rows(out.data_ptr(), w.data_ptr(), d_ids.data<int64_t>(),
-                      static_cast<int64_t>(idv.size()), C, dtype_size(w.dtype()));
-  } else
-#endif
-      if (out.numel() > 0)
-    cpu::embedding_forward(
-        static_cast<char*>(out.data_ptr()), static_cast<const char*>(w.data_ptr()), idv.data(),
-        static_cast<int64_t>(idv.size()), C * static_cast<int64_t>(dtype_size(w.dtype())));
+  kernels::embedding_forward(w.device(), out.data_ptr(), w.data_ptr(), idv.data(),
+                             static_cast<int64_t>(idv.size()), C, dtype_size(w.dtype()));
   if (auto node = make_node<EmbeddingNode>({&weight})) {
     node->ids = std::move(idv);
     node->V = V;
@@ -181,7 +98,6 @@ Tensor gather_rows(const Tensor& x, const Tensor& index) {
   TGPT_CHECK(index.defined(), "gather_rows: index is undefined");
   TGPT_CHECK(index.dim() == 1 && index.size(0) == x.size(0), "gather_rows: index must be [B] = [",
              x.size(0), "], got ", index.shape().str());
-  if (x.device() != Device::CUDA) check_cpu(x, "gather_rows", "x");
   int64_t B = x.size(0), T = x.size(1), C = x.size(2);
   std::vector<int64_t> idx = index_values(index, "gather_rows");
   for (int64_t b = 0; b < B; ++b)
@@ -189,17 +105,8 @@ Tensor gather_rows(const Tensor& x, const Tensor& index) {
                " is out of range [0, ", T, ")");
   Tensor xc = x.detach().contiguous();
   Tensor out = Tensor::empty({B, C}, xc.dtype(), xc.device());
-#ifdef TGPT_WITH_CUDA
-  if (xc.device() == Device::CUDA) {
-    Tensor rows = upload_indices(flat_rows(idx, T));
-    cuda::gather_rows(out.data_ptr(), xc.data_ptr(), rows.data<int64_t>(), B, C,
-                      dtype_size(xc.dtype()));
-  } else
-#endif
-      if (out.numel() > 0)
-    cpu::gather_rows_forward(static_cast<char*>(out.data_ptr()),
-                             static_cast<const char*>(xc.data_ptr()), idx.data(), B, T,
-                             C * static_cast<int64_t>(dtype_size(xc.dtype())));
+  kernels::gather_rows_forward(xc.device(), out.data_ptr(), xc.data_ptr(), idx.data(), B, T, C,
+                               dtype_size(xc.dtype()));
   if (auto node = make_node<GatherRowsNode>({&x})) {
     node->index = std::move(idx);
     record(out, node);
@@ -231,7 +138,6 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
                  " may differ)");
     total += x.size(d);
   }
-  if (x0.device() != Device::CUDA) check_cpu(x0, "concat", "tensor");
   Shape out_shape = x0.shape();
   out_shape[d] = total;
   Tensor out = Tensor::empty(out_shape, x0.dtype(), x0.device());
@@ -244,17 +150,9 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
   for (const Tensor& x : xs) {
     Tensor xc = x.detach().contiguous();
     int64_t block = x.size(d) * inner * esize;
-#ifdef TGPT_WITH_CUDA
-    if (out.device() == Device::CUDA) {
-      if (out.numel() > 0 && xc.numel() > 0)
-        cuda::copy_blocks(static_cast<char*>(out.data_ptr()) + offset, xc.data_ptr(), outer, block,
-                          total * inner * esize);
-    } else
-#endif
-        if (out.numel() > 0 && xc.numel() > 0)
-      cpu::copy_blocks(static_cast<char*>(out.data_ptr()) + offset,
-                       static_cast<const char*>(xc.data_ptr()), outer, block,
-                       total * inner * esize);
+    if (out.numel() > 0 && xc.numel() > 0)
+      kernels::copy_blocks(out.device(), static_cast<char*>(out.data_ptr()) + offset, xc.data_ptr(),
+                           outer, block, total * inner * esize);
     offset += block;
     needs_node = needs_node || x.requires_grad();
   }

@@ -1,14 +1,11 @@
 /*
- * ops_reduce.cpp — sum and mean over all elements or over chosen dims, with autograd.
+ * ops_reduce.cpp — sum and mean over all elements or over chosen dims, with autograd. The reduced
+ * dims are moved last and summed as contiguous rows by the launcher kernels/reduce.h.
  */
 #include <algorithm>
 
 #include "engine/ops_common.h"
-#include "kernels/cpu/elementwise.h"
-#ifdef TGPT_WITH_CUDA
-#include "engine/cuda/op_support.h"
-#include "kernels/cuda/elementwise.h"
-#endif
+#include "kernels/reduce.h"
 
 namespace tgpt {
 
@@ -59,28 +56,9 @@ Tensor reduce(const Tensor& x_in, std::vector<int> dims, bool keepdim, bool is_m
     }
   Tensor x = x_in.detach();
   if (nd > 0) x = x.permute(perm).contiguous();
-  Tensor out;
-#ifdef TGPT_WITH_CUDA
-  if (x.device() == Device::CUDA) {
-    check_cuda_float(x, name);
-    out = Tensor::empty(out_shape, x.dtype(), Device::CUDA);
-    cuda::row_sum(x.dtype(), out.data_ptr(), x.data_ptr(), rows, n,
-                  is_mean ? static_cast<double>(n) : 1.0);
-  }
-#endif
-  if (!out.defined()) {
-    check_cpu_kernel(x, name);
-    out = Tensor::empty(out_shape, x.dtype());
-    dispatch_float(x.dtype(), name, [&](auto t) {
-      using T = decltype(t);
-      cpu::row_sum_forward(out.data<T>(), x.data<T>(), rows, n);
-      if (is_mean) {
-        T* o = out.data<T>();
-        for (int64_t r = 0; r < rows; ++r) o[r] = static_cast<T>(o[r] / static_cast<T>(n));
-      }
-      return 0;
-    });
-  }
+  check_kernel_dtype(x.device(), x.dtype(), name);
+  Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
+  kernels::sum_rows(x.device(), x.dtype(), out.data_ptr(), x.data_ptr(), rows, n, is_mean, name);
   if (auto node = make_node<SumNode>({&x_in})) {
     node->keep_shape = keep_shape;
     node->scale = is_mean ? 1.0 / static_cast<double>(n) : 1.0;

@@ -1,9 +1,7 @@
 /*
- * optim.cpp — AdamW and SGD (see optim.h): argument checks, lazy state, and the update loops.
- *
- * The AdamW element loop is kernels/cpu/adamw.h. The SGD loop is below; like the AdamW kernel it
- * computes each "a.add(b, alpha=s)" of torch's code as one fused multiply-add b*s + a, because
- * that is how PyTorch's vectorised CPU add kernel evaluates it.
+ * optim.cpp — AdamW and SGD (see optim.h): argument checks and lazy state. The updates run
+ * through the launchers kernels/adamw.h and kernels/sgd.h (CPU kernels kernels/cpu/adamw.h
+ * and kernels/cpu/sgd.h; AdamW on CUDA in one multi-tensor launch).
  */
 #include "engine/optim.h"
 
@@ -12,11 +10,8 @@
 #include <unordered_set>
 
 #include "engine/ops_common.h"
-#include "base/parallel.h"
-#include "kernels/cpu/adamw.h"
-#ifdef TGPT_WITH_CUDA
-#include "kernels/cuda/adamw.h"
-#endif
+#include "kernels/adamw.h"
+#include "kernels/sgd.h"
 
 namespace tgpt {
 
@@ -47,37 +42,6 @@ Tensor owned_copy(const Tensor& t) {
   return c;
 }
 
-// One SGD update of n contiguous elements (torch.optim.SGD, single-tensor path). `buf` is the
-// momentum buffer (unused when momentum == 0); first == true initialises it to the gradient.
-template <typename T>
-void sgd_update_cpu(T* param, const T* grad, T* buf, bool first, int64_t n, double lr,
-                    const SGDOptions& o) {
-  const T wd = static_cast<T>(o.weight_decay);
-  const T momentum = static_cast<T>(o.momentum);
-  const T one_minus_dampening = static_cast<T>(1.0 - o.dampening);
-  const T neg_lr = static_cast<T>(-lr);
-  const bool use_wd = o.weight_decay != 0;
-  const bool use_momentum = o.momentum != 0;
-  constexpr int64_t kChunk = 4096;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  parallel_for(chunks, [&](int64_t c) {
-    const int64_t begin = c * kChunk;
-    const int64_t end = n - begin < kChunk ? n : begin + kChunk;
-    for (int64_t i = begin; i < end; ++i) {
-      const T p = param[i];
-      T d = grad[i];
-      if (use_wd) d = std::fma(p, wd, d);  // d_p = d_p.add(param, alpha=wd)
-      if (use_momentum) {
-        // buf = clone(d_p) on the first step, else buf.mul_(momentum).add_(d_p, alpha=1-damp)
-        const T b = first ? d : std::fma(d, one_minus_dampening, buf[i] * momentum);
-        buf[i] = b;
-        d = o.nesterov ? std::fma(b, momentum, d) : b;  // d_p.add(buf, alpha=momentum) or buf
-      }
-      param[i] = std::fma(d, neg_lr, p);  // param.add_(d_p, alpha=-lr)
-    }
-  });
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -93,9 +57,8 @@ Optimizer::Optimizer(std::vector<Tensor> params, double lr, const char* name, bo
     if (p.device() == Device::CUDA) {
       TGPT_CHECK(allow_cuda, name_, ": parameter ", i, " is ", p.str(),
                  "; CUDA parameters are supported by AdamW only");
-      TGPT_CHECK(p.dtype() == DType::f32 || p.dtype() == DType::f16 || p.dtype() == DType::bf16,
-                 name_, ": parameter ", i, " is ", p.str(),
-                 "; CUDA parameters must be f32, f16 or bf16");
+      TGPT_CHECK(kernel_takes_dtype(Device::CUDA, p.dtype()), name_, ": parameter ", i, " is ",
+                 p.str(), "; CUDA parameters must be f32, f16 or bf16");
     }
     TGPT_CHECK(p.device() == Device::CUDA || (p.dtype() != DType::f16 && p.dtype() != DType::bf16),
                name_, ": parameter ", i, " is ", p.str(),
@@ -158,17 +121,14 @@ AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options)
 }
 
 void AdamW::step() {
-#ifdef TGPT_WITH_CUDA
-  std::vector<cuda::AdamWTensor> device_updates;
+  std::vector<kernels::AdamWTensor> device_updates;
   std::vector<Tensor> device_grads;  // kept alive until the launch
-#endif
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor g = grad_for_update(i);
     if (!g.defined()) continue;  // as torch: no grad, no update, no step count
     Tensor& p = params_[i];
     AdamWState& s = state_[i];
     if (p.device() == Device::CUDA) {
-#ifdef TGPT_WITH_CUDA
       // f32 moments; 16-bit parameters are updated through an f32 master copy.
       if (s.step == 0) {
         s.exp_avg = Tensor::zeros(p.shape(), DType::f32, Device::CUDA);
@@ -180,7 +140,7 @@ void AdamW::step() {
       }
       TGPT_CHECK(s.step < INT64_MAX, "AdamW: step count overflow for parameter ", i);
       s.step += 1;
-      cuda::AdamWTensor t;
+      kernels::AdamWTensor t;
       t.master = p.dtype() == DType::f32 ? p.data<float>() : master_[i].data<float>();
       t.param_lowp = p.dtype() == DType::f32 ? nullptr : p.data_ptr();
       t.grad = g.data_ptr();
@@ -191,7 +151,6 @@ void AdamW::step() {
       t.step = s.step;
       device_updates.push_back(t);
       device_grads.push_back(g);
-#endif
       continue;
     }
     if (s.step == 0) {
@@ -200,18 +159,13 @@ void AdamW::step() {
     }
     TGPT_CHECK(s.step < INT64_MAX, "AdamW: step count overflow for parameter ", i);
     s.step += 1;
-    dispatch_float(p.dtype(), name_, [&](auto zero) {
-      using T = decltype(zero);
-      cpu::adamw_update_cpu<T>(p.data<T>(), g.data<T>(), s.exp_avg.data<T>(),
-                               s.exp_avg_sq.data<T>(), p.numel(), lr_, options_.beta1,
-                               options_.beta2, options_.eps, options_.weight_decay, s.step);
-    });
+    kernels::adamw_update(p.device(), p.dtype(), p.data_ptr(), g.data_ptr(), s.exp_avg.data_ptr(),
+                          s.exp_avg_sq.data_ptr(), p.numel(), lr_, options_.beta1, options_.beta2,
+                          options_.eps, options_.weight_decay, s.step);
   }
-#ifdef TGPT_WITH_CUDA
   if (!device_updates.empty())
-    cuda::adamw_multi_tensor(device_updates, lr_, options_.beta1, options_.beta2, options_.eps,
-                             options_.weight_decay);
-#endif
+    kernels::adamw_multi_tensor(Device::CUDA, device_updates, lr_, options_.beta1, options_.beta2,
+                                options_.eps, options_.weight_decay);
 }
 
 const AdamWState& AdamW::state(size_t i) const {
@@ -276,11 +230,9 @@ void SGD::step() {
     Tensor& buf = momentum_buffers_[i];
     const bool first = options_.momentum != 0 && !buf.defined();
     if (first) buf = Tensor::empty(p.shape(), p.dtype());
-    dispatch_float(p.dtype(), name_, [&](auto zero) {
-      using T = decltype(zero);
-      sgd_update_cpu<T>(p.data<T>(), g.data<T>(), buf.defined() ? buf.data<T>() : nullptr, first,
-                        p.numel(), lr_, options_);
-    });
+    kernels::sgd_update(p.device(), p.dtype(), p.data_ptr(), g.data_ptr(), ptr_or_null(buf), first,
+                        p.numel(), lr_, options_.weight_decay, options_.momentum,
+                        options_.dampening, options_.nesterov);
   }
 }
 

@@ -1,7 +1,8 @@
 /*
- * test_ops_norm.cpp — layer_norm, l2_normalize, softmax and log_softmax: forward against naive
- * references written here, backward against f64 finite differences, argument errors, 16-bit
- * inputs, and bit-identical results for 1 and 2 threads.
+ * test_ops_norm.cpp — layer_norm, add_layer_norm, l2_normalize, softmax and log_softmax: forward
+ * against naive references written here, backward against f64 finite differences, argument
+ * errors, 16-bit inputs, and bit-identical results for 1 and 2 threads. add_layer_norm equals add
+ * then layer_norm and returns the residual sum; its gradients flow through both outputs.
  */
 #include <gtest/gtest.h>
 
@@ -203,6 +204,24 @@ TEST(L2Normalize, Gradients) {
                          {y});
 }
 
+// A one-element row normalises to ±1 whatever x is, so its gradient is exactly 0: the backward
+// cancels the radial part exactly (y = ±1), also where ||x|| equals eps (n = eps, the gradient
+// still passes through the norm). Below eps the norm is clamped to the constant eps and the
+// gradient is dout / eps, as in PyTorch.
+TEST(L2Normalize, OneElementRowGradientIsExactlyZero) {
+  for (DType dt : {DType::f32, DType::f64}) {
+    const double eps = 0.5;
+    // rows: above eps (several magnitudes and signs), equal to eps, below eps
+    Tensor x = Tensor::from_vector({3.0, -0.7, 1234.5, -0.5000001, 0.5, -0.5, 0.25}, {7, 1}, dt)
+                   .set_requires_grad(true);
+    Tensor g = Tensor::from_vector({0.3, -1.7, 2.5, 0.9, -0.4, 1.1, 0.8}, {7, 1}, dt);
+    sum(mul(l2_normalize(x, eps), g)).backward();
+    std::vector<double> dx = x.grad().to_double_vector();
+    for (int i = 0; i < 6; ++i) EXPECT_EQ(dx[i], 0.0) << dtype_name(dt) << " row " << i;
+    EXPECT_NEAR(dx[6], 0.8 / eps, dt == DType::f64 ? 1e-15 : 1e-6) << dtype_name(dt);
+  }
+}
+
 TEST(L2Normalize, ErrorsAndThreads) {
   EXPECT_THROW(l2_normalize(Tensor::ones({3}, DType::i64)), Error);
   EXPECT_THROW(l2_normalize(Tensor::ones({})), Error);
@@ -256,4 +275,35 @@ TEST(Softmax, ErrorsHalfAndThreads) {
   Tensor xl = gen.randn({70, 100}).set_requires_grad(true);
   expect_thread_invariant([](const std::vector<Tensor>& in) { return softmax(in[0]); }, {xl});
   expect_thread_invariant([](const std::vector<Tensor>& in) { return log_softmax(in[0]); }, {xl});
+}
+
+// ---- add_layer_norm ----------------------------------------------------------------------------
+
+TEST(AddLayerNorm, EqualsAddThenLayerNorm) {
+  Generator g(1);
+  Tensor x = g.randn({2, 5, 7}), r = g.randn({2, 5, 7}), w = g.randn({7}), b = g.randn({7});
+  Tensor s;
+  Tensor y = add_layer_norm(x, r, w, b, 1e-5, &s);
+  Tensor s_ref = add(x, r);
+  EXPECT_EQ(s.to_double_vector(), s_ref.to_double_vector());
+  EXPECT_EQ(y.to_double_vector(), layer_norm(s_ref, w, b, 1e-5).to_double_vector());
+}
+
+TEST(AddLayerNorm, GradientsMatchFiniteDifferences) {
+  Generator g(2);
+  std::vector<Tensor> in = {g.randn({3, 4, 6}, DType::f64), g.randn({3, 4, 6}, DType::f64),
+                            g.randn({6}, DType::f64), g.randn({6}, DType::f64)};
+  for (Tensor& t : in) t.set_requires_grad(true);
+  expect_gradients_match(
+      [](const std::vector<Tensor>& v) {
+        Tensor s;
+        Tensor y = add_layer_norm(v[0], v[1], v[2], v[3], 1e-5, &s);
+        return concat({y, mul(s, 0.5)}, -1);
+      },
+      in);
+}
+
+TEST(AddLayerNorm, RejectsMismatchedShapes) {
+  Generator g(3);
+  EXPECT_THROW(add_layer_norm(g.randn({2, 3}), g.randn({3}), Tensor(), Tensor()), Error);
 }

@@ -1,17 +1,15 @@
 /*
- * cuda_backend.cu — the CUDA device backend: a caching device allocator (no cudaMalloc in a
- * steady training step), host<->device copies on the tgpt stream, and registration with the
- * engine's device interface (base/device.h).
+ * cuda_backend.cu — the CUDA device backend: the caching allocator core (base/caching_allocator.h)
+ * on cudaMalloc (no cudaMalloc in a steady training step), host<->device copies on the tgpt
+ * stream, and registration with the engine's device interface (base/device.h).
  *
- * The allocator rounds requests up to 512 bytes (small) or 2 MiB (large) and keeps freed blocks
- * in per-size free lists. Blocks are reused only after the stream has finished with them: frees
- * are stream-ordered because every tgpt kernel runs on the one tgpt stream.
+ * Requests are rounded up to 512 bytes (small) or 2 MiB (large). A freed block may be handed out
+ * again at once: frees are stream-ordered because every tgpt kernel runs on the one tgpt stream;
+ * blocks go back to the system only after the stream has finished.
  */
 #include <atomic>
-#include <mutex>
-#include <unordered_map>
-#include <vector>
 
+#include "base/caching_allocator.h"
 #include "base/cuda/cuda_common.h"
 #include "base/device.h"
 
@@ -21,79 +19,32 @@ namespace {
 
 std::atomic<bool> g_poison{false};
 
-class CudaCachingAllocator final : public Allocator {
- public:
-  Device device() const override { return Device::CUDA; }
-
-  void* allocate(size_t nbytes) override {
-    size_t size = round_up(nbytes);
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = free_.find(size);
+// The CUDA side of the caching allocator: cudaMalloc'd blocks rounded up to 512 bytes (small) or
+// 2 MiB (large); cached blocks are freed only after the stream has finished with them.
+SystemAllocator cuda_system() {
+  SystemAllocator s;
+  s.alloc = [](size_t n) -> void* {
     void* p = nullptr;
-    if (it != free_.end() && !it->second.empty()) {
-      p = it->second.back();
-      it->second.pop_back();
-    } else {
-      cudaError_t err = cudaMalloc(&p, size);
-      if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        release_cached_locked();
-        CUDA_CHECK(cudaMalloc(&p, size));
-      }
-      ++stats_.system_allocs;
-      stats_.reserved_bytes += size;
+    if (cudaMalloc(&p, n) != cudaSuccess) {
+      (void)cudaGetLastError();  // clear the sticky-free error state of a failed allocation
+      return nullptr;
     }
-    stats_.current_bytes += size;
-    if (stats_.current_bytes > stats_.peak_bytes) stats_.peak_bytes = stats_.current_bytes;
-    if (g_poison.load(std::memory_order_relaxed))
-      CUDA_CHECK(cudaMemsetAsync(p, 0xff, size, stream()));  // NaN in f32, f16 and bf16
     return p;
-  }
-
-  void deallocate(void* ptr, size_t nbytes) override {
-    if (!ptr) return;
-    size_t size = round_up(nbytes);
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.current_bytes -= size;
-    free_[size].push_back(ptr);
-  }
-
-  MemoryStats stats() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return stats_;
-  }
-  void reset_peak() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.peak_bytes = stats_.current_bytes;
-  }
-  void release_cached() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    release_cached_locked();
-  }
-
- private:
-  static size_t round_up(size_t n) {
+  };
+  s.free = [](void* p) { CUDA_CHECK(cudaFree(p)); };
+  s.round_up = [](size_t n) {
     constexpr size_t kSmall = 512, kLarge = size_t(2) << 20;
     if (n == 0) return kSmall;
-    size_t q = n < kLarge ? kSmall : kLarge;
+    const size_t q = n < kLarge ? kSmall : kLarge;
     return (n + q - 1) / q * q;
-  }
-  void release_cached_locked() {
-    CUDA_CHECK(cudaStreamSynchronize(stream()));
-    for (auto& [size, blocks] : free_) {
-      for (void* p : blocks) {
-        CUDA_CHECK(cudaFree(p));
-        ++stats_.system_frees;
-        stats_.reserved_bytes -= size;
-      }
-      blocks.clear();
-    }
-  }
+  };
+  s.fill = [](void* p, int byte, size_t n) { CUDA_CHECK(cudaMemsetAsync(p, byte, n, stream())); };
+  s.before_release = [] { CUDA_CHECK(cudaStreamSynchronize(stream())); };
+  return s;
+}
 
-  mutable std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
-  MemoryStats stats_;
-};
+// Created by cuda_backend_init and never destroyed (tensors may outlive static destructors).
+CachingAllocator* g_allocator = nullptr;
 
 void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes) {
   cudaMemcpyKind kind =
@@ -108,6 +59,7 @@ void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, siz
 
 void set_poison_allocations(bool on) {
   g_poison.store(on, std::memory_order_relaxed);
+  if (g_allocator) g_allocator->set_poison(on);
 }
 
 bool device_available() {
@@ -136,8 +88,9 @@ namespace tgpt {
 bool cuda_backend_init() {
   static const bool ok = [] {
     if (!cuda::device_available()) return false;
-    static cuda::CudaCachingAllocator allocator;
-    register_allocator(Device::CUDA, &allocator);
+    cuda::g_allocator = new CachingAllocator(Device::CUDA, cuda::cuda_system());
+    cuda::g_allocator->set_poison(cuda::g_poison.load(std::memory_order_relaxed));
+    register_allocator(Device::CUDA, cuda::g_allocator);
     register_device_copy(&cuda::device_copy);
     return true;
   }();

@@ -2,7 +2,7 @@
  * bias_activation.h — CPU kernels for the fused bias + activation out = act(x + bias) over rows
  * x [N, C], bias [C], forward and backward (dx and the deterministic column sum dbias).
  *
- * T is float or double. The activation math is kernels/cpu/activations.h's (relu, exact erf
+ * T is float or double. The activation math is kernels/cpu/activation.h's (relu, exact erf
  * gelu, quick_gelu), written per element here. Forward and dx are parallel over rows; dbias is
  * parallel over 64-column blocks, each summing its columns over all rows in row order, so the
  * results are bit-identical for any thread count.

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "base/parallel.h"
-#include "kernels/cpu/layernorm.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/norm.h"
 
 namespace tgpt::cpu {
 

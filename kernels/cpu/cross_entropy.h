@@ -13,7 +13,7 @@
 #include <cstdint>
 
 #include "base/parallel.h"
-#include "kernels/cpu/softmax.h"
+#include "kernels/cpu/norm.h"
 
 namespace tgpt::cpu {
 

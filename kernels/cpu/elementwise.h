@@ -1,5 +1,6 @@
 /*
- * elementwise.h — CPU kernels for broadcast binary ops, unary maps and row reductions.
+ * elementwise.h — CPU kernels for broadcast binary ops and unary maps (row sums:
+ * kernels/cpu/reduce.h).
  *
  * T is float or double. Work is split over output rows with parallel_for; each element is
  * computed by one thread, so results do not depend on the thread count.
@@ -55,17 +56,6 @@ void unary_forward(T* out, const T* x, int64_t n, F f) {
     int64_t e = c * kChunk + kChunk < n ? c * kChunk + kChunk : n;
     for (int64_t i = c * kChunk; i < e; ++i) out[i] = f(x[i]);
   });
-}
-
-// out[r] = sum_j x[r * n + j] for r in [0, rows): each row summed serially in double.
-template <typename T>
-void row_sum_forward(T* out, const T* x, int64_t rows, int64_t n) {
-  parallel_for(rows, [&](int64_t r) {
-    double acc = 0.0;
-    const T* p = x + r * n;
-    for (int64_t j = 0; j < n; ++j) acc += static_cast<double>(p[j]);
-    out[r] = static_cast<T>(acc);
-  }, rows * n >= 4096 ? 2 : rows + 1);
 }
 
 }  // namespace tgpt::cpu

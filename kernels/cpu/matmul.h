@@ -1,7 +1,7 @@
 /*
  * matmul.h — CPU matrix products on raw row-major buffers (OpenBLAS sgemm/dgemm underneath):
- * a general gemm wrapper, and forward/backward kernels for matmul, linear and the patch
- * convolution (conv2d with stride = kernel = P, no padding).
+ * a general gemm wrapper, and forward/backward kernels for matmul and linear (the patch
+ * convolution's kernels are in kernels/cpu/conv.h).
  *
  * T is float or double. Every function here must be called outside OpenMP parallel regions:
  * OpenBLAS threads itself. Transposes are expressed with the gemm transpose flags, never
@@ -56,26 +56,5 @@ void linear_backward_cpu(T* dx, T* dw, T* dbias, const T* g, const T* x, const T
 // any thread count: columns are split between threads, never rows).
 template <typename T>
 void column_sum_cpu(T* out, const T* g, int64_t rows, int64_t cols);
-
-// ---- patch convolution ------------------------------------------------------------------------
-// x [B, Cin, H, W] -> patches [B, Gh*Gw, Cin*P*P], Gh = H/P, Gw = W/P; patch (gy, gx) column
-// (c, py, px) = x[b, c, gy*P + py, gx*P + px]. A pure permutation (patches do not overlap).
-template <typename T>
-void patchify_cpu(T* patches, const T* x, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t P);
-// The inverse permutation: dx [B, Cin, H, W] from dpatches [B, Gh*Gw, Cin*P*P].
-template <typename T>
-void unpatchify_cpu(T* dx, const T* dpatches, int64_t B, int64_t Cin, int64_t H, int64_t W,
-                    int64_t P);
-
-// out[b] [Cout, G] = w [Cout, D] @ patches[b]ᵀ [D, G] + bias[Cout] (broadcast over G); D = Cin*P*P.
-template <typename T>
-void conv2d_patch_forward_cpu(T* out, const T* patches, const T* w, const T* bias, int64_t B,
-                              int64_t G, int64_t D, int64_t Cout);
-
-// dpatches[b] = g[b]ᵀ @ w; dw = sum_b g[b] @ patches[b]; dbias[co] = sum over b, G of g.
-// Any output may be null (skipped).
-template <typename T>
-void conv2d_patch_backward_cpu(T* dpatches, T* dw, T* dbias, const T* g, const T* patches,
-                               const T* w, int64_t B, int64_t G, int64_t D, int64_t Cout);
 
 }  // namespace tgpt::cpu

@@ -16,7 +16,7 @@
 #include <cstdint>
 
 #include "base/dtype.h"
-#include "kernels/cuda/elementwise.h"
+#include "base/activation.h"
 
 namespace tgpt::cuda {
 

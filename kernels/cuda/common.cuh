@@ -17,6 +17,7 @@
 
 #include "base/cuda/cuda_common.h"
 #include "base/dtype.h"
+#include "kernels/launch.h"
 
 namespace tgpt::cuda {
 
@@ -96,37 +97,16 @@ void dispatch_storage(DType dt, const char* op, F&& f) {
     case DType::f32: f(float{}); return;
     case DType::f16: f(__half{}); return;
     case DType::bf16: f(__nv_bfloat16{}); return;
-    default: TGPT_FAIL(op, ": CUDA kernels take f32, f16 or bf16, got ", dtype_name(dt));
+    default: check_kernel_dtype(Device::CUDA, dt, op); return;  // throws
   }
 }
 
-}  // namespace tgpt::cuda
-
-#include "base/device.h"
-
-namespace tgpt::cuda {
-
-// Scratch device memory from the caching allocator, returned when it goes out of scope. Safe to
-// free right after the launches that use it: every tgpt kernel runs on the one tgpt stream, so a
-// later user of the block is ordered after them.
-class Scratch {
+// Scratch device memory (kernels/launch.h's Scratch on the CUDA device), returned when it goes
+// out of scope. Safe to free right after the launches that use it: every tgpt kernel runs on the
+// one tgpt stream, so a later user of the block is ordered after them.
+class Scratch : public kernels::Scratch {
  public:
-  explicit Scratch(size_t nbytes) : n_(nbytes) {
-    p_ = n_ ? allocator_for(Device::CUDA).allocate(n_) : nullptr;
-  }
-  ~Scratch() {
-    if (p_) allocator_for(Device::CUDA).deallocate(p_, n_);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(p_);
-  }
-
- private:
-  void* p_ = nullptr;
-  size_t n_ = 0;
+  explicit Scratch(size_t nbytes) : kernels::Scratch(Device::CUDA, nbytes) {}
 };
 
 }  // namespace tgpt::cuda

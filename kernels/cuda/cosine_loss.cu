@@ -124,7 +124,8 @@ __global__ void cosine_dxn_kernel(float* dxn, const float* prob, const T* w, con
   dxn[i] = static_cast<float>(g * acc);
 }
 
-// One block per row: dx = dxn / ||x|| - x (dxn · x) / ||x||^3 where ||x|| >= eps, else dxn / eps.
+// One block per row, the l2_normalize backward of kernels/cpu/norm.h: with n = max(||x||, eps) and
+// y = x / n, dx = (dxn - y (dxn · y)) / n where ||x|| >= eps, else dxn / n.
 template <typename T>
 __global__ void __launch_bounds__(256)
     cosine_dx_kernel(T* dx, const float* dxn, const float* norm, const T* x, int F, float eps) {
@@ -133,15 +134,17 @@ __global__ void __launch_bounds__(256)
   const T* xr = x + static_cast<size_t>(n) * F;
   T* o = dx + static_cast<size_t>(n) * F;
   const float nrm = norm[n];
+  const float den = fmaxf(nrm, eps);
   if (nrm >= eps && nrm > 0.f) {
     float dot = 0.f;
-    for (int f = threadIdx.x; f < F; f += blockDim.x) dot += d[f] * to_f32(xr[f]);
+    for (int f = threadIdx.x; f < F; f += blockDim.x) dot += d[f] * (to_f32(xr[f]) / den);
     dot = block_sum(dot);
-    const float inv = 1.f / nrm, k = dot * inv * inv * inv;
-    for (int f = threadIdx.x; f < F; f += blockDim.x)
-      o[f] = from_f32<T>(d[f] * inv - to_f32(xr[f]) * k);
+    for (int f = threadIdx.x; f < F; f += blockDim.x) {
+      const float y = to_f32(xr[f]) / den;
+      o[f] = from_f32<T>((d[f] - y * dot) / den);
+    }
   } else {
-    for (int f = threadIdx.x; f < F; f += blockDim.x) o[f] = from_f32<T>(d[f] / eps);
+    for (int f = threadIdx.x; f < F; f += blockDim.x) o[f] = from_f32<T>(d[f] / den);
   }
 }
 
@@ -188,6 +191,11 @@ void check_sizes(int64_t N, int64_t F, int64_t K) {
                  N * K <= (int64_t(1) << 36) && N * F <= (int64_t(1) << 36) &&
                  K * F <= (int64_t(1) << 36),
              "cosine_logit_loss (CUDA): sizes out of range: N ", N, ", F ", F, ", K ", K);
+  // The logits kernel runs one warp per (row, class), kWarps warps per block, in a 1-D grid.
+  const int64_t logit_blocks = (N * K + kWarps - 1) / kWarps;
+  TGPT_CHECK(logit_blocks <= INT_MAX, "cosine_logit_loss (CUDA): N * K = ", N, " * ", K, " = ",
+             N * K, " (row, class) pairs need ", logit_blocks, " blocks of ", kWarps,
+             " warps, more than the CUDA grid limit of 2^31 - 1 blocks; split the batch");
 }
 
 }  // namespace

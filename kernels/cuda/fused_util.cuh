@@ -1,7 +1,9 @@
 /*
  * fused_util.cuh — small device helpers shared by tgpt's fused CUDA kernels (attention, vocab
- * cross-entropy, cosine loss): f32 <-> f32/f16/bf16 conversions, scalars read/written in a
- * run-time dtype, warp and block reductions. Header-only, CUDA sources only.
+ * cross-entropy, cosine loss): scalars read/written in a run-time dtype, and block reductions
+ * that need no scratch argument (a warp butterfly, then one warp over the warp results). The
+ * f32 <-> f16/bf16 conversions and warp reductions are common.cuh's. Header-only, CUDA sources
+ * only.
  */
 #pragma once
 
@@ -9,38 +11,9 @@
 #include <cuda_fp16.h>
 
 #include "base/dtype.h"
+#include "kernels/cuda/common.cuh"
 
 namespace tgpt::cuda {
-
-template <typename T>
-__device__ __forceinline__ float to_f32(T v);
-template <>
-__device__ __forceinline__ float to_f32<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ float to_f32<__half>(__half v) {
-  return __half2float(v);
-}
-template <>
-__device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __half from_f32<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 __device__ __forceinline__ float read_scalar(const void* p, DType dt) {
   if (dt == DType::f16) return __half2float(*static_cast<const __half*>(p));
@@ -55,15 +28,6 @@ __device__ __forceinline__ void write_scalar(void* p, DType dt, float v) {
     *static_cast<__nv_bfloat16*>(p) = __float2bfloat16_rn(v);
   else
     *static_cast<float*>(p) = v;
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
 }
 
 // Block-wide sum / max, result in every thread. blockDim.x must be a multiple of 32. The leading

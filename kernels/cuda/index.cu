@@ -89,9 +89,28 @@ void scatter_rows(void* dst, const void* src, const int64_t* index, int64_t n_ro
 void copy_blocks(void* dst, const void* src, int64_t outer, int64_t block_bytes,
                  int64_t dst_stride_bytes) {
   if (outer == 0 || block_bytes == 0) return;
-  CUDA_CHECK(cudaMemcpy2DAsync(dst, static_cast<size_t>(dst_stride_bytes), src,
-                               static_cast<size_t>(block_bytes), static_cast<size_t>(block_bytes),
-                               static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, stream()));
+  TGPT_CHECK(outer > 0 && block_bytes > 0 && dst_stride_bytes >= block_bytes,
+             "concat (CUDA): bad block copy: ", outer, " blocks of ", block_bytes,
+             " bytes, destination stride ", dst_stride_bytes, " bytes");
+  // cudaMemcpy2DAsync takes pitches (and so widths) up to the device's maximum pitch; beyond it,
+  // each block (contiguous in both buffers) is one plain copy.
+  static const int64_t max_pitch = [] {
+    int dev = 0, pitch = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&pitch, cudaDevAttrMaxPitch, dev));
+    return static_cast<int64_t>(pitch);
+  }();
+  if (dst_stride_bytes <= max_pitch) {
+    CUDA_CHECK(cudaMemcpy2DAsync(dst, static_cast<size_t>(dst_stride_bytes), src,
+                                 static_cast<size_t>(block_bytes), static_cast<size_t>(block_bytes),
+                                 static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, stream()));
+    return;
+  }
+  for (int64_t o = 0; o < outer; ++o)
+    CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + o * dst_stride_bytes,
+                               static_cast<const char*>(src) + o * block_bytes,
+                               static_cast<size_t>(block_bytes), cudaMemcpyDeviceToDevice,
+                               stream()));
 }
 
 void embedding_backward(DType dt, void* dweight, const void* g, const int64_t* ids,

@@ -14,16 +14,8 @@
 #include <mutex>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cublas.cuh"
 #include "kernels/cuda/matmul.h"
-
-#define CUBLAS_CHECK(call)                                                               \
-  do {                                                                                   \
-    cublasStatus_t st_ = (call);                                                         \
-    if (st_ != CUBLAS_STATUS_SUCCESS)                                                    \
-      ::tgpt::throw_error(                                                               \
-          __FILE__, __LINE__,                                                            \
-          ::tgpt::str_cat("cuBLAS error: ", cublasGetStatusString(st_), " in ", #call)); \
-  } while (0)
 
 namespace tgpt::cuda {
 
@@ -134,27 +126,13 @@ __global__ void bias_add_from_f32_kernel(S* out, const float* in,  // may alias 
 }
 
 // One thread per patch element: patches[b, g, (c, py, px)] <-> x[b, c, gy*P + py, gx*P + px].
-template <typename S, bool kForward>
-__global__ void patchify_kernel(S* __restrict__ dst, const S* __restrict__ src, int64_t n,
-                                int64_t Cin, int64_t H, int64_t W, int64_t P) {
-  const int64_t Gw = W / P, G = (H / P) * Gw, D = Cin * P * P;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    // i indexes patches [B, G, D]
-    const int64_t d = i % D, g = (i / D) % G, b = i / (D * G);
-    const int64_t px = d % P, py = (d / P) % P, c = d / (P * P);
-    const int64_t gx = g % Gw, gy = g / Gw;
-    const int64_t xi = ((b * Cin + c) * H + gy * P + py) * W + gx * P + px;
-    if (kForward)
-      dst[i] = src[xi];
-    else
-      dst[xi] = src[i];
-  }
-}
-
 constexpr int kThreads = 256;
 
 }  // namespace
+
+cublasHandle_t cublas_handle() {
+  return blas().handle;
+}
 
 void set_allow_tf32(bool allow) {
   g_allow_tf32 = allow;
@@ -315,30 +293,6 @@ void bias_add_from_f32(DType dt, void* out, const float* in, const void* bias, i
     using S = decltype(tag);
     bias_add_from_f32_kernel<S><<<grid_for(n, kThreads), kThreads, 0, stream()>>>(
         static_cast<S*>(out), in, static_cast<const S*>(bias), n, C, L);
-    CUDA_CHECK_LAUNCH();
-  });
-}
-
-void patchify(DType dt, void* patches, const void* x, int64_t B, int64_t Cin, int64_t H, int64_t W,
-              int64_t P) {
-  const int64_t n = B * Cin * H * W;
-  if (n == 0) return;
-  dispatch_storage(dt, "patchify", [&](auto tag) {
-    using S = decltype(tag);
-    patchify_kernel<S, true><<<grid_for(n, kThreads), kThreads, 0, stream()>>>(
-        static_cast<S*>(patches), static_cast<const S*>(x), n, Cin, H, W, P);
-    CUDA_CHECK_LAUNCH();
-  });
-}
-
-void unpatchify(DType dt, void* dx, const void* dpatches, int64_t B, int64_t Cin, int64_t H,
-                int64_t W, int64_t P) {
-  const int64_t n = B * Cin * H * W;
-  if (n == 0) return;
-  dispatch_storage(dt, "unpatchify", [&](auto tag) {
-    using S = decltype(tag);
-    patchify_kernel<S, false><<<grid_for(n, kThreads), kThreads, 0, stream()>>>(
-        static_cast<S*>(dx), static_cast<const S*>(dpatches), n, Cin, H, W, P);
     CUDA_CHECK_LAUNCH();
   });
 }

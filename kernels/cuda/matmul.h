@@ -1,6 +1,7 @@
 /*
  * matmul.h — CUDA GEMMs (cuBLAS / cuBLASLt) and the small kernels around them: bias epilogues,
- * deterministic column sums (bias gradients), and the patchify permutation of conv2d_patch.
+ * deterministic column sums (bias gradients). The patch permutation of conv2d_patch is in
+ * kernels/cuda/conv.h.
  *
  * Plain C++ header: pointers are device pointers, matrices are row-major, dtypes f32, f16 or
  * bf16. Every product accumulates in f32 (CUBLAS_COMPUTE_32F); f32 products use TF32 tensor
@@ -42,12 +43,5 @@ void column_sum(DType dt, void* out, const void* g, int64_t rows, int64_t cols);
 // null). Used to finish a GEMM computed in f32.
 void bias_add_from_f32(DType dt, void* out, const float* in, const void* bias, int64_t outer,
                        int64_t C, int64_t L);
-
-// x [B, Cin, H, W] -> patches [B, (H/P)*(W/P), Cin*P*P] and its inverse (see
-// kernels/cpu/matmul.h patchify_cpu / unpatchify_cpu).
-void patchify(DType dt, void* patches, const void* x, int64_t B, int64_t Cin, int64_t H, int64_t W,
-              int64_t P);
-void unpatchify(DType dt, void* dx, const void* dpatches, int64_t B, int64_t Cin, int64_t H,
-                int64_t W, int64_t P);
 
 }  // namespace tgpt::cuda

@@ -181,15 +181,20 @@ __global__ void l2_normalize_backward_kernel(S* __restrict__ dx, const S* __rest
   if (row >= N) return;
   const int lane = threadIdx.x & 31;
   const int64_t base = row * C;
+  // n = max(||x||, eps), y = x / n: dx = (g - y (g . y)) / n where ||x|| >= eps, g / n below
+  // (as kernels/cpu/norm.h; the radial part cancels exactly for a one-element row).
   const float nrm = norm[row];
+  const float den = fmaxf(nrm, eps);
   if (nrm >= eps && nrm > 0.f) {
     float dot = 0.f;
-    for (int c = lane; c < C; c += 32) dot += to_f32(dout[base + c]) * to_f32(x[base + c]);
-    const float k = warp_sum(dot) / (nrm * nrm * nrm);
-    for (int c = lane; c < C; c += 32)
-      dx[base + c] = from_f32<S>(to_f32(dout[base + c]) / nrm - to_f32(x[base + c]) * k);
+    for (int c = lane; c < C; c += 32) dot += to_f32(dout[base + c]) * (to_f32(x[base + c]) / den);
+    dot = warp_sum(dot);
+    for (int c = lane; c < C; c += 32) {
+      const float y = to_f32(x[base + c]) / den;
+      dx[base + c] = from_f32<S>((to_f32(dout[base + c]) - y * dot) / den);
+    }
   } else {
-    for (int c = lane; c < C; c += 32) dx[base + c] = from_f32<S>(to_f32(dout[base + c]) / eps);
+    for (int c = lane; c < C; c += 32) dx[base + c] = from_f32<S>(to_f32(dout[base + c]) / den);
   }
 }
 

@@ -23,17 +23,9 @@
 #include <type_traits>
 
 #include "base/cuda/cuda_common.h"
+#include "kernels/cuda/cublas.cuh"
 #include "kernels/cuda/fused_util.cuh"
 #include "kernels/cuda/vocab_ce.h"
-
-#define CUBLAS_CHECK(call)                                                               \
-  do {                                                                                   \
-    cublasStatus_t st_ = (call);                                                         \
-    if (st_ != CUBLAS_STATUS_SUCCESS)                                                    \
-      ::tgpt::throw_error(                                                               \
-          __FILE__, __LINE__,                                                            \
-          ::tgpt::str_cat("cuBLAS error: ", cublasGetStatusString(st_), " in ", #call)); \
-  } while (0)
 
 namespace tgpt::cuda {
 
@@ -170,16 +162,6 @@ __global__ void vocab_ce_backward_kernel(T* dh, const float* grad_dir, const voi
 }
 
 // ---- host side --------------------------------------------------------------------------------
-
-cublasHandle_t cublas_handle() {
-  static cublasHandle_t h = [] {
-    cublasHandle_t hh;
-    CUBLAS_CHECK(cublasCreate(&hh));
-    return hh;
-  }();
-  CUBLAS_CHECK(cublasSetStream(h, stream()));
-  return h;
-}
 
 cudaDataType_t cuda_type(DType dt) {
   if (dt == DType::f16) return CUDA_R_16F;

@@ -1,10 +1,12 @@
 /*
- * layernorm.h — CPU kernels for LayerNorm and L2 normalisation over the last dim.
+ * norm.h — CPU kernels for the normalisations over the last dim of [N, C]: LayerNorm, L2
+ * normalisation, softmax and log-softmax.
  *
  * T is float or double. Row statistics are accumulated in double (cheap, and it keeps f32 results
  * within an ulp or two of the exact value). Rows are independent and each is processed by one
- * thread; the parameter gradients are reduced over rows by one thread per column block, in row
- * order, so every result is bit-identical whatever the thread count.
+ * thread; LayerNorm's parameter gradients are reduced over rows by one thread per column block,
+ * in row order, so every result is bit-identical whatever the thread count. Softmax rows subtract
+ * their max before exponentiating.
  */
 #pragma once
 
@@ -127,9 +129,12 @@ void l2_normalize_forward_cpu(T* out, T* norm, const T* inp, int64_t N, int64_t 
       N * C >= 4096 ? 2 : N + 1);
 }
 
-// dout [N, C] -> dinp [N, C]. Where ||x|| >= eps (PyTorch's clamp_min passes the gradient at
-// equality): dinp = (dout - y * (dout . y)) / ||x|| with y = x / ||x||; otherwise dinp = dout /
-// eps.
+// dout [N, C] -> dinp [N, C] with n = max(||x||, eps) and y = x / n (the forward output):
+//   dinp = (dout - y (dout . y)) / n   where ||x|| >= eps (PyTorch's clamp_min passes the
+//                                      gradient through the norm at equality),
+//   dinp = dout / n                    where ||x|| < eps (n = eps is a constant there).
+// Written with y rather than as dout/n - x (dout . x)/n³ so that the radial part cancels exactly:
+// a one-element row (y = ±1) gets a gradient of exactly 0.
 template <typename T>
 void l2_normalize_backward_cpu(T* dinp, const T* dout, const T* inp, const T* norm, int64_t N,
                                int64_t C, double eps) {
@@ -139,20 +144,102 @@ void l2_normalize_backward_cpu(T* dinp, const T* dout, const T* inp, const T* no
         const T* x = inp + n * C;
         const T* dy = dout + n * C;
         T* dx = dinp + n * C;
-        double nrm = static_cast<double>(norm[n]);
+        const double nrm = static_cast<double>(norm[n]);
+        const double den = std::max(nrm, eps);
         if (nrm >= eps && nrm > 0.0) {
-          double dot = 0.0;  // dout . x
+          double dot = 0.0;  // dout . y
           for (int64_t c = 0; c < C; ++c)
-            dot += static_cast<double>(dy[c]) * static_cast<double>(x[c]);
-          double k = dot / (nrm * nrm * nrm);
-          for (int64_t c = 0; c < C; ++c)
-            dx[c] =
-                static_cast<T>(static_cast<double>(dy[c]) / nrm - static_cast<double>(x[c]) * k);
+            dot += static_cast<double>(dy[c]) * (static_cast<double>(x[c]) / den);
+          for (int64_t c = 0; c < C; ++c) {
+            const double y = static_cast<double>(x[c]) / den;
+            dx[c] = static_cast<T>((static_cast<double>(dy[c]) - y * dot) / den);
+          }
         } else {
-          for (int64_t c = 0; c < C; ++c) dx[c] = static_cast<T>(static_cast<double>(dy[c]) / eps);
+          for (int64_t c = 0; c < C; ++c) dx[c] = static_cast<T>(static_cast<double>(dy[c]) / den);
         }
       },
       N * C >= 4096 ? 2 : N + 1);
 }
 
+// ---- softmax / log_softmax ------------------------------------------------------------------
+
+// Returns log(sum_c exp(x[c])) of one row of C values, computed as max + log(sum exp(x - max)).
+template <typename T>
+double row_logsumexp(const T* x, int64_t C) {
+  double mx = -INFINITY;
+  for (int64_t c = 0; c < C; ++c) mx = std::max(mx, static_cast<double>(x[c]));
+  if (std::isinf(mx)) return mx;  // all -inf (or a +inf present)
+  double s = 0.0;
+  for (int64_t c = 0; c < C; ++c) s += std::exp(static_cast<double>(x[c]) - mx);
+  return mx + std::log(s);
+}
+
+// inp [N, C] -> out [N, C] = softmax over the last dim.
+template <typename T>
+void softmax_forward_cpu(T* out, const T* inp, int64_t N, int64_t C) {
+  parallel_for(
+      N,
+      [&](int64_t n) {
+        const T* x = inp + n * C;
+        T* y = out + n * C;
+        double mx = -INFINITY;
+        for (int64_t c = 0; c < C; ++c) mx = std::max(mx, static_cast<double>(x[c]));
+        double s = 0.0;
+        for (int64_t c = 0; c < C; ++c) s += std::exp(static_cast<double>(x[c]) - mx);
+        double inv = 1.0 / s;
+        for (int64_t c = 0; c < C; ++c)
+          y[c] = static_cast<T>(std::exp(static_cast<double>(x[c]) - mx) * inv);
+      },
+      N * C >= 4096 ? 2 : N + 1);
+}
+
+// dout, out [N, C] -> dinp [N, C] = out * (dout - sum_c(dout * out)).
+template <typename T>
+void softmax_backward_cpu(T* dinp, const T* dout, const T* out, int64_t N, int64_t C) {
+  parallel_for(
+      N,
+      [&](int64_t n) {
+        const T* dy = dout + n * C;
+        const T* y = out + n * C;
+        T* dx = dinp + n * C;
+        double dot = 0.0;
+        for (int64_t c = 0; c < C; ++c)
+          dot += static_cast<double>(dy[c]) * static_cast<double>(y[c]);
+        for (int64_t c = 0; c < C; ++c)
+          dx[c] = static_cast<T>(static_cast<double>(y[c]) * (static_cast<double>(dy[c]) - dot));
+      },
+      N * C >= 4096 ? 2 : N + 1);
+}
+
+// inp [N, C] -> out [N, C] = x - logsumexp(x) over the last dim.
+template <typename T>
+void log_softmax_forward_cpu(T* out, const T* inp, int64_t N, int64_t C) {
+  parallel_for(
+      N,
+      [&](int64_t n) {
+        const T* x = inp + n * C;
+        T* y = out + n * C;
+        double lse = row_logsumexp(x, C);
+        for (int64_t c = 0; c < C; ++c) y[c] = static_cast<T>(static_cast<double>(x[c]) - lse);
+      },
+      N * C >= 4096 ? 2 : N + 1);
+}
+
+// dout, out [N, C] -> dinp [N, C] = dout - exp(out) * sum_c(dout).
+template <typename T>
+void log_softmax_backward_cpu(T* dinp, const T* dout, const T* out, int64_t N, int64_t C) {
+  parallel_for(
+      N,
+      [&](int64_t n) {
+        const T* dy = dout + n * C;
+        const T* y = out + n * C;
+        T* dx = dinp + n * C;
+        double s = 0.0;
+        for (int64_t c = 0; c < C; ++c) s += static_cast<double>(dy[c]);
+        for (int64_t c = 0; c < C; ++c)
+          dx[c] =
+              static_cast<T>(static_cast<double>(dy[c]) - std::exp(static_cast<double>(y[c])) * s);
+      },
+      N * C >= 4096 ? 2 : N + 1);
+}
 }  // namespace tgpt::cpu

@@ -1,25 +1,19 @@
 /*
- * test_ops_fused_loss.cpp — the fused losses on the CPU:
- *   vocab_cross_entropy: loss and hidden gradient against matmul + cross_entropy (f64 exact to
- *     rounding, f32 close) for chunk sizes that do and do not divide V, with label smoothing and
- *     ignored rows; f64 finite differences; every row ignored (NaN loss, zero gradient); bf16
- *     input; identical results for 1 and 2 threads; argument errors (embedding requiring grad).
- *   cosine_logit_loss: loss and both gradients against l2_normalize + linear + cross_entropy,
- *     finite differences, a zero feature row, a frozen weight, argument errors.
- *   Golden: both against PyTorch 1.13 (tests/golden/gen_fused_loss.py): ours in f32 within 1e-6
- *     (relative to the tensor's max) of PyTorch's f64 result, ours in f64 within 1e-12.
+ * test_ops_vocab_ce.cpp — vocab_cross_entropy on the CPU: loss and hidden gradient against
+ * matmul + cross_entropy (f64 exact to rounding, f32 close) for chunk sizes that do and do not
+ * divide V, with label smoothing and ignored rows; f64 finite differences; every row ignored (NaN
+ * loss, zero gradient); bf16 input; identical results for 1 and 2 threads; argument errors
+ * (embedding requiring grad). Golden: against PyTorch 1.13 (tests/golden/gen_fused_loss.py).
  */
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "base/parallel.h"
-#include "engine/safetensors.h"
-#include "tests/test_util.h"
+#include "tests/fused_loss_test_util.h"
 
 using namespace tgpt;
-using tgpt::test::expect_close;
-using tgpt::test::expect_gradients_match;
+using namespace tgpt::test;
 
 namespace {
 
@@ -27,35 +21,6 @@ namespace {
 Tensor vocab_ce_reference(const Tensor& h, const Tensor& E, const Tensor& t, double ls,
                           int64_t ignore) {
   return cross_entropy(matmul(h, E.transpose(0, 1)), t, ls, ignore);
-}
-
-Tensor cosine_reference(const Tensor& x, const Tensor& w, const Tensor& t, double scale) {
-  return cross_entropy(mul(linear(l2_normalize(x), w), scale), t);
-}
-
-// Targets in [0, V) with the listed rows set to `ignore`.
-Tensor make_targets(Generator& gen, int64_t N, int64_t V, std::vector<int64_t> ignored_rows,
-                    int64_t ignore = -100) {
-  Tensor t = gen.randint({N}, 0, V);
-  for (int64_t r : ignored_rows) t.data<int64_t>()[r] = ignore;
-  return t;
-}
-
-// Runs f on leaves copied from the inputs and returns {value, grads of inputs requiring grad}.
-std::vector<Tensor> value_and_grads(const std::function<Tensor(const std::vector<Tensor>&)>& f,
-                                    const std::vector<Tensor>& inputs, double upstream) {
-  std::vector<Tensor> leaves;
-  for (const Tensor& x : inputs) {
-    Tensor l = x.detach().clone();
-    if (x.requires_grad()) l.set_requires_grad(true);
-    leaves.push_back(l);
-  }
-  Tensor y = f(leaves);
-  std::vector<Tensor> out{y.detach()};
-  y.backward(Tensor::full({}, upstream, y.dtype()));
-  for (const Tensor& l : leaves)
-    if (l.requires_grad()) out.push_back(l.grad());
-  return out;
 }
 
 }  // namespace
@@ -205,111 +170,6 @@ TEST(VocabCrossEntropy, Errors) {
   }
 }
 
-// ---- cosine_logit_loss ---------------------------------------------------------------------
-
-TEST(CosineLogitLoss, MatchesNormalizeLinearCrossEntropy) {
-  Generator gen(21);
-  const int64_t N = 6, F = 20, K = 7;
-  for (DType dt : {DType::f64, DType::f32}) {
-    Tensor x = gen.randn({N, F}, dt, 2.0).set_requires_grad(true);
-    Tensor w = l2_normalize(gen.randn({K, F}, dt)).detach().set_requires_grad(true);
-    Tensor t = gen.randint({N}, 0, K);
-    for (double scale : {100.0, 1.0}) {
-      auto ours = value_and_grads(
-          [&](const std::vector<Tensor>& in) { return cosine_logit_loss(in[0], in[1], t, scale); },
-          {x, w}, 0.75);
-      auto ref = value_and_grads(
-          [&](const std::vector<Tensor>& in) { return cosine_reference(in[0], in[1], t, scale); },
-          {x, w}, 0.75);
-      const double tol = dt == DType::f64 ? 1e-12 : 2e-5;
-      std::string what = std::string(dtype_name(dt)) + " scale " + std::to_string(scale);
-      expect_close(ours[0], ref[0], tol, tol, what + " loss");
-      expect_close(ours[1], ref[1], tol, tol, what + " dfeatures");
-      expect_close(ours[2], ref[2], tol, tol, what + " dweight");
-    }
-  }
-}
-
-TEST(CosineLogitLoss, GradientsFiniteDifferences) {
-  Generator gen(22);
-  Tensor x = gen.randn({4, 9}, DType::f64).set_requires_grad(true);
-  Tensor w = gen.randn({5, 9}, DType::f64, 0.3).set_requires_grad(true);
-  Tensor t = gen.randint({4}, 0, 5);
-  expect_gradients_match(
-      [&](const std::vector<Tensor>& in) { return cosine_logit_loss(in[0], in[1], t, 10.0); },
-      {x, w});
-}
-
-TEST(CosineLogitLoss, ZeroFeatureRowAndFrozenWeight) {
-  Generator gen(23);
-  Tensor x = gen.randn({3, 8}, DType::f64);
-  for (int64_t f = 0; f < 8; ++f) x.data<double>()[8 + f] = 0.0;  // row 1 is zero
-  x.set_requires_grad(true);
-  Tensor w = gen.randn({4, 8}, DType::f64);  // frozen
-  Tensor t = Tensor::from_vector({1, 3, 0}, {3}, DType::i64);
-  auto ours = value_and_grads(
-      [&](const std::vector<Tensor>& in) { return cosine_logit_loss(in[0], in[1], t); }, {x, w},
-      1.0);
-  auto ref = value_and_grads(
-      [&](const std::vector<Tensor>& in) { return cosine_reference(in[0], in[1], t, 100.0); },
-      {x, w}, 1.0);
-  ASSERT_EQ(ours.size(), 2u);  // loss and dfeatures only
-  expect_close(ours[0], ref[0], 1e-12, 1e-12, "loss");
-  expect_close(ours[1], ref[1], 1e-12, 1e-12, "dfeatures");
-}
-
-TEST(CosineLogitLoss, Errors) {
-  Generator gen(24);
-  Tensor x = gen.randn({3, 8});
-  Tensor w = gen.randn({4, 8});
-  Tensor t = gen.randint({3}, 0, 4);
-  EXPECT_NO_THROW(cosine_logit_loss(x, w, t));
-  EXPECT_THROW(cosine_logit_loss(x, gen.randn({4, 7}), t), Error);
-  EXPECT_THROW(cosine_logit_loss(x, w, gen.randint({2}, 0, 4)), Error);
-  EXPECT_THROW(cosine_logit_loss(x, w, Tensor::from_vector({0, 4, 1}, {3}, DType::i64)), Error);
-  EXPECT_THROW(cosine_logit_loss(x, w, Tensor::from_vector({0, -100, 1}, {3}, DType::i64)), Error);
-  EXPECT_THROW(cosine_logit_loss(x, w.to(DType::f64), t), Error);
-  EXPECT_THROW(cosine_logit_loss(x, w, t, std::nan("")), Error);
-  EXPECT_THROW(cosine_logit_loss(x.reshape({24}), w, t), Error);
-}
-
-// ---- golden against PyTorch ---------------------------------------------------------------
-
-namespace {
-
-double rel_to_max(const Tensor& a, const Tensor& ref) {
-  EXPECT_EQ(a.shape(), ref.shape()) << a.str() << " vs " << ref.str();
-  std::vector<double> va = a.to_double_vector(), vr = ref.to_double_vector();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < va.size() && i < vr.size(); ++i) {
-    num = std::max(num, std::abs(va[i] - vr[i]));
-    den = std::max(den, std::abs(vr[i]));
-  }
-  return den > 0 ? num / den : num;
-}
-
-class GoldenFusedLoss : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (test::golden_dir().empty()) GTEST_SKIP() << "run via ctest, which writes the fixtures";
-    file_ = std::make_unique<SafetensorsFile>(
-        SafetensorsFile::open(test::golden_dir() + "/fused_loss.safetensors"));
-  }
-  Tensor get(const std::string& name) const { return file_->get(name); }
-  // ours in f32 vs PyTorch f64 within 1e-6; ours64 vs PyTorch f64 within 1e-12.
-  void check(const Tensor& ours32, const Tensor& ours64, const std::string& key) const {
-    Tensor ref64 = get(key + ".f64"), ref32 = get(key);
-    double e = rel_to_max(ours32, ref64), e64 = rel_to_max(ours64, ref64);
-    std::printf("  %-22s ours-f32-vs-f64 %.2e  (torch f32 vs f64 %.2e)  ours-f64 %.2e\n",
-                key.c_str(), e, rel_to_max(ref32, ref64), e64);
-    EXPECT_LE(e, 1e-6) << key;
-    EXPECT_LE(e64, 1e-12) << key;
-  }
-  std::unique_ptr<SafetensorsFile> file_;
-};
-
-}  // namespace
-
 TEST_F(GoldenFusedLoss, VocabCrossEntropy) {
   for (auto [c, ls, ignore] : {std::tuple<const char*, double, int64_t>{"smooth", 0.1, -100},
                                std::tuple<const char*, double, int64_t>{"plain", 0.0, 7}}) {
@@ -328,20 +188,4 @@ TEST_F(GoldenFusedLoss, VocabCrossEntropy) {
     check(r[0][0], r[1][0], p + ".loss");
     check(r[0][1], r[1][1], p + ".dhidden");
   }
-}
-
-TEST_F(GoldenFusedLoss, CosineLogitLoss) {
-  Tensor t = get("cos.target");
-  std::vector<Tensor> r[2];
-  for (int k = 0; k < 2; ++k) {
-    DType dt = k == 0 ? DType::f32 : DType::f64;
-    r[k] = value_and_grads(
-        [&](const std::vector<Tensor>& in) { return cosine_logit_loss(in[0], in[1], t, 100.0); },
-        {get("cos.features").to(dt).set_requires_grad(true),
-         get("cos.weight").to(dt).set_requires_grad(true)},
-        0.75);
-  }
-  check(r[0][0], r[1][0], "cos.loss");
-  check(r[0][1], r[1][1], "cos.dfeatures");
-  check(r[0][2], r[1][2], "cos.dweight");
 }

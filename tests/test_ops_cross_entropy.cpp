@@ -1,5 +1,5 @@
 /*
- * test_ops_loss.cpp — cross_entropy: forward against a naive reference of PyTorch's formula
+ * test_ops_cross_entropy.cpp — cross_entropy: forward against a naive reference of PyTorch's formula
  * (label smoothing, ignore_index, reduction 'mean'), backward against f64 finite differences,
  * the all-ignored NaN case, argument errors, and bit-identical results for 1 and 2 threads.
  */

@@ -1,5 +1,5 @@
 /*
- * test_ops_linear.cpp — linear and matmul: forward against naive loops (batched, shared 2-D b,
+ * test_ops_matmul.cpp — linear and matmul: forward against naive loops (batched, shared 2-D b,
  * no bias, 1-row/1-col/K=1 edges, transposed and permuted views), gradients against finite
  * differences in f64, frozen operands, f16/bf16, thread counts and argument errors.
  */

@@ -1,5 +1,5 @@
 /*
- * test_bias_activation.cpp — bias_activation(x, bias, act) = act(x + bias): forward against the
+ * test_ops_bias_activation.cpp — bias_activation(x, bias, act) = act(x + bias): forward against the
  * unfused composition (add then relu/gelu/quick_gelu), gradients of x and bias against f64
  * finite differences, frozen inputs, 16-bit inputs, thread-count determinism and bad input.
  */

@@ -1,5 +1,5 @@
 /*
- * activations.h — CPU kernels for relu, gelu (exact, erf) and quick_gelu (x * sigmoid(1.702 x)),
+ * activation.h — CPU kernels for relu, gelu (exact, erf) and quick_gelu (x * sigmoid(1.702 x)),
  * forward and backward, on n contiguous elements.
  *
  * T is float or double. Work is split into fixed 4096-element chunks with parallel_for; every

@@ -1,5 +1,5 @@
 /*
- * loss_mse.h — CPU kernels for the mean squared error mean((a - b)^2), forward and backward.
+ * mse_loss.h — CPU kernels for the mean squared error mean((a - b)^2), forward and backward.
  *
  * T is float or double. The forward sums fixed 4096-element chunks in double (one chunk per
  * thread task) and then adds the chunk sums in order, so the result is bit-identical for any
