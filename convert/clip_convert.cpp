@@ -235,12 +235,10 @@ std::string activation_from_hf(const std::string& act, const std::string& where)
   TGPT_FAIL(where, ": unsupported hidden_act '", act, "' (tgpt supports quick_gelu and gelu)");
 }
 
-// The activation recorded by open_clip's hub config beside the weights (open_clip_config.json:
-// {"model_cfg": {..., "quick_gelu": true}, "preprocess_cfg": {...}}), or a bare open_clip model
-// config ({"embed_dim": ..., "vision_cfg": ..., "quick_gelu": true}). open_clip builds nn.GELU
-// unless quick_gelu is true, so a model config without the key means gelu.
-Activation activation_from_open_clip_config(const std::string& path) {
+// A JSON file whose top level must be an object (configs beside the weights).
+nlohmann::json read_json_object(const std::string& path) {
   std::ifstream f(path);
+  if (!f) TGPT_FAIL(path, ": cannot open");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(f);
@@ -248,6 +246,15 @@ Activation activation_from_open_clip_config(const std::string& path) {
     TGPT_FAIL(path, ": invalid JSON: ", e.what());
   }
   if (!j.is_object()) TGPT_FAIL(path, ": not a JSON object");
+  return j;
+}
+
+// The activation recorded by open_clip's hub config beside the weights (open_clip_config.json:
+// {"model_cfg": {..., "quick_gelu": true}, "preprocess_cfg": {...}}), or a bare open_clip model
+// config ({"embed_dim": ..., "vision_cfg": ..., "quick_gelu": true}). open_clip builds nn.GELU
+// unless quick_gelu is true, so a model config without the key means gelu.
+Activation activation_from_open_clip_config(const std::string& path) {
+  nlohmann::json j = read_json_object(path);
   const nlohmann::json* cfg = nullptr;
   if (j.contains("model_cfg"))
     cfg = &j["model_cfg"];
@@ -264,14 +271,7 @@ Activation activation_from_open_clip_config(const std::string& path) {
 // Cross-checks the HF config.json against the inferred config; takes heads and the activation
 // from it. Returns problems (mismatches) to report with the tensor checks.
 std::vector<std::string> apply_hf_config(const std::string& path, ClipConfig& c) {
-  std::ifstream f(path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(f);
-  } catch (const std::exception& e) {
-    TGPT_FAIL(path, ": invalid JSON: ", e.what());
-  }
-  if (!j.is_object()) TGPT_FAIL(path, ": not a JSON object");
+  nlohmann::json j = read_json_object(path);
   std::vector<std::string> problems;
   auto check = [&](const nlohmann::json& obj, const char* section, const char* key, int64_t* field,
                    bool take) {
