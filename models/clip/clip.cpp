@@ -33,6 +33,7 @@
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "engine/safetensors.h"
+#include "kernels/launch.h"
 
 namespace tgpt {
 
@@ -87,10 +88,8 @@ void check_placement(Device device, DType compute_dtype, const std::string& sour
                " is not a float type");
     return;
   }
-  TGPT_CHECK(
-      compute_dtype == DType::f32 || compute_dtype == DType::f16 || compute_dtype == DType::bf16,
-      source, ": compute dtype ", dtype_name(compute_dtype),
-      " is not supported on CUDA (use f32, f16 or bf16)");
+  TGPT_CHECK(kernel_takes_dtype(Device::CUDA, compute_dtype), source, ": compute dtype ",
+             dtype_name(compute_dtype), " is not supported on CUDA (use f32, f16 or bf16)");
   TGPT_CHECK(cuda_available(), source,
              ": CUDA requested but no CUDA device is available (tgpt built without TGPT_CUDA, or "
              "no GPU was found)");
