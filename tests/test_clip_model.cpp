@@ -556,8 +556,9 @@ TEST(ClipModel, CpuReferenceDtypes) {
     EXPECT_EQ(m.compute_dtype(), dt);
     EXPECT_EQ(m.weight("visual.proj").dtype(), dt);
     Tensor img = m.encode_image(images), txt = m.encode_text(tokens);
-    EXPECT_EQ(img.dtype(), DType::f32);
-    EXPECT_EQ(txt.dtype(), DType::f32);
+    const DType out_dt = dt == DType::f64 ? DType::f64 : DType::f32;  // f64 models keep f64
+    EXPECT_EQ(img.dtype(), out_dt);
+    EXPECT_EQ(txt.dtype(), out_dt);
     // f64 differs from f32 by f32 rounding only; bf16 (8-bit mantissa) and f16 (11-bit) by a few
     // roundings of each activation through 1-2 layers.
     const double tol = dt == DType::f64 ? 1e-5 : dt == DType::bf16 ? 0.1 : 0.02;

@@ -225,6 +225,7 @@ TrainResult Trainer::run(const StepFn& step, const EvalFn& evaluate, int64_t unt
   auto last = start;
   const int64_t first = iteration_ + 1;
   double loss_sum = 0, metric_sum = 0, time_sum = 0;
+  std::vector<double> part_sums;
   int64_t metric_count = 0, items = 0;
   char buf[512];
 
@@ -256,6 +257,7 @@ TrainResult Trainer::run(const StepFn& step, const EvalFn& evaluate, int64_t unt
     if (o.clip_grad_norm > 0) clip_gradients(k);
     for (auto& opt : optimizers_) opt->step();
     iteration_ = k;
+    if (step_observer_) step_observer_(k, out);
 
     // Log.
     const auto now = clock::now();
@@ -266,7 +268,15 @@ TrainResult Trainer::run(const StepFn& step, const EvalFn& evaluate, int64_t unt
     time_sum += dt;
     items += out.items;
     if (out.metric) metric_sum += *out.metric, ++metric_count;
+    part_sums.resize(out.parts.size(), 0.0);
+    for (size_t i = 0; i < out.parts.size(); ++i) part_sums[i] += out.parts[i].second;
     if (log_) {
+      std::string parts;
+      for (size_t i = 0; i < out.parts.size(); ++i) {
+        std::snprintf(buf, sizeof buf, " %s %.4f (%.4f)", out.parts[i].first.c_str(),
+                      out.parts[i].second, part_sums[i] / static_cast<double>(done));
+        parts += buf;
+      }
       const double avg_time = time_sum / static_cast<double>(done);
       const double eta = avg_time * static_cast<double>(until - k);
       const double items_per_s = time_sum > 0 ? static_cast<double>(items) / time_sum : 0.0;
@@ -278,10 +288,10 @@ TrainResult Trainer::run(const StepFn& step, const EvalFn& evaluate, int64_t unt
       }
       if (o.log_every > 0 && (k % o.log_every == 0 || k == until)) {
         std::snprintf(buf, sizeof buf,
-                      "Iter [%lld/%lld] time %.3f (%.3f) loss %.4f (%.4f)%s lr %.4e eta %s "
+                      "Iter [%lld/%lld] time %.3f (%.3f) loss %.4f (%.4f)%s%s lr %.4e eta %s "
                       "items/s %.1f",
                       static_cast<long long>(k), static_cast<long long>(o.max_iter), dt, avg_time,
-                      loss, loss_sum / static_cast<double>(done), metric.c_str(), lr,
+                      loss, loss_sum / static_cast<double>(done), parts.c_str(), metric.c_str(), lr,
                       format_eta(eta).c_str(), items_per_s);
         log_->step_line(buf);
       }

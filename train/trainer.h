@@ -10,7 +10,7 @@
  *          the last good checkpoint on disk stays);
  *   loss.backward(); optional global-norm clipping (torch.nn.utils.clip_grad_norm_: total =
  *          ||(||g_1||, ..., ||g_n||)||_2, every gradient scaled by min(1, max_norm/(total+1e-6)));
- *   each group's optimizer steps; iteration() = k;
+ *   each group's optimizer steps; iteration() = k; the step observer (if any) sees step k;
  *   every eval_every steps (and at max_iter): score = evaluate(k) (higher is better); a score
  *          strictly greater than the best so far keeps a copy of the trainable parameters
  *          (best_parameters(); restore_best() loads them back);
@@ -133,11 +133,17 @@ struct StepOutput {
   Tensor loss;
   int64_t items = 0;             // images in the step (for items/s)
   std::optional<double> metric;  // e.g. the batch accuracy in percent
+  // Parts of the loss logged after it as "name v (avg)" (TGP-T: cls_loss, category_loss,
+  // content_loss); the same names at every step.
+  std::vector<std::pair<std::string, double>> parts;
 };
 
 using StepFn = std::function<StepOutput(int64_t iteration)>;
 using EvalFn = std::function<double(int64_t iteration)>;  // validation score, higher is better
 using CheckpointFn = std::function<void(int64_t iteration)>;
+// Called after the optimizer update of each iteration, before logging and validation; the
+// gradients of that iteration are still in place (replay traces read them).
+using StepObserverFn = std::function<void(int64_t iteration, const StepOutput& out)>;
 
 enum class TrainStatus { finished, interrupted };
 
@@ -174,6 +180,7 @@ class Trainer {
   void restore_best();
 
   void set_checkpoint_fn(CheckpointFn fn) { checkpoint_fn_ = std::move(fn); }
+  void set_step_observer(StepObserverFn fn) { step_observer_ = std::move(fn); }
   // The iteration of the last checkpoint the callback wrote (0: none).
   int64_t last_checkpoint() const { return last_checkpoint_; }
 
@@ -197,6 +204,7 @@ class Trainer {
   int64_t best_iteration_ = 0;
   std::map<std::string, Tensor> best_params_;
   CheckpointFn checkpoint_fn_;
+  StepObserverFn step_observer_;
   int64_t last_checkpoint_ = 0;
 };
 

@@ -310,7 +310,7 @@ Tensor ClipModel::to_model(const Tensor& x_in) const {
 }
 
 Tensor ClipModel::to_output(const Tensor& y) const {
-  return to_f32(y);
+  return compute_dtype_ == DType::f64 ? y : to_f32(y);
 }
 
 const Tensor& ClipModel::weight(const std::string& name) const {
@@ -396,17 +396,17 @@ Tensor ClipModel::encode_text_embeddings(const Tensor& x_in, const Tensor& eot) 
              "ClipModel::encode_text_embeddings: x or eot is undefined");
   TGPT_CHECK(dtype_is_float(x_in.dtype()),
              "ClipModel::encode_text_embeddings: x must be float, got ", dtype_name(x_in.dtype()));
-  TGPT_CHECK(x_in.dim() == 3 && x_in.size(1) == ctx && x_in.size(2) == W,
-             "ClipModel::encode_text_embeddings: x must be [N, ", ctx, ", ", W, "], got ",
-             x_in.shape().str());
-  const int64_t N = x_in.size(0);
+  TGPT_CHECK(x_in.dim() == 3 && x_in.size(1) >= 1 && x_in.size(1) <= ctx && x_in.size(2) == W,
+             "ClipModel::encode_text_embeddings: x must be [N, L, ", W, "] with 1 <= L <= ", ctx,
+             ", got ", x_in.shape().str());
+  const int64_t N = x_in.size(0), L = x_in.size(1);
   TGPT_CHECK(eot.dim() == 1 && eot.size(0) == N, "ClipModel::encode_text_embeddings: eot must be [",
              N, "], got ", eot.shape().str());
   std::vector<int64_t> pos = int_values(eot, "ClipModel::encode_text_embeddings: eot");
   int64_t last = 0;
   for (size_t n = 0; n < pos.size(); ++n) {
-    TGPT_CHECK(pos[n] >= 0 && pos[n] < ctx, "ClipModel::encode_text_embeddings: eot[", n,
-               "] = ", pos[n], " is outside [0, ", ctx, ")");
+    TGPT_CHECK(pos[n] >= 0 && pos[n] < L, "ClipModel::encode_text_embeddings: eot[", n,
+               "] = ", pos[n], " is outside [0, ", L, ")");
     last = std::max(last, pos[n]);
   }
   if (N == 0) return Tensor::zeros({0, config_.embed_dim}, DType::f32, device_);

@@ -15,7 +15,8 @@
  * OpenAI file stay f16 under f16 compute, LayerNorm parameters are cast too since layer_norm takes
  * them in x's dtype; its statistics are f32 inside the kernel). Inputs may live on either device;
  * encode_* move them to the model's device and cast them to the compute dtype. Outputs are f32
- * tensors on the model's device (call .to(Device::CPU) to read them).
+ * tensors on the model's device (call .to(Device::CPU) to read them); an f64 model (a reference)
+ * returns f64.
  */
 #pragma once
 
@@ -106,14 +107,16 @@ class ClipModel {
 
   // tokens [N,77] (i32/i64) -> text features [N,E], pooled at the first argmax (EOT).
   Tensor encode_text(const Tensor& tokens) const;
-  // x [N,77,W] input embeddings (token embedding lookup, or prompts built from it), eot [N]
-  // (i32/i64) pooling positions -> [N,E]. Adds the positional embedding itself.
+  // x [N,L,W] input embeddings (token embedding lookup, or prompts built from it; L <= 77: the
+  // first L positions of a sequence, enough when every pooled position is below L since the
+  // mask is causal), eot [N] (i32/i64) pooling positions in [0, L) -> [N,E]. Adds the positional
+  // embedding itself.
   // Differentiable with respect to x.
   Tensor encode_text_embeddings(const Tensor& x, const Tensor& eot) const;
   // Token embedding lookup: tokens [N,77] -> [N,77,W] (any shape of ids: [...] -> [..., W]), in
   // the compute dtype on the model's device (ids may be on either device).
   // x of encode_text_embeddings may be on either device in any float dtype; its result, like
-  // every encode_* result, is f32 on the model's device.
+  // every encode_* result, is f32 (f64 for an f64 model) on the model's device.
   Tensor embed_tokens(const Tensor& tokens) const;
 
  private:
