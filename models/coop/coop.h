@@ -26,6 +26,15 @@
  * For evaluation, class_text_features(chunk) encodes the prompts a chunk of classes at a time
  * without recording a tape.
  *
+ * (The text encoder stops at the last pooled position, so a step costs C · (max EOT + 1) token
+ * positions, text_encoder_tokens(), rather than C · 77 as in CoOp's PyTorch code.)
+ *
+ * Training (train/trainer.h; CoOp's configs/trainers/CoOp/vit_b16_ep50.yaml as data.md §2 lists
+ * it): the only trainable tensor is prompt_learner.ctx; SGD lr 0.002 with cosine decay, one
+ * constant warm-up epoch at 1e-5, batch 32 (momentum 0.9 and weight decay 5e-4 are Dassl's
+ * defaults, not in our spec files). CoOp's own default precision is fp16 with an fp16 ctx; here
+ * ctx stays f32 whatever the compute dtype.
+ *
  * Device: everything lives on the ClipModel's device. The buffers are in its compute dtype (as
  * embed_tokens returns them); ctx is an f32 master copy, cast to the compute dtype inside the
  * forward (the cast is recorded, so its gradient reaches ctx in f32). Results are f32.
