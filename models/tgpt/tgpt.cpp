@@ -3,7 +3,9 @@
  */
 #include "models/tgpt/tgpt.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 
 #include "base/error.h"
 #include "engine/autograd.h"
@@ -72,7 +74,20 @@ TgptTokenIds tgpt_token_ids(const ClipTokenizer& tokenizer, const std::string& i
   TGPT_CHECK(period.size() == 1, "TGP-T: the tokenizer encodes \".\" as ", period.size(),
              " tokens; the prompt needs it as one token");
   ids.period = period[0];
-  if (!init_text.empty()) ids.init_words = ids_of(tokenizer.encode(init_text));
+  if (!init_text.empty()) {
+    // The official code: n_ctx = the number of space-separated words, and the queries take
+    // tokens 1..n_ctx of the tokenized text (one token per word with OpenAI's vocabulary).
+    size_t words = 0;
+    bool in_word = false;
+    for (char c : init_text) {
+      const bool space = c == ' ';
+      if (!space && !in_word) ++words;
+      in_word = !space;
+    }
+    const std::vector<int64_t> tokens = ids_of(tokenizer.encode(init_text));
+    ids.init_words.assign(tokens.begin(),
+                          tokens.begin() + static_cast<std::ptrdiff_t>(std::min(words, tokens.size())));
+  }
   return ids;
 }
 

@@ -81,9 +81,10 @@ struct TgptConfig {
 struct TgptTokenIds {
   int64_t sot = 0, eot = 0;
   int64_t period = 0;               // "."
-  std::vector<int64_t> init_words;  // the init text's tokens (without SOT/EOT)
+  std::vector<int64_t> init_words;  // the category queries' initial tokens
 };
-// SOT, EOT, "." and the tokens of init_text ("a photo of a"; empty: none).
+// SOT, EOT, "." and the init text's first n tokens, n = its number of space-separated words
+// ("a photo of a": 4), as the official code takes them; empty text: none.
 TgptTokenIds tgpt_token_ids(const ClipTokenizer& tokenizer, const std::string& init_text);
 
 // The class name as the category sentence uses it ('_', '(' and ')' become spaces).

@@ -1,0 +1,222 @@
+/*
+ * test_tgpt_train.cpp — a whole TGP-T run (train/tgpt_run.h) on a tiny generated dataset: three
+ * classes of coloured images with captions, a tiny random CLIP with its own BPE merges. Training
+ * must lift test accuracy above the zero-shot head's, and write every output file in the
+ * formats users' scripts read.
+ */
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+
+#include "engine/random.h"
+#include "engine/safetensors.h"
+#include "models/clip/clip.h"
+#include "models/clip/zeroshot.h"
+#include "models/nn/parameters.h"
+#include "models/tgpt/tgpt.h"
+#include "tests/test_util.h"
+#include "train/evaluator.h"
+#include "train/tgpt_run.h"
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#include <stb_image_write.h>
+#pragma GCC diagnostic pop
+
+namespace fs = std::filesystem;
+using namespace tgpt;
+
+namespace {
+
+const char* kMerges = "#version: 0.2\nr e\nre d</w>\nb l\nbl u\nblu e</w>\ng r\ngr e\ngre e\n";
+
+// A tiny CLIP (E = W = 32, 8 text heads so the Bonder's 8 heads fit) with embedded merges.
+void write_tiny_clip(const std::string& path) {
+  ClipConfig c;
+  c.embed_dim = 32;
+  c.image_resolution = 16;
+  c.vision_layers = 1;
+  c.vision_width = 32;
+  c.vision_patch_size = 8;
+  c.vision_heads = 2;
+  c.context_length = 77;
+  c.transformer_width = 32;
+  c.transformer_heads = 8;
+  c.transformer_layers = 1;
+  c.activation = Activation::quick_gelu;
+  c.vocab_size = ClipTokenizer(kMerges).vocab_size();
+  Generator g(11);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [name, shape] : expected_clip_tensors(c)) {
+    Tensor t = g.randn(shape, DType::f32, name.find("embedding") != std::string::npos ? 0.1 : 0.2);
+    if (name.find("ln_") != std::string::npos && name.ends_with(".weight")) t.fill_(1.0);
+    if (name == "logit_scale") t.fill_(std::log(100.0));
+    tensors.emplace_back(name, t);
+  }
+  save_safetensors(path, tensors,
+                   {{"tgpt.format", "clip"},
+                    {"tgpt.format_version", "1"},
+                    {"tgpt.config", c.to_json()},
+                    {"tgpt.bpe_merges", std::string(kMerges).substr(std::string(kMerges).find('\n') + 1)}});
+}
+
+// A 20x20 image of one colour per class with noise.
+void write_image(const fs::path& p, int label, std::mt19937_64& rng) {
+  const int colours[3][3] = {{200, 40, 40}, {40, 190, 50}, {40, 60, 210}};
+  std::normal_distribution<double> noise(0.0, 25.0);
+  std::vector<unsigned char> px(20 * 20 * 3);
+  for (size_t i = 0; i < px.size(); ++i)
+    px[i] = static_cast<unsigned char>(
+        std::clamp(colours[label][i % 3] + noise(rng), 0.0, 255.0));
+  fs::create_directories(p.parent_path());
+  ASSERT_TRUE(stbi_write_png(p.string().c_str(), 20, 20, 3, px.data(), 60)) << p;
+}
+
+class TgptTrainRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("tgpt_test_train_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    write_tiny_clip((dir_ / "clip.safetensors").string());
+    std::mt19937_64 rng(5);
+    data_.dataset = "Colours";
+    data_.classnames = {"red", "green", "blue"};
+    const char* words[3] = {"red", "green", "blue"};
+    int n = 0;
+    for (int c = 0; c < 3; ++c) {
+      for (int i = 0; i < 14; ++i, ++n) {
+        const fs::path p = dir_ / "images" / (std::to_string(n) + ".png");
+        write_image(p, c, rng);
+        LabeledImage it{p.string(), c};
+        if (i < 6) {
+          data_.train.push_back(it);
+          data_.train_captions.push_back(std::string("a ") + words[c] + " square with noise");
+        } else if (i < 8) {
+          data_.val.push_back(it);
+        } else {
+          data_.test.push_back(it);
+        }
+      }
+    }
+    opt_.weights = (dir_ / "clip.safetensors").string();
+    opt_.templates = {"a photo of a {}.", "a {} thing."};
+    opt_.output_dir = (dir_ / "out").string();
+    opt_.header = "** Config **\nTEST: true";
+    opt_.lr = 2e-3;
+    opt_.max_iter = 40;
+    opt_.warmup_iter = 5;
+    opt_.eval_every = 20;
+    opt_.print_every = 10;
+    opt_.model.category_queries = 8;
+    opt_.model.content_queries = 8;
+    opt_.run_info = {{"method", "tgpt"}, {"shots", 6}, {"seed", 1}};
+    opt_.console = nullptr;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+  TgptTrainData data_;
+  TgptTrainOptions opt_;
+};
+
+TEST_F(TgptTrainRun, TrainingBeatsTheZeroShotHeadAndWritesEveryOutput) {
+  // The zero-shot head alone (the model before any step).
+  double zeroshot = 0;
+  {
+    const ClipModel clip = ClipModel::load(opt_.weights);
+    const ClipTokenizer tok = clip_tokenizer_for(clip, "");
+    TgptConfig cfg = opt_.model;
+    cfg.num_classes = 3;
+    Generator gen(1);
+    TgptModel model(clip, cfg, tgpt_token_ids(tok, opt_.init_text), gen);
+    const ZeroShotClassifier zs =
+        build_zeroshot_classifier(clip, tok, class_prompts(data_.classnames, opt_.templates), 8);
+    model.set_zeroshot_head(tgpt_zeroshot_head(zs.class_features));
+    AccuracyMeter plain(3), wiseft(3);
+    evaluate_tgpt(model, data_.test, 8, plain, wiseft);
+    zeroshot = plain.top1();
+    // With W = W_zs the WiSE-FT head is the same head.
+    EXPECT_EQ(plain.correct_top1(), wiseft.correct_top1());
+  }
+  const TgptTrainResult r = run_tgpt_training(opt_, data_);
+  std::printf("test accuracy: zero-shot head %.1f%%, after %lld iterations %.1f%% (WiSE-FT %.1f%%)\n",
+              zeroshot, static_cast<long long>(r.iteration), r.test_accuracy,
+              r.test_accuracy_wiseft);
+  EXPECT_EQ(r.status, TrainStatus::finished);
+  EXPECT_EQ(r.iteration, 40);
+  EXPECT_GT(r.best_iteration, 0);
+  EXPECT_GT(r.test_accuracy, zeroshot + 20.0) << "zero-shot " << zeroshot;
+  EXPECT_GE(r.test_accuracy, 80.0);
+
+  const fs::path out = opt_.output_dir;
+  for (const char* f : {"log.txt", "metrics.json", "per_class.csv", "confusion.csv", "test.json",
+                        "model-best.safetensors", "model-last.safetensors",
+                        "checkpoint-last.safetensors"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  std::ifstream lf(out / "log.txt");
+  const std::string log((std::istreambuf_iterator<char>(lf)), {});
+  for (const char* s : {"** Config **", "Setting fixed seed: 1", "Iter [10/40]", "cls_loss",
+                        "category_loss", "content_loss", "Evaluate on the *val* set",
+                        "Finish training", "Evaluate on the *test* set", "* accuracy: ",
+                        "* accuracy_wiseft: ", "Elapsed: "})
+    EXPECT_NE(log.find(s), std::string::npos) << s << "\n" << log;
+  // parse_test_res.py reads the first "* accuracy: x%" after "Finish training".
+  const size_t fin = log.find("Finish training");
+  const size_t acc = log.find("* accuracy: ", fin);
+  ASSERT_NE(acc, std::string::npos);
+  EXPECT_NEAR(std::stod(log.substr(acc + 12)), r.test_accuracy, 0.005);
+
+  std::ifstream mf(out / "metrics.json");
+  const nlohmann::json m = nlohmann::json::parse(mf);
+  EXPECT_EQ(m.at("method"), "tgpt");
+  EXPECT_EQ(m.at("dataset"), "Colours");
+  EXPECT_NEAR(m.at("accuracy").get<double>(), r.test_accuracy, 1e-9);
+  EXPECT_NEAR(m.at("accuracy_wiseft").get<double>(), r.test_accuracy_wiseft, 1e-9);
+  std::ifstream tf(out / "test.json");
+  const nlohmann::json t = nlohmann::json::parse(tf);
+  EXPECT_NEAR(t.at("test acc").get<double>(), r.test_accuracy, 1e-9);
+
+  // The best model file holds every TGP-T tensor under the official names.
+  const SafetensorsFile best = SafetensorsFile::open((out / "model-best.safetensors").string());
+  EXPECT_TRUE(best.contains("prompt_learner.bonder_content.cross_attn.q.weight"));
+  EXPECT_TRUE(best.contains("cls_head.fc.weight"));
+  EXPECT_TRUE(best.contains("zs_weights"));
+  EXPECT_EQ(best.metadata().at("tgpt.format"), "tgpt-prompt");
+}
+
+TEST_F(TgptTrainRun, BadInputGetsClearErrors) {
+  TgptTrainData d = data_;
+  d.train_captions.pop_back();
+  try {
+    run_tgpt_training(opt_, d);
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("captions for"), std::string::npos) << e.what();
+  }
+  d = data_;
+  d.test[0].label = 3;
+  EXPECT_THROW(run_tgpt_training(opt_, d), Error);
+  TgptTrainOptions o = opt_;
+  o.resume = true;
+  o.output_dir = (dir_ / "nothing_here").string();
+  try {
+    run_tgpt_training(o, data_);
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no checkpoint"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
