@@ -32,6 +32,7 @@
 #include "models/tgpt/tgpt.h"
 #include "tests/test_util.h"
 #include "train/tgpt_replay.h"
+#include "train/tgpt_weights.h"
 
 namespace fs = std::filesystem;
 using namespace tgpt;
@@ -266,6 +267,69 @@ TEST_F(TgptModelTest, BadInputGetsClearErrors) {
   const TgptModel::Losses l = m.losses(out, {0, 2}, Tensor());
   EXPECT_FALSE(l.content.defined());
   EXPECT_NEAR(l.total.item(), l.cls.item() + l.category.item(), 1e-5);
+}
+
+// Official checkpoints (Dassl-style per-module files, a whole state dict) and tgpt's own model
+// file give the reference's eval logits after the replay.
+TEST_F(TgptModelTest, OfficialCheckpointsGiveTheReferenceEvalLogits) {
+  const std::string dir = test::golden_dir() + "/tgpt/";
+  const SafetensorsFile init = SafetensorsFile::open(dir + "init.safetensors");
+  const SafetensorsFile trace = SafetensorsFile::open(dir + "trace.safetensors");
+  const SafetensorsFile batch = SafetensorsFile::open(dir + "batch.safetensors");
+  TgptConfig cfg;
+  cfg.num_classes = init.get("zs_weights").size(0);
+  const TgptTokenIds ids = tgpt_token_ids(*tok_, "a photo of a");
+  auto eval_logits = [&](TgptModel& m) {
+    NoGradGuard no_grad;
+    const TgptModel::Output out = m.forward(m.encode_images(batch.get("images")));
+    return std::make_pair(m.logits(out.features), m.logits_wiseft(out.features));
+  };
+  std::string saved;
+  for (const std::string& src : {dir + "official", dir + "official/prompt_learner/../",
+                                dir + "official_full.pth", std::string("tgpt")}) {
+    SCOPED_TRACE(src);
+    Generator gen(5);
+    TgptModel m(*clip_, cfg, ids, gen);
+    m.set_zeroshot_head(init.get("zs_weights"));
+    const TgptWeights w = read_tgpt_weights(src == "tgpt" ? saved : src);
+    const TgptLoadReport r = load_tgpt_weights(m, w);
+    EXPECT_EQ(r.has_zeroshot_head, src == "tgpt" || src.ends_with(".pth"));
+    if (src.ends_with(".pth")) {
+      EXPECT_NE(std::find(r.ignored.begin(), r.ignored.end(), "prompt_learner.vocab_head.weight"),
+                r.ignored.end());
+    }
+    const auto [plain, wise] = eval_logits(m);
+    EXPECT_LE(rel_to_max(plain, trace.get("eval.logits")), 1e-5);
+    EXPECT_LE(rel_to_max(wise, trace.get("eval.logits_wiseft")), 1e-5);
+    if (saved.empty()) {
+      saved = (fs::temp_directory_path() / ("tgpt_test_model_" + std::to_string(::getpid()) +
+                                            ".safetensors"))
+                  .string();
+      m.parameters().save(saved, {{"tgpt.format", "tgpt-prompt"}});
+    }
+  }
+  fs::remove(saved);
+
+  // Another class count, missing tensors, a CLIP file: clear errors.
+  TgptConfig other = cfg;
+  other.num_classes = cfg.num_classes + 1;
+  Generator gen(5);
+  TgptModel m(*clip_, other, ids, gen);
+  try {
+    load_tgpt_weights(m, read_tgpt_weights(dir + "official"));
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another dataset"), std::string::npos) << e.what();
+  }
+  TgptModel m2(*clip_, cfg, ids, gen);
+  try {
+    load_tgpt_weights(m2, read_tgpt_weights(dir + "official/prompt_learner/model-best.pth.tar"));
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cls_head.fc.weight"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_tgpt_weights(dir + "clip.safetensors"), Error);
+  EXPECT_THROW(read_tgpt_weights(dir + "does_not_exist"), Error);
 }
 
 // A CLIP whose embed dim differs from its text width cannot feed the official Bonder.

@@ -310,7 +310,33 @@ def write_case(out, prefix, case):
     save(out / f"{prefix}batch.safetensors", batch)
     save(out / f"{prefix}trace.safetensors", tensors,
          {"tgpt.replay": json.dumps(REPLAY), "tgpt.reference_dtype": "float64"})
+    if prefix == "":
+        write_official_checkpoints(out, tg, sd)
     return trace
+
+
+def write_official_checkpoints(out, tg, sd):
+    """The state after the replay as the official code saves it (trainable tensors only):
+    Dassl-style dicts {'state_dict': ..., 'epoch': ...} per registered module, keys relative to the
+    module (official/prompt_learner/model-best.pth.tar, official/cls_head/model-best.pth.tar),
+    and torch.save of a whole state dict under the full names with frozen extras
+    (official_full.pth). eval.logits of the trace are what these weights give."""
+    final = {n: tg[n].detach().float().contiguous() for n in tgpt_ref.trainable_names(tg)}
+    pl = {n[len("prompt_learner."):]: t for n, t in final.items() if n.startswith("prompt_learner.")}
+    head = {n[len("cls_head."):]: t for n, t in final.items() if n.startswith("cls_head.")}
+    assert len(pl) + len(head) == len(final)
+    for folder, state in (("prompt_learner", pl), ("cls_head", head)):
+        d = out / "official" / folder
+        d.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": state, "epoch": REPLAY["steps"], "optimizer": None,
+                    "scheduler": None, "val_result": 50.0}, d / "model-best.pth.tar")
+    full = dict(final)
+    full["prompt_learner.vocab_head.weight"] = sd["token_embedding.weight"].float()
+    full["prompt_learner.token_prefix"] = sd["token_embedding.weight"][:1].float().unsqueeze(0)
+    full["logit_scale"] = torch.tensor(4.60517)
+    full["wiseft_head.fc.weight"] = 0.5 * final["cls_head.fc.weight"] + 0.5 * tg["zs_weights"].float()
+    full["zs_weights"] = tg["zs_weights"].detach().float()
+    torch.save(full, out / "official_full.pth")
 
 
 def generate(out_dir):
