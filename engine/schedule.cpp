@@ -61,4 +61,25 @@ double WarmupCosineSchedule::lr_at(int64_t k) const {
   return base_lr_ * (1.0 + std::cos(angle)) / 2.0;
 }
 
+ConstantWarmupCosineSchedule::ConstantWarmupCosineSchedule(double base_lr, int64_t max_iter,
+                                                           int64_t warmup_iters, double warmup_lr)
+    : base_lr_(base_lr), max_iter_(max_iter), warmup_iters_(warmup_iters), warmup_lr_(warmup_lr) {
+  check_base_lr(base_lr, "ConstantWarmupCosineSchedule");
+  check_base_lr(warmup_lr, "ConstantWarmupCosineSchedule (warm-up lr)");
+  TGPT_CHECK(max_iter >= 1, "ConstantWarmupCosineSchedule: max_iter must be >= 1, got ",
+             max_iter);
+  TGPT_CHECK(warmup_iters >= 0 && warmup_iters <= max_iter,
+             "ConstantWarmupCosineSchedule: warm-up iterations must be in [0, ", max_iter,
+             "], got ", warmup_iters);
+}
+
+double ConstantWarmupCosineSchedule::lr_at(int64_t k) const {
+  TGPT_CHECK(k >= 1 && k <= max_iter_, "ConstantWarmupCosineSchedule: iteration ", k,
+             " outside [1, ", max_iter_, "]");
+  if (k <= warmup_iters_) return warmup_lr_;
+  const double angle = std::numbers::pi * static_cast<double>(k - warmup_iters_ - 1) /
+                       static_cast<double>(max_iter_);
+  return base_lr_ * (1.0 + std::cos(angle)) / 2.0;
+}
+
 }  // namespace tgpt

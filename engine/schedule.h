@@ -16,6 +16,13 @@
  *                                         so lr_at(W) = base exactly, and the cosine runs with
  *                                         T_max = T although only T-W+1 cosine iterations run:
  *                                         lr_at(T) = base*(1+cos(pi*(T-W)/T))/2 > 0.
+ *   ConstantWarmupCosineSchedule(base, T, W, warm): CoOp's schedule (Dassl's ConstantWarmupScheduler
+ *                                         before CosineAnnealingLR(T_max = MAX_EPOCH)), per
+ *                                         iteration, k in [1, T]:
+ *                                         k <= W: lr = warm
+ *                                         k >  W: lr = base*(1+cos(pi*(k-W-1)/T))/2 (the first
+ *                                                 cosine iteration gets base; like Dassl, T_max
+ *                                                 is the whole run, so the end stays above 0)
  * k outside the stated range throws tgpt::Error.
  */
 #pragma once
@@ -62,6 +69,20 @@ class WarmupCosineSchedule : public Scheduler {
   double base_lr_;
   int64_t max_iter_;
   int64_t warmup_iters_;
+};
+
+class ConstantWarmupCosineSchedule : public Scheduler {
+ public:
+  // max_iter = T >= 1, warmup_iters = W in [0, T], warmup_lr >= 0.
+  ConstantWarmupCosineSchedule(double base_lr, int64_t max_iter, int64_t warmup_iters,
+                               double warmup_lr);
+  double lr_at(int64_t k) const override;
+
+ private:
+  double base_lr_;
+  int64_t max_iter_;
+  int64_t warmup_iters_;
+  double warmup_lr_;
 };
 
 }  // namespace tgpt

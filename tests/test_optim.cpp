@@ -80,6 +80,22 @@ TEST(Schedule, WarmupCosineEdgeWarmups) {
   EXPECT_DOUBLE_EQ(w4.lr_at(10), base * (1 + std::cos(kPi * 6 / 10)) / 2);
 }
 
+TEST(Schedule, ConstantWarmupCosine) {
+  const double base = 2e-3;
+  ConstantWarmupCosineSchedule s(base, 20, 3, 1e-5);
+  for (int64_t k = 1; k <= 3; ++k) EXPECT_EQ(s.lr_at(k), 1e-5) << k;
+  EXPECT_EQ(s.lr_at(4), base);
+  EXPECT_DOUBLE_EQ(s.lr_at(14), base * (1 + std::cos(kPi * 10 / 20)) / 2);
+  EXPECT_DOUBLE_EQ(s.lr_at(20), base * (1 + std::cos(kPi * 16 / 20)) / 2);
+  EXPECT_GT(s.lr_at(20), 0.0);
+  EXPECT_THROW(s.lr_at(0), Error);
+  EXPECT_THROW(s.lr_at(21), Error);
+  EXPECT_THROW(ConstantWarmupCosineSchedule(base, 5, 6, 1e-5), Error);
+  EXPECT_THROW(ConstantWarmupCosineSchedule(base, 5, 1, -1.0), Error);
+  ConstantWarmupCosineSchedule none(base, 10, 0, 1e-5);
+  EXPECT_EQ(none.lr_at(1), base);
+}
+
 TEST(Schedule, CosineAndConstant) {
   const double base = 0.1;
   CosineSchedule c(base, 8);

@@ -23,7 +23,7 @@
 #include "models/tgpt/tgpt.h"
 #include "tests/test_util.h"
 #include "train/evaluator.h"
-#include "train/tgpt_run.h"
+#include "train/fewshot_run.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
@@ -119,16 +119,16 @@ class TgptTrainRun : public ::testing::Test {
     opt_.warmup_iter = 5;
     opt_.eval_every = 20;
     opt_.print_every = 10;
-    opt_.model.category_queries = 8;
-    opt_.model.content_queries = 8;
+    opt_.tgpt.category_queries = 8;
+    opt_.tgpt.content_queries = 8;
     opt_.run_info = {{"method", "tgpt"}, {"shots", 6}, {"seed", 1}};
     opt_.console = nullptr;
   }
   void TearDown() override { fs::remove_all(dir_); }
 
   fs::path dir_;
-  TgptTrainData data_;
-  TgptTrainOptions opt_;
+  FewshotData data_;
+  FewshotRunOptions opt_;
 };
 
 TEST_F(TgptTrainRun, TrainingBeatsTheZeroShotHeadAndWritesEveryOutput) {
@@ -137,7 +137,7 @@ TEST_F(TgptTrainRun, TrainingBeatsTheZeroShotHeadAndWritesEveryOutput) {
   {
     const ClipModel clip = ClipModel::load(opt_.weights);
     const ClipTokenizer tok = clip_tokenizer_for(clip, "");
-    TgptConfig cfg = opt_.model;
+    TgptConfig cfg = opt_.tgpt;
     cfg.num_classes = 3;
     Generator gen(1);
     TgptModel model(clip, cfg, tgpt_token_ids(tok, opt_.init_text), gen);
@@ -150,7 +150,7 @@ TEST_F(TgptTrainRun, TrainingBeatsTheZeroShotHeadAndWritesEveryOutput) {
     // With W = W_zs the WiSE-FT head is the same head.
     EXPECT_EQ(plain.correct_top1(), wiseft.correct_top1());
   }
-  const TgptTrainResult r = run_tgpt_training(opt_, data_);
+  const FewshotRunResult r = run_fewshot_training(opt_, data_);
   std::printf("test accuracy: zero-shot head %.1f%%, after %lld iterations %.1f%% (WiSE-FT %.1f%%)\n",
               zeroshot, static_cast<long long>(r.iteration), r.test_accuracy,
               r.test_accuracy_wiseft);
@@ -196,23 +196,52 @@ TEST_F(TgptTrainRun, TrainingBeatsTheZeroShotHeadAndWritesEveryOutput) {
   EXPECT_EQ(best.metadata().at("tgpt.format"), "tgpt-prompt");
 }
 
+// The CoOp baseline through the same run: SGD on the shared context, CE over all classes.
+TEST_F(TgptTrainRun, CoopRunsThroughTheSameLoop) {
+  FewshotRunOptions o = opt_;
+  o.method = FewshotMethod::coop;
+  o.lr = 0.05;
+  o.warmup_iter = 2;
+  o.coop.n_ctx = 4;
+  o.run_info["method"] = "coop";
+  FewshotData d = data_;
+  d.train_captions.clear();  // CoOp reads no captions
+  const FewshotRunResult r = run_fewshot_training(o, d);
+  std::printf("CoOp test accuracy after %lld iterations: %.1f%%\n",
+              static_cast<long long>(r.iteration), r.test_accuracy);
+  EXPECT_EQ(r.status, TrainStatus::finished);
+  EXPECT_EQ(r.iteration, 40);
+  EXPECT_EQ(r.test_accuracy_wiseft, r.test_accuracy);  // no WiSE-FT head
+  const fs::path out = o.output_dir;
+  for (const char* f : {"log.txt", "metrics.json", "model-best.safetensors", "checkpoint-last.safetensors"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  EXPECT_FALSE(fs::exists(out / "test.json"));
+  std::ifstream mf(out / "metrics.json");
+  const nlohmann::json m = nlohmann::json::parse(mf);
+  EXPECT_EQ(m.at("method"), "coop");
+  EXPECT_FALSE(m.contains("accuracy_wiseft"));
+  const SafetensorsFile best = SafetensorsFile::open((out / "model-best.safetensors").string());
+  EXPECT_EQ(best.names(), std::vector<std::string>{"prompt_learner.ctx"});
+  EXPECT_EQ(best.metadata().at("tgpt.format"), "tgpt-coop");
+}
+
 TEST_F(TgptTrainRun, BadInputGetsClearErrors) {
-  TgptTrainData d = data_;
+  FewshotData d = data_;
   d.train_captions.pop_back();
   try {
-    run_tgpt_training(opt_, d);
+    run_fewshot_training(opt_, d);
     FAIL() << "accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("captions for"), std::string::npos) << e.what();
   }
   d = data_;
   d.test[0].label = 3;
-  EXPECT_THROW(run_tgpt_training(opt_, d), Error);
-  TgptTrainOptions o = opt_;
+  EXPECT_THROW(run_fewshot_training(opt_, d), Error);
+  FewshotRunOptions o = opt_;
   o.resume = true;
   o.output_dir = (dir_ / "nothing_here").string();
   try {
-    run_tgpt_training(o, data_);
+    run_fewshot_training(o, data_);
     FAIL() << "accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no checkpoint"), std::string::npos) << e.what();
