@@ -242,6 +242,8 @@ class LiteralParser {
     }
     skip_ws();
     if (!at_end()) return std::nullopt;
+    // A number out of range is an error only in text that is a literal otherwise.
+    TGPT_CHECK(range_error_.empty(), range_error_);
     return v;
   }
 
@@ -484,8 +486,8 @@ class LiteralParser {
     text += (int_part.empty() ? "0" : int_part) + "." + (frac_part.empty() ? "0" : frac_part);
     if (!exp_part.empty()) text += "e" + exp_part;
     const double v = std::strtod(text.c_str(), nullptr);  // "C" locale: tgpt never sets one
-    TGPT_CHECK(std::isfinite(v), "the number ", t_.substr(start, pos_ - start),
-               " is not a finite float");
+    if (!std::isfinite(v) && range_error_.empty())
+      range_error_ = "the number " + t_.substr(start, pos_ - start) + " is not a finite float";
     return ConfigValue::floating(v);
   }
 
@@ -494,14 +496,16 @@ class LiteralParser {
     uint64_t mag = 0;
     const auto r = std::from_chars(digits.data(), digits.data() + digits.size(), mag, base);
     const uint64_t limit = negative ? uint64_t{1} << 63 : (uint64_t{1} << 63) - 1;
-    TGPT_CHECK(r.ec == std::errc() && mag <= limit, "the integer ", negative ? "-" : "",
-               t_.substr(start, pos_ - start), " does not fit in 64 bits");
+    if ((r.ec != std::errc() || mag > limit) && range_error_.empty())
+      range_error_ = str_cat("the integer ", negative ? "-" : "", t_.substr(start, pos_ - start),
+                             " does not fit in 64 bits");
     if (negative) return ConfigValue::integer(static_cast<int64_t>(0 - mag));
     return ConfigValue::integer(static_cast<int64_t>(mag));
   }
 
   const std::string& t_;
   size_t pos_ = 0;
+  std::string range_error_;  // the first number out of range
 };
 
 }  // namespace
@@ -851,6 +855,9 @@ std::string yaml_value(const ConfigValue& v) {
   bool plain = r.find(": ") == std::string::npos && r.find(" #") == std::string::npos;
   for (const ConfigValue& x : v.items) {
     if (x.is_sequence()) plain = plain && v.type == T::tuple;
+    // In a YAML flow sequence PyYAML reads 1e-05 (no '.') as a string, so yacs would too.
+    if (x.type == T::floating && v.type == T::list && x.repr().find('.') == std::string::npos)
+      plain = false;
     if (x.type == T::string)
       for (unsigned char c : x.s)
         if (c == '\\' || c == '\'' || c == '"' || c < 0x20 || c == 0x7f) plain = false;

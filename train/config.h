@@ -29,8 +29,9 @@
  * Printing (dump): nested YAML in the form of yacs's CfgNode.__str__ ("KEY: value", nodes
  * followed by their keys indented two spaces, values in Python syntax: True, 5e-05, (224, 224),
  * ['a', 'b'], strings bare), in the tree's order (DEFAULTS.md) or sorted as yacs prints. Strings
- * that would not read back as themselves (empty, "True", "a: b", ...) are quoted, so
- * dump -> merge_yaml_string gives the same tree.
+ * that would not read back as themselves (empty, "True", "a: b", ...) are quoted, and so are
+ * lists that PyYAML would read differently (1e-05 in a flow sequence is a string to it), so
+ * dump -> merge_yaml_string gives the same tree, and yacs reads the dump to the same values.
  */
 #pragma once
 
