@@ -5,6 +5,7 @@
  * presets against the official YAML files in ../shared/spec/configs (skipped when absent).
  */
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -44,7 +45,8 @@ std::string repr_of(const std::string& text) {
 
 // A fresh temporary folder per test.
 fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("tgpt_test_config_" + name);
+  const fs::path d =
+      fs::temp_directory_path() / ("tgpt_test_config_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
@@ -332,6 +334,10 @@ TEST(Config, YamlErrorsNameFileLineAndKey) {
   e = err("TRAIN:\n  SAVE_FREQ: 12800\n  PRINT_FREQ: fifty\n");
   EXPECT_NE(e.find("cfg.yaml:3: type mismatch for config key TRAIN.PRINT_FREQ: expected int "
                    "(default 10), got str 'fifty'"),
+            std::string::npos)
+      << e;
+  e = err("OPTIM.LR: 1e-3\n");
+  EXPECT_NE(e.find("cfg.yaml:1: config key 'OPTIM.LR': write nested keys as nested mappings"),
             std::string::npos)
       << e;
   e = err("OPTIM: 5\n");

@@ -7,6 +7,7 @@
  */
 #include <expat.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -36,7 +37,8 @@ std::string error_of(F&& f) {
 }
 
 fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("tgpt_test_summary_" + name);
+  const fs::path d =
+      fs::temp_directory_path() / ("tgpt_test_summary_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(d);
   fs::create_directories(d);
   return d;

@@ -771,6 +771,12 @@ std::vector<std::string> Config::merge_yaml_string(const std::string& yaml,
       const YAML::Node v = it->second;
       const std::string where = yaml_where(source, k);
       TGPT_CHECK(k.IsScalar(), where, "a config key must be a plain name, got ", yaml_kind(k));
+      // yacs nests: OPTIM.LR is written OPTIM: {LR: ...} in YAML (dotted names are overrides).
+      const std::string& name = k.Scalar();
+      const size_t dot = name.find('.');
+      TGPT_CHECK(dot == std::string::npos, where, "config key '", name,
+                 "': write nested keys as nested mappings (", name.substr(0, dot), ": {",
+                 name.substr(dot + 1), ": ...}), not dotted names");
       const std::string key = prefix.empty() ? k.Scalar() : prefix + "." + k.Scalar();
       if (next.is_node(key)) {
         TGPT_CHECK(v.IsMap(), where, "config key ", key,
