@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -359,6 +360,35 @@ TEST(Config, YamlErrorsNameFileLineAndKey) {
   e = error_of([] { Config::defaults().merge_yaml_file("/nonexistent/cfg.yaml"); });
   EXPECT_NE(e.find("cannot read config file '/nonexistent/cfg.yaml'"), std::string::npos) << e;
   fs::remove_all(dir);
+}
+
+// Damaged YAML (a dumped preset, randomly mutated) either merges or throws tgpt::Error.
+TEST(Config, DamagedYamlNeverCrashes) {
+  const std::string good = preset_for_dataset("OxfordPets").dump();
+  std::mt19937_64 rng(7);
+  int merged = 0, refused = 0;
+  for (int i = 0; i < 400; ++i) {
+    std::string bad = test::mutate_bytes(good, rng);
+    if (i % 4 == 0) bad = test::mutate_bytes(bad, rng);
+    Config c = Config::defaults();
+    try {
+      c.merge_yaml_string(bad, "fuzz.yaml");
+      ++merged;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("fuzz.yaml", 0), 0u) << e.what();
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_GT(merged, 0);
+  // Deep nesting: refused, no stack overflow.
+  for (const std::string& deep :
+       {"INPUT:\n  SIZE: " + std::string(100000, '['),
+        "INPUT:\n  SIZE: " + std::string(100000, '{'), std::string(50000, '-') + " x",
+        "INPUT:\n  PIXEL_MEAN: " + std::string(1000, '[') + std::string(1000, ']')}) {
+    Config c = Config::defaults();
+    EXPECT_THROW(c.merge_yaml_string(deep, "deep.yaml"), Error);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

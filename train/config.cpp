@@ -793,7 +793,11 @@ std::vector<std::string> Config::merge_yaml_string(const std::string& yaml,
       set_keys.push_back(key);
     }
   };
-  merge_map(merge_map, root, "");
+  try {
+    merge_map(merge_map, root, "");
+  } catch (const YAML::Exception& e) {  // yaml-cpp's node accessors throw their own type
+    TGPT_FAIL(source, ":", e.mark.line + 1, ": cannot read the YAML: ", e.msg);
+  }
   *this = std::move(next);
   return set_keys;
 }
