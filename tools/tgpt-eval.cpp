@@ -40,9 +40,9 @@
 #include <utility>
 #include <vector>
 
-#include "base/error.h"
 #include "data/dataset.h"
 #include "data/preprocess.h"
+#include "base/error.h"
 #include "models/clip/clip.h"
 #include "models/clip/zeroshot.h"
 #include "tools/tool_options.h"
