@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # gpu_deps.sh — gathers, on this Debian 12 machine, the build dependencies that the GPU machine's
 # image lacks (OpenBLAS (OpenMP build) and its Fortran runtime, zlib, libjpeg-turbo,
-# nlohmann-json, stb, CLI11 headers, GoogleTest sources) into .gpu-deps/ (git-ignored). Carry that folder to the GPU
-# machine, with .pydeps/ (ftfy for the tokenizer's golden reference, installed by
-# scripts/install-deps.sh): `bash scripts/gpu_check.sh $OUT` with carry [".gpu-deps", ".pydeps"].
+# nlohmann-json, stb, CLI11 headers, yaml-cpp, expat, GoogleTest sources) into .gpu-deps/
+# (git-ignored). Carry that folder to the GPU machine, with .pydeps/ (ftfy for the tokenizer's
+# golden reference, installed by scripts/install-deps.sh): `bash scripts/gpu_check.sh $OUT` with
+# carry [".gpu-deps", ".pydeps"].
 # scripts/gpu_check.sh configures with -DTGPT_DEPS_PREFIX=.gpu-deps when it is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,5 +27,18 @@ ln -s libz.so.1 "$dest/lib/libz.so"
 cp -L "/usr/lib/$arch/libjpeg.so.62" "$dest/lib/libjpeg.so.62"
 ln -s libjpeg.so.62 "$dest/lib/libjpeg.so"
 cp -r /usr/share/cmake/nlohmann_json "$dest/share/cmake/"
+# yaml-cpp with its CMake config (which finds the library at <prefix>/lib/<arch>/ from its own path)
+cp -r /usr/include/yaml-cpp "$dest/include/"
+mkdir -p "$dest/lib/$arch/cmake"
+cp -r "/usr/lib/$arch/cmake/yaml-cpp" "$dest/lib/$arch/cmake/"
+yaml_so=$(basename "$(readlink -f "/usr/lib/$arch/libyaml-cpp.so")")  # libyaml-cpp.so.0.7.0
+yaml_soname=$(basename "$(readlink "/usr/lib/$arch/libyaml-cpp.so")")  # libyaml-cpp.so.0.7
+cp "/usr/lib/$arch/$yaml_so" "$dest/lib/$arch/"
+ln -s "$yaml_so" "$dest/lib/$arch/$yaml_soname"
+ln -s "$arch/$yaml_so" "$dest/lib/$yaml_soname"  # found through LD_LIBRARY_PATH=.gpu-deps/lib
+# expat (the tests parse the SVG plots of tgpt-eval summarize)
+cp /usr/include/expat.h /usr/include/expat_external.h "$dest/include/"
+cp -L "/usr/lib/$arch/libexpat.so.1" "$dest/lib/libexpat.so.1"
+ln -s libexpat.so.1 "$dest/lib/libexpat.so"
 cp -r /usr/src/googletest "$dest/googletest"
 du -sh "$dest"

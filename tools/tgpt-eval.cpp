@@ -1,5 +1,6 @@
 /*
  * tgpt-eval — evaluation commands. `zeroshot`: CLIP zero-shot classification accuracy.
+ * `summarize`: mean ± std over seeds of finished runs, as tables and a plot.
  *
  *   tgpt-eval zeroshot --weights W
  *       (--image-folder DIR | --split FILE --image-root DIR [--subset test|val|train])
@@ -18,14 +19,25 @@
  * pass, batch by batch (train/evaluator.h). Prints Dassl's result block (top-1, error, macro F1;
  * top-5 with at least 5 classes) and, with --output, writes DIR/metrics.json, DIR/per_class.csv
  * and DIR/confusion.csv atomically. --device and
- * --precision: tools/tool_options.h. Errors go to stderr with exit 1.
+ * --precision: tools/tool_options.h.
+ *
+ *   tgpt-eval summarize DIR... [--csv FILE] [--markdown FILE] [--svg FILE]
+ *
+ * Finds every run folder <dataset>/<K>shots/seed<S>/metrics.json under the DIRs (any depth),
+ * groups runs by (method, dataset, shots) and prints Markdown tables of mean ± std over seeds
+ * (population std, numpy's ddof=0) of "accuracy" and "accuracy_wiseft", one row per dataset
+ * and an Average row (mean of the per-dataset means) per (method, shots); --markdown writes the
+ * same text, --csv the numbers, --svg an accuracy-vs-shots plot (train/summary.h). Files are
+ * written atomically. Errors go to stderr with exit 1.
  */
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "data/dataset.h"
@@ -35,6 +47,7 @@
 #include "models/clip/zeroshot.h"
 #include "tools/tool_options.h"
 #include "train/evaluator.h"
+#include "train/summary.h"
 
 namespace {
 
@@ -133,6 +146,39 @@ int run_zeroshot(const ZeroShotArgs& a) {
   return 0;
 }
 
+struct SummarizeArgs {
+  std::vector<std::string> dirs;
+  std::string csv, markdown, svg;
+};
+
+int run_summarize(const SummarizeArgs& a) {
+  using namespace tgpt;
+  const RunSearch found = find_runs(a.dirs);
+  if (!found.ignored.empty()) {
+    std::fprintf(stderr, "ignored %zu metrics.json outside <dataset>/<K>shots/seed<S>/:\n",
+                 found.ignored.size());
+    for (size_t k = 0; k < found.ignored.size() && k < 5; ++k)
+      std::fprintf(stderr, "  %s\n", found.ignored[k].c_str());
+    if (found.ignored.size() > 5) std::fprintf(stderr, "  ...\n");
+  }
+  const std::vector<SummaryTable> tables = summarize_runs(found.runs);
+  const std::string md = summary_markdown(tables);
+  std::fputs(md.c_str(), stdout);
+  std::fflush(stdout);
+  // stdout is the Markdown alone; what was written goes to stderr.
+  std::fprintf(stderr, "%zu runs, %zu tables\n", found.runs.size(), tables.size());
+  const std::pair<const std::string*, std::string> outputs[] = {
+      {&a.markdown, md}, {&a.csv, summary_csv(tables)}, {&a.svg, summary_svg(tables)}};
+  for (const auto& [path, text] : outputs) {
+    if (path->empty()) continue;
+    const std::filesystem::path parent = std::filesystem::path(*path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+    write_text_file_atomic(*path, text);
+    std::fprintf(stderr, "wrote: %s\n", path->c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -163,18 +209,27 @@ int main(int argc, char** argv) {
   zs->add_option("--vocab", z.vocab, "BPE merges (default: the merges in the weight file)");
   zs->add_option("--output", z.output, "folder for metrics.json");
   tgpt::tools::add_placement_options(*zs, z.placement);
+
+  SummarizeArgs sa;
+  CLI::App* sm = app.add_subcommand(
+      "summarize", "mean ± std over seeds of run folders <dataset>/<K>shots/seed<S>/metrics.json");
+  sm->add_option("dirs", sa.dirs, "folders to search (any depth)")->required();
+  sm->add_option("--csv", sa.csv, "write the numbers as CSV");
+  sm->add_option("--markdown", sa.markdown, "write the Markdown tables");
+  sm->add_option("--svg", sa.svg, "write an accuracy-vs-shots plot (SVG)");
   try {
     app.parse(argc, argv);
-    if (z.image_folder.empty() && z.split.empty())
+    if (zs->parsed() && z.image_folder.empty() && z.split.empty())
       throw CLI::ValidationError("zeroshot",
                                  "give --image-folder DIR or --split FILE --image-root DIR");
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 1;
   }
+  const std::string command = sm->parsed() ? "summarize" : "zeroshot";
   try {
-    return run_zeroshot(z);
+    return sm->parsed() ? run_summarize(sa) : run_zeroshot(z);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "tgpt-eval zeroshot: %s\n", e.what());
+    std::fprintf(stderr, "tgpt-eval %s: %s\n", command.c_str(), e.what());
     return 1;
   }
 }

@@ -1,0 +1,550 @@
+/*
+ * summary.cpp — finding run folders, statistics over seeds, and the Markdown, CSV and SVG
+ * renderings of `tgpt-eval summarize` (summary.h).
+ */
+#include "train/summary.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include "base/error.h"
+
+namespace tgpt {
+
+namespace fs = std::filesystem;
+
+SeedStats mean_std(const std::vector<double>& values) {
+  TGPT_CHECK(!values.empty(), "mean_std: no values");
+  SeedStats s;
+  s.n = static_cast<int64_t>(values.size());
+  double sum = 0;
+  for (double v : values) sum += v;
+  s.mean = sum / static_cast<double>(s.n);
+  double sq = 0;
+  for (double v : values) sq += (v - s.mean) * (v - s.mean);
+  s.std = std::sqrt(sq / static_cast<double>(s.n));
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading runs
+
+namespace {
+
+// "16shots" -> 16, "seed1" -> 1; nullopt when the name is not of that form.
+std::optional<int64_t> folder_number(const std::string& name, const std::regex& re) {
+  std::smatch m;
+  if (!std::regex_match(name, m, re)) return std::nullopt;
+  int64_t v = 0;
+  const std::string digits = m[1].str();
+  const auto r = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  if (r.ec != std::errc()) return std::nullopt;
+  return v;
+}
+
+const std::regex& shots_re() {
+  static const std::regex re("([0-9]{1,9})shots");
+  return re;
+}
+const std::regex& seed_re() {
+  static const std::regex re("seed([0-9]{1,9})");
+  return re;
+}
+
+// An integer key of metrics.json that must agree with its folder's number.
+int64_t json_int_or_folder(const nlohmann::json& j, const char* key, int64_t folder,
+                           const std::string& folder_name, const std::string& path) {
+  if (!j.contains(key) || j[key].is_null()) return folder;
+  const nlohmann::json& v = j[key];
+  TGPT_CHECK(v.is_number_integer(), "metrics file '", path, "': \"", key,
+             "\" must be an integer, got ", v.dump());
+  const int64_t x = v.get<int64_t>();
+  TGPT_CHECK(x == folder, "metrics file '", path, "': \"", key, "\" is ", x,
+             " but the run folder is ", folder_name);
+  return x;
+}
+
+std::optional<double> json_percent(const nlohmann::json& j, const char* key,
+                                   const std::string& path, bool required) {
+  if (!j.contains(key) || j[key].is_null()) {
+    TGPT_CHECK(!required, "metrics file '", path, "': no \"", key, "\"");
+    return std::nullopt;
+  }
+  const nlohmann::json& v = j[key];
+  TGPT_CHECK(v.is_number(), "metrics file '", path, "': \"", key, "\" must be a number, got ",
+             v.dump());
+  const double x = v.get<double>();
+  TGPT_CHECK(std::isfinite(x), "metrics file '", path, "': \"", key, "\" is not finite");
+  return x;
+}
+
+}  // namespace
+
+RunMetrics read_run_metrics(const std::string& metrics_json, const std::string& dataset_dir,
+                            const std::string& shots_dir, const std::string& seed_dir) {
+  const std::optional<int64_t> folder_shots = folder_number(shots_dir, shots_re());
+  const std::optional<int64_t> folder_seed = folder_number(seed_dir, seed_re());
+  TGPT_CHECK(folder_shots && folder_seed && !dataset_dir.empty(), "metrics file '", metrics_json,
+             "' is not in a <dataset>/<K>shots/seed<S>/ folder");
+  std::ifstream f(metrics_json, std::ios::binary);
+  TGPT_CHECK(f, "cannot read metrics file '", metrics_json, "'");
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    TGPT_FAIL("metrics file '", metrics_json, "' is not valid JSON: ", e.what());
+  }
+  TGPT_CHECK(j.is_object(), "metrics file '", metrics_json, "' is not a JSON object");
+
+  RunMetrics r;
+  r.path = metrics_json;
+  for (const char* key : {"method", "task"}) {
+    if (!j.contains(key)) continue;
+    TGPT_CHECK(j[key].is_string() && !j[key].get<std::string>().empty(), "metrics file '",
+               metrics_json, "': \"", key, "\" must be a non-empty string, got ", j[key].dump());
+    r.method = j[key].get<std::string>();
+    break;
+  }
+  TGPT_CHECK(!r.method.empty(), "metrics file '", metrics_json,
+             "': no \"method\" (e.g. \"tgpt\", \"coop\", \"zeroshot\")");
+  r.dataset = dataset_dir;
+  if (j.contains("dataset") && !j["dataset"].is_null()) {
+    TGPT_CHECK(j["dataset"].is_string() && !j["dataset"].get<std::string>().empty(),
+               "metrics file '", metrics_json, "': \"dataset\" must be a non-empty string");
+    r.dataset = j["dataset"].get<std::string>();
+  }
+  r.shots = json_int_or_folder(j, "shots", *folder_shots, shots_dir, metrics_json);
+  r.seed = json_int_or_folder(j, "seed", *folder_seed, seed_dir, metrics_json);
+  r.accuracy = *json_percent(j, "accuracy", metrics_json, true);
+  r.accuracy_wiseft = json_percent(j, "accuracy_wiseft", metrics_json, false);
+  return r;
+}
+
+RunSearch find_runs(const std::vector<std::string>& dirs) {
+  TGPT_CHECK(!dirs.empty(), "find_runs: no directories given");
+  // By canonical path (overlapping directories find a file once), the path as found.
+  std::map<fs::path, fs::path> files;
+  RunSearch out;
+  for (const std::string& d : dirs) {
+    std::error_code ec;
+    TGPT_CHECK(fs::is_directory(d, ec), "'", d, "' is not a directory");
+    try {
+      for (fs::recursive_directory_iterator it(d, fs::directory_options::skip_permission_denied),
+           end;
+           it != end; ++it) {
+        if (it->path().filename() != "metrics.json" || !it->is_regular_file()) continue;
+        files.emplace(fs::weakly_canonical(it->path()), it->path());
+      }
+    } catch (const fs::filesystem_error& e) {
+      TGPT_FAIL("cannot search '", d, "': ", e.what());
+    }
+  }
+  std::map<std::tuple<std::string, std::string, int64_t, int64_t>, std::string> seen;
+  for (const auto& [canonical, p] : files) {
+    const fs::path seed_dir = p.parent_path();
+    const fs::path shots_dir = seed_dir.parent_path();
+    const fs::path dataset_dir = shots_dir.parent_path();
+    if (!folder_number(seed_dir.filename().string(), seed_re()) ||
+        !folder_number(shots_dir.filename().string(), shots_re()) ||
+        dataset_dir.filename().empty() || dataset_dir == dataset_dir.root_path()) {
+      out.ignored.push_back(p.string());
+      continue;
+    }
+    RunMetrics r = read_run_metrics(p.string(), dataset_dir.filename().string(),
+                                    shots_dir.filename().string(), seed_dir.filename().string());
+    const auto key = std::make_tuple(r.method, r.dataset, r.shots, r.seed);
+    const auto [it, fresh] = seen.emplace(key, r.path);
+    TGPT_CHECK(fresh, "two runs of method ", r.method, ", dataset ", r.dataset, ", ", r.shots,
+               " shots, seed ", r.seed, ": '", it->second, "' and '", r.path, "'");
+    out.runs.push_back(std::move(r));
+  }
+  std::string where;
+  for (const std::string& d : dirs) where += (where.empty() ? "'" : ", '") + d + "'";
+  const std::string others = out.ignored.empty()
+                                 ? ""
+                                 : " (only " + std::to_string(out.ignored.size()) +
+                                       " metrics.json files outside that layout, e.g. '" +
+                                       out.ignored.front() + "')";
+  TGPT_CHECK(!out.runs.empty(), "no run folders <dataset>/<K>shots/seed<S>/metrics.json under ",
+             where, others);
+  std::sort(out.runs.begin(), out.runs.end(), [](const RunMetrics& a, const RunMetrics& b) {
+    return std::tie(a.method, a.dataset, a.shots, a.seed) <
+           std::tie(b.method, b.dataset, b.shots, b.seed);
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables
+
+std::vector<SummaryTable> summarize_runs(const std::vector<RunMetrics>& runs) {
+  std::map<std::pair<std::string, int64_t>, std::map<std::string, std::vector<const RunMetrics*>>>
+      groups;
+  for (const RunMetrics& r : runs) groups[{r.method, r.shots}][r.dataset].push_back(&r);
+  std::vector<SummaryTable> tables;
+  for (auto& [method_shots, datasets] : groups) {
+    SummaryTable t;
+    t.method = method_shots.first;
+    t.shots = method_shots.second;
+    bool all_wiseft = true;
+    double sum = 0, sum_wiseft = 0;
+    for (auto& [dataset, rs] : datasets) {
+      std::sort(rs.begin(), rs.end(),
+                [](const RunMetrics* a, const RunMetrics* b) { return a->seed < b->seed; });
+      SummaryRow row;
+      row.dataset = dataset;
+      std::vector<double> acc, wiseft;
+      for (const RunMetrics* r : rs) {
+        row.seeds.push_back(r->seed);
+        acc.push_back(r->accuracy);
+        if (r->accuracy_wiseft) wiseft.push_back(*r->accuracy_wiseft);
+      }
+      row.accuracy = mean_std(acc);
+      if (!wiseft.empty()) row.accuracy_wiseft = mean_std(wiseft);
+      sum += row.accuracy.mean;
+      if (row.accuracy_wiseft)
+        sum_wiseft += row.accuracy_wiseft->mean;
+      else
+        all_wiseft = false;
+      t.rows.push_back(std::move(row));
+    }
+    const double n = static_cast<double>(t.rows.size());
+    t.average_accuracy = sum / n;
+    if (all_wiseft) t.average_wiseft = sum_wiseft / n;
+    tables.push_back(std::move(t));
+  }
+  return tables;
+}
+
+namespace {
+
+std::string fixed2(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f", v);
+  return buf;
+}
+
+std::string shortest(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+std::string join_seeds(const std::vector<int64_t>& seeds, const char* sep) {
+  std::string out;
+  for (size_t k = 0; k < seeds.size(); ++k) {
+    if (k) out += sep;
+    out += std::to_string(seeds[k]);
+  }
+  return out;
+}
+
+// A Markdown table cell: '|' escaped.
+std::string md_cell(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += '\\';
+    out += c == '\n' ? ' ' : c;
+  }
+  return out;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default:
+        // Control characters are not allowed in XML 1.0.
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r')
+          out += ' ';
+        else
+          out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string summary_markdown(const std::vector<SummaryTable>& tables) {
+  std::ostringstream md;
+  for (const SummaryTable& t : tables) {
+    bool wiseft = false;
+    for (const SummaryRow& r : t.rows) wiseft = wiseft || r.accuracy_wiseft.has_value();
+    md << "## " << md_cell(t.method) << ", " << t.shots << (t.shots == 1 ? " shot" : " shots")
+       << "\n\n";
+    md << "| Dataset | Seeds | Accuracy (%) |" << (wiseft ? " WiSE-FT (%) |" : "") << "\n";
+    md << "|:--|:--|--:|" << (wiseft ? "--:|" : "") << "\n";
+    for (const SummaryRow& r : t.rows) {
+      md << "| " << md_cell(r.dataset) << " | " << join_seeds(r.seeds, ", ") << " | "
+         << fixed2(r.accuracy.mean) << " ± " << fixed2(r.accuracy.std) << " |";
+      if (wiseft) {
+        if (r.accuracy_wiseft) {
+          md << ' ' << fixed2(r.accuracy_wiseft->mean) << " ± " << fixed2(r.accuracy_wiseft->std);
+          if (r.accuracy_wiseft->n != r.accuracy.n) md << " (" << r.accuracy_wiseft->n << " seeds)";
+          md << " |";
+        } else {
+          md << " – |";
+        }
+      }
+      md << "\n";
+    }
+    md << "| **Average** (" << t.rows.size() << (t.rows.size() == 1 ? " dataset" : " datasets")
+       << ") | | **" << fixed2(t.average_accuracy) << "** |";
+    if (wiseft)
+      md << (t.average_wiseft ? " **" + fixed2(*t.average_wiseft) + "** |"
+                              : std::string(" – (not every dataset has WiSE-FT) |"));
+    md << "\n\n";
+  }
+  md << "Top-1 accuracy on the test set, mean ± standard deviation over seeds; the standard "
+        "deviation is the population one (numpy's default, ddof=0). Average: the mean of the "
+        "per-dataset means.\n";
+  return md.str();
+}
+
+std::string summary_csv(const std::vector<SummaryTable>& tables) {
+  std::ostringstream csv;
+  csv << "method,shots,dataset,num_seeds,seeds,accuracy_mean,accuracy_std,accuracy_wiseft_mean,"
+         "accuracy_wiseft_std\n";
+  for (const SummaryTable& t : tables) {
+    for (const SummaryRow& r : t.rows) {
+      csv << csv_field(t.method) << ',' << t.shots << ',' << csv_field(r.dataset) << ','
+          << r.accuracy.n << ',' << join_seeds(r.seeds, " ") << ',' << shortest(r.accuracy.mean)
+          << ',' << shortest(r.accuracy.std) << ',';
+      if (r.accuracy_wiseft)
+        csv << shortest(r.accuracy_wiseft->mean) << ',' << shortest(r.accuracy_wiseft->std);
+      else
+        csv << ',';
+      csv << '\n';
+    }
+    csv << csv_field(t.method) << ',' << t.shots << ",Average,,," << shortest(t.average_accuracy)
+        << ",," << (t.average_wiseft ? shortest(*t.average_wiseft) : std::string()) << ",\n";
+  }
+  return csv.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// SVG plot
+
+namespace {
+
+struct Series {
+  std::string method;
+  std::vector<std::pair<int64_t, double>> points;  // (shots, average accuracy), by shots
+  std::vector<size_t> datasets;                    // per point: how many datasets it averages
+  bool mixed_datasets = false;  // the points do not all average the same datasets
+};
+
+// A "nice" tick step (1, 2, 2.5 or 5 times a power of ten) giving about `target` intervals.
+double nice_step(double range, int target) {
+  const double raw = range / target;
+  const double p = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+    if (m * p >= raw) return m * p;
+  return 10 * p;
+}
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+std::string tick_label(double v, double step) {
+  char buf[32];
+  const int decimals = step >= 1 ? 0 : step >= 0.1 ? 1 : 2;
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+}  // namespace
+
+std::string summary_svg(const std::vector<SummaryTable>& tables) {
+  // Series: one per method; zeroshot is a level.
+  std::map<std::string, std::vector<const SummaryTable*>> by_method;
+  for (const SummaryTable& t : tables) by_method[t.method].push_back(&t);
+  std::vector<Series> series;
+  std::optional<double> zeroshot;
+  bool zeroshot_mixed = false;
+  std::set<size_t> dataset_counts;
+  for (const auto& [method, ts] : by_method) {
+    Series s;
+    s.method = method;
+    std::set<std::set<std::string>> dataset_sets;
+    double sum = 0;
+    for (const SummaryTable* t : ts) {
+      std::set<std::string> names;
+      for (const SummaryRow& r : t->rows) names.insert(r.dataset);
+      dataset_sets.insert(names);
+      dataset_counts.insert(names.size());
+      s.points.emplace_back(t->shots, t->average_accuracy);
+      s.datasets.push_back(names.size());
+      sum += t->average_accuracy;
+    }
+    s.mixed_datasets = dataset_sets.size() > 1;
+    if (method == "zeroshot") {
+      zeroshot = sum / static_cast<double>(ts.size());
+      zeroshot_mixed = s.mixed_datasets;
+    } else {
+      series.push_back(std::move(s));
+    }
+  }
+
+  // Axes' ranges.
+  std::set<int64_t> xs;
+  double ymin = INFINITY, ymax = -INFINITY;
+  for (const Series& s : series)
+    for (const auto& [x, y] : s.points) {
+      xs.insert(x);
+      ymin = std::min(ymin, y);
+      ymax = std::max(ymax, y);
+    }
+  if (zeroshot) {
+    ymin = std::min(ymin, *zeroshot);
+    ymax = std::max(ymax, *zeroshot);
+  }
+  if (!std::isfinite(ymin)) ymin = 0, ymax = 100;
+  const double yspan = std::max(ymax - ymin, 2.0);
+  const double step = nice_step(yspan * 1.1, 6);
+  const double ylo = std::floor((ymin - 0.05 * yspan) / step) * step;
+  const double yhi = std::ceil((ymax + 0.05 * yspan) / step) * step;
+  const bool log_x = !xs.empty() && *xs.begin() > 0;
+  auto ux = [&](int64_t x) { return log_x ? std::log2(static_cast<double>(x)) : double(x); };
+  double umin = xs.empty() ? 0 : ux(*xs.begin()), umax = xs.empty() ? 1 : ux(*xs.rbegin());
+  if (umax - umin < 1e-9) umin -= 1, umax += 1;
+
+  const double width = 760, height = 480;
+  const double left = 70, right = width - 210, top = 56, bottom = height - 64;
+  const double pad = 0.05 * (right - left);
+  auto px = [&](int64_t x) {
+    return left + pad + (ux(x) - umin) / (umax - umin) * (right - left - 2 * pad);
+  };
+  auto py = [&](double y) { return bottom - (y - ylo) / (yhi - ylo) * (bottom - top); };
+
+  static const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  std::ostringstream svg;
+  svg << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      << "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"" << width
+      << "\" height=\"" << height << "\" viewBox=\"0 0 " << width << ' ' << height
+      << "\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"13\">\n";
+  svg << "<rect x=\"0\" y=\"0\" width=\"" << width << "\" height=\"" << height
+      << "\" fill=\"white\"/>\n";
+  std::string title = "Average top-1 accuracy over datasets";
+  if (dataset_counts.size() == 1)
+    title = "Average top-1 accuracy over " + std::to_string(*dataset_counts.begin()) +
+            (*dataset_counts.begin() == 1 ? " dataset" : " datasets");
+  svg << "<text x=\"" << num((left + right) / 2) << "\" y=\"30\" text-anchor=\"middle\" "
+      << "font-size=\"16\">" << xml_escape(title) << "</text>\n";
+
+  // Grid and y ticks.
+  svg << "<g stroke=\"#dddddd\" stroke-width=\"1\">\n";
+  const int nticks = static_cast<int>(std::lround((yhi - ylo) / step));
+  for (int k = 0; k <= nticks; ++k) {
+    const double y = py(ylo + k * step);
+    svg << "<line x1=\"" << num(left) << "\" y1=\"" << num(y) << "\" x2=\"" << num(right)
+        << "\" y2=\"" << num(y) << "\"/>\n";
+  }
+  svg << "</g>\n<g text-anchor=\"end\">\n";
+  for (int k = 0; k <= nticks; ++k) {
+    const double v = ylo + k * step;
+    svg << "<text x=\"" << num(left - 8) << "\" y=\"" << num(py(v) + 4) << "\">"
+        << tick_label(v, step) << "</text>\n";
+  }
+  svg << "</g>\n";
+  // Axes and x ticks.
+  svg << "<g stroke=\"black\" stroke-width=\"1\">\n"
+      << "<line x1=\"" << num(left) << "\" y1=\"" << num(bottom) << "\" x2=\"" << num(right)
+      << "\" y2=\"" << num(bottom) << "\"/>\n"
+      << "<line x1=\"" << num(left) << "\" y1=\"" << num(top) << "\" x2=\"" << num(left)
+      << "\" y2=\"" << num(bottom) << "\"/>\n";
+  for (int64_t x : xs)
+    svg << "<line x1=\"" << num(px(x)) << "\" y1=\"" << num(bottom) << "\" x2=\"" << num(px(x))
+        << "\" y2=\"" << num(bottom + 5) << "\"/>\n";
+  svg << "</g>\n<g text-anchor=\"middle\">\n";
+  for (int64_t x : xs)
+    svg << "<text x=\"" << num(px(x)) << "\" y=\"" << num(bottom + 20) << "\">" << x << "</text>\n";
+  svg << "</g>\n";
+  svg << "<text x=\"" << num((left + right) / 2) << "\" y=\"" << num(height - 20)
+      << "\" text-anchor=\"middle\">shots per class" << (log_x ? " (log scale)" : "")
+      << "</text>\n";
+  svg << "<text x=\"18\" y=\"" << num((top + bottom) / 2) << "\" text-anchor=\"middle\" "
+      << "transform=\"rotate(-90 18 " << num((top + bottom) / 2) << ")\">accuracy (%)</text>\n";
+
+  // Zero-shot level, then one polyline per method.
+  if (zeroshot)
+    svg << "<line x1=\"" << num(left) << "\" y1=\"" << num(py(*zeroshot)) << "\" x2=\""
+        << num(right) << "\" y2=\"" << num(py(*zeroshot))
+        << "\" stroke=\"#444444\" stroke-width=\"2\" stroke-dasharray=\"6 4\"><title>zeroshot: "
+        << fixed2(*zeroshot) << "%</title></line>\n";
+  for (size_t m = 0; m < series.size(); ++m) {
+    const Series& s = series[m];
+    const char* color = kColors[m % std::size(kColors)];
+    svg << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\" points=\"";
+    for (size_t k = 0; k < s.points.size(); ++k)
+      svg << (k ? " " : "") << num(px(s.points[k].first)) << ',' << num(py(s.points[k].second));
+    svg << "\"/>\n";
+    for (size_t k = 0; k < s.points.size(); ++k)
+      svg << "<circle cx=\"" << num(px(s.points[k].first)) << "\" cy=\""
+          << num(py(s.points[k].second)) << "\" r=\"4\" fill=\"" << color << "\"><title>"
+          << xml_escape(s.method) << ", " << s.points[k].first
+          << " shots: " << fixed2(s.points[k].second) << "% (" << s.datasets[k]
+          << " datasets)</title></circle>\n";
+  }
+
+  // Legend.
+  double ly = top + 10;
+  bool footnote = false;
+  const double lx = right + 20;
+  for (size_t m = 0; m < series.size(); ++m) {
+    const char* color = kColors[m % std::size(kColors)];
+    svg << "<line x1=\"" << num(lx) << "\" y1=\"" << num(ly) << "\" x2=\"" << num(lx + 28)
+        << "\" y2=\"" << num(ly) << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>\n"
+        << "<circle cx=\"" << num(lx + 14) << "\" cy=\"" << num(ly) << "\" r=\"4\" fill=\"" << color
+        << "\"/>\n"
+        << "<text x=\"" << num(lx + 36) << "\" y=\"" << num(ly + 4) << "\">"
+        << xml_escape(series[m].method) << (series[m].mixed_datasets ? " *" : "") << "</text>\n";
+    footnote = footnote || series[m].mixed_datasets;
+    ly += 22;
+  }
+  if (zeroshot) {
+    svg << "<line x1=\"" << num(lx) << "\" y1=\"" << num(ly) << "\" x2=\"" << num(lx + 28)
+        << "\" y2=\"" << num(ly)
+        << "\" stroke=\"#444444\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\n"
+        << "<text x=\"" << num(lx + 36) << "\" y=\"" << num(ly + 4) << "\">zeroshot"
+        << (zeroshot_mixed ? " *" : "") << "</text>\n";
+    footnote = footnote || zeroshot_mixed;
+    ly += 22;
+  }
+  if (footnote)
+    svg << "<text x=\"" << num(lx) << "\" y=\"" << num(ly + 8) << "\" font-size=\"11\">"
+        << "* points average different datasets</text>\n";
+  svg << "</svg>\n";
+  return svg.str();
+}
+
+}  // namespace tgpt
