@@ -22,6 +22,7 @@
 #include "models/nn/parameters.h"
 #include "models/tgpt/tgpt.h"
 #include "tests/test_util.h"
+#include "tests/tool_test_util.h"
 #include "train/evaluator.h"
 #include "train/fewshot_run.h"
 
@@ -110,6 +111,19 @@ class TgptTrainRun : public ::testing::Test {
         }
       }
     }
+    // The same data as a CoOp split file (paths relative to images/), for the tools.
+    nlohmann::json split = {{"train", nlohmann::json::array()},
+                            {"val", nlohmann::json::array()},
+                            {"test", nlohmann::json::array()}};
+    auto add = [&](const char* subset, const std::vector<LabeledImage>& items) {
+      for (const LabeledImage& it : items)
+        split[subset].push_back({fs::path(it.path).filename().string(), it.label,
+                                 data_.classnames[static_cast<size_t>(it.label)]});
+    };
+    add("train", data_.train);
+    add("val", data_.val);
+    add("test", data_.test);
+    std::ofstream(dir_ / "split_zhou_Colours.json") << split.dump(2);
     opt_.weights = (dir_ / "clip.safetensors").string();
     opt_.templates = {"a photo of a {}.", "a {} thing."};
     opt_.output_dir = (dir_ / "out").string();
@@ -194,6 +208,42 @@ TEST_F(TgptTrainRun, TrainingBeatsTheZeroShotHeadAndWritesEveryOutput) {
   EXPECT_TRUE(best.contains("cls_head.fc.weight"));
   EXPECT_TRUE(best.contains("zs_weights"));
   EXPECT_EQ(best.metadata().at("tgpt.format"), "tgpt-prompt");
+
+  // tgpt-eval test on the run folder gives the run's own test accuracies.
+  const fs::path bin = test::tool_path("tgpt-eval");
+  if (!fs::exists(bin)) GTEST_SKIP() << "tgpt-eval not built next to the tests";
+  std::string log_text;
+  ASSERT_EQ(test::run_command(test::shell_quote(bin) + " test --device cpu --checkpoint " +
+                                  test::shell_quote(out) + " --weights " +
+                                  test::shell_quote(opt_.weights) + " --split " +
+                                  test::shell_quote(dir_ / "split_zhou_Colours.json") +
+                                  " --image-root " + test::shell_quote(dir_ / "images") +
+                                  " --output " + test::shell_quote(dir_ / "eval"),
+                              dir_, &log_text),
+            0)
+      << log_text;
+  std::ifstream ef(dir_ / "eval" / "metrics.json");
+  const nlohmann::json e = nlohmann::json::parse(ef);
+  EXPECT_NEAR(e.at("accuracy").get<double>(), r.test_accuracy, 1e-9) << log_text;
+  EXPECT_NEAR(e.at("accuracy_wiseft").get<double>(), r.test_accuracy_wiseft, 1e-9) << log_text;
+  EXPECT_NE(log_text.find("* accuracy_wiseft: "), std::string::npos) << log_text;
+  // A checkpoint of another class count is refused with a clear message.
+  nlohmann::json two = nlohmann::json::parse(std::ifstream(dir_ / "split_zhou_Colours.json"));
+  for (const char* subset : {"train", "val", "test"}) {
+    nlohmann::json kept = nlohmann::json::array();
+    for (const auto& item : two[subset])
+      if (item[1].get<int>() < 2) kept.push_back(item);
+    two[subset] = kept;
+  }
+  std::ofstream(dir_ / "split_two.json") << two.dump();
+  EXPECT_EQ(test::run_command(test::shell_quote(bin) + " test --device cpu --checkpoint " +
+                                  test::shell_quote(out) + " --weights " +
+                                  test::shell_quote(opt_.weights) + " --split " +
+                                  test::shell_quote(dir_ / "split_two.json") + " --image-root " +
+                                  test::shell_quote(dir_ / "images"),
+                              dir_, &log_text),
+            1);
+  EXPECT_NE(log_text.find("another dataset"), std::string::npos) << log_text;
 }
 
 // The CoOp baseline through the same run: SGD on the shared context, CE over all classes.

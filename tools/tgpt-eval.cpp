@@ -1,5 +1,6 @@
 /*
  * tgpt-eval — evaluation commands. `zeroshot`: CLIP zero-shot classification accuracy.
+ * `test`: a trained TGP-T checkpoint on a dataset split (plain and WiSE-FT heads).
  * `summarize`: mean ± std over seeds of finished runs, as tables and a plot.
  *
  *   tgpt-eval zeroshot --weights W
@@ -20,6 +21,19 @@
  * top-5 with at least 5 classes) and, with --output, writes DIR/metrics.json, DIR/per_class.csv
  * and DIR/confusion.csv atomically. --device and
  * --precision: tools/tool_options.h.
+ *
+ *   tgpt-eval test --checkpoint DIR|FILE --weights W --split FILE --image-root DIR
+ *       [--subset test|val|train] [--templates FILE --dataset NAME] [--batch-size N]
+ *       [--vocab FILE] [--output DIR] [--device ...] [--precision ...]
+ *
+ * A trained TGP-T model on a split, with the plain and the WiSE-FT head (0.5·W + 0.5·W_zs).
+ * The checkpoint: a tgpt run folder or model file, or the official code's output folder
+ * (prompt_learner/ + cls_head/ model-best.pth.tar) or state dict (train/tgpt_weights.h). Query
+ * counts and the class count come from the checkpoint. Official checkpoints hold no zero-shot
+ * head: it is built from --templates as the official code builds it (mean of unnormalised text
+ * features over the dataset's templates, raw class names). Prints the result block with
+ * "* accuracy_wiseft: y%" after it; --output writes metrics.json (plain head, with
+ * accuracy_wiseft), per_class.csv and confusion.csv.
  *
  *   tgpt-eval summarize DIR... [--csv FILE] [--markdown FILE] [--svg FILE]
  *
@@ -47,6 +61,8 @@
 #include "models/clip/zeroshot.h"
 #include "tools/tool_options.h"
 #include "train/evaluator.h"
+#include "train/fewshot_run.h"
+#include "train/tgpt_weights.h"
 #include "train/summary.h"
 
 namespace {
@@ -146,6 +162,86 @@ int run_zeroshot(const ZeroShotArgs& a) {
   return 0;
 }
 
+struct TestArgs {
+  std::string checkpoint, weights, vocab, split, image_root, subset = "test";
+  std::string templates_file, dataset, output;
+  int64_t batch_size = 64;
+  tgpt::tools::PlacementOptions placement;
+};
+
+int run_test(const TestArgs& a) {
+  using namespace tgpt;
+  TGPT_CHECK(a.batch_size > 0, "--batch-size must be positive, got ", a.batch_size);
+  const auto t0 = std::chrono::steady_clock::now();
+  const CoopSplit split = read_coop_split(a.split, a.image_root, false);
+  const ImageDataset ds = coop_split_subset(split, a.subset);
+  TGPT_CHECK(!ds.items.empty(), "split file '", a.split, "': subset \"", a.subset, "\" is empty");
+  check_image_files_exist(ds, "split file '" + a.split + "', subset \"" + a.subset +
+                                  "\", image root '" + a.image_root + "'");
+  const TgptWeights w = read_tgpt_weights(a.checkpoint);
+  auto queries = [&](const char* name) -> int64_t {
+    const auto it = w.tensors.find(name);
+    TGPT_CHECK(it != w.tensors.end() && it->second.dim() == 3, a.checkpoint,
+               ": not TGP-T weights (no ", name, " [1, N, W])");
+    return it->second.size(1);
+  };
+  TgptConfig cfg;
+  cfg.num_classes = ds.num_classes();
+  cfg.category_queries = queries("prompt_learner.query_category");
+  cfg.content_queries = queries("prompt_learner.query_content");
+
+  const tools::Placement place = tools::resolve_placement(a.placement);
+  const ClipModel clip = ClipModel::load(a.weights, place.device, place.dtype);
+  const ClipTokenizer tok = clip_tokenizer_for(clip, a.vocab, "'" + a.weights + "'");
+  Generator gen(0);  // every trained value comes from the checkpoint
+  TgptModel model(clip, cfg, tgpt_token_ids(tok, ""), gen);
+  const TgptLoadReport report = load_tgpt_weights(model, w);
+  std::string head_source = "zs_weights of the checkpoint";
+  if (!report.has_zeroshot_head) {
+    TGPT_CHECK(!a.templates_file.empty(), a.checkpoint,
+               " holds no zero-shot head (official checkpoints do not); give --templates FILE "
+               "--dataset NAME to build it as the official code does");
+    const TemplateLists lists = read_templates_file(a.templates_file);
+    const std::vector<std::string>& templates =
+        select_templates(lists, a.dataset, "templates file '" + a.templates_file + "'");
+    const ZeroShotClassifier zs = build_zeroshot_classifier(
+        clip, tok, class_prompts(ds.classnames, templates), a.batch_size);
+    const Tensor head = tgpt_zeroshot_head(zs.class_features);
+    model.set_zeroshot_weights(head);
+    head_source = "built from " + std::to_string(templates.size()) + " templates of " + a.dataset;
+  }
+  std::printf("checkpoint:   %s (%zu tensors; zero-shot head %s)\n", a.checkpoint.c_str(),
+              report.loaded.size(), head_source.c_str());
+  std::printf("model:        %s (%s) on %s\n", a.weights.c_str(), clip.config().name().c_str(),
+              place.str().c_str());
+  std::printf("classes:      %lld, images: %zu\n", static_cast<long long>(ds.num_classes()),
+              ds.items.size());
+  AccuracyMeter plain(ds.num_classes()), wiseft(ds.num_classes());
+  TrainLog progress(stderr);
+  evaluate_tgpt(model, ds.items, a.batch_size, plain, wiseft, &progress);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fputs(result_block(plain).c_str(), stdout);
+  std::printf("* accuracy_wiseft: %.2f%%\n", wiseft.top1());
+  if (!a.output.empty()) {
+    const nlohmann::json extra = {
+        {"task", "test"},
+        {"method", "tgpt"},
+        {"checkpoint", a.checkpoint},
+        {"weights", a.weights},
+        {"split", a.split},
+        {"subset", a.subset},
+        {"accuracy_wiseft", wiseft.top1()},
+        {"zeroshot_head", head_source},
+        {"placement", place.str()},
+        {"wall_seconds", seconds},
+    };
+    const std::string path = write_metrics(a.output, plain, ds.classnames, extra);
+    std::printf("wrote:        %s\n", path.c_str());
+  }
+  return 0;
+}
+
 struct SummarizeArgs {
   std::vector<std::string> dirs;
   std::string csv, markdown, svg;
@@ -210,6 +306,27 @@ int main(int argc, char** argv) {
   zs->add_option("--output", z.output, "folder for metrics.json");
   tgpt::tools::add_placement_options(*zs, z.placement);
 
+  TestArgs ta;
+  CLI::App* ts = app.add_subcommand(
+      "test", "a trained TGP-T checkpoint on a split (plain and WiSE-FT heads)");
+  ts->add_option("--checkpoint", ta.checkpoint,
+                 "tgpt run folder or model file, or the official output folder / state dict")
+      ->required();
+  ts->add_option("--weights", ta.weights, "tgpt CLIP weight file")->required();
+  ts->add_option("--split", ta.split, "CoOp split file (split_zhou_<Name>.json)")->required();
+  ts->add_option("--image-root", ta.image_root, "folder the split's paths are under")->required();
+  ts->add_option("--subset", ta.subset, "split subset (default test)")
+      ->check(CLI::IsMember({"test", "val", "train"}));
+  auto* ttf = ts->add_option("--templates", ta.templates_file,
+                             "templates JSON file, for checkpoints without a zero-shot head");
+  auto* tds = ts->add_option("--dataset", ta.dataset, "key of the template list in --templates");
+  ttf->needs(tds);
+  tds->needs(ttf);
+  ts->add_option("--batch-size", ta.batch_size, "images per batch (default 64)");
+  ts->add_option("--vocab", ta.vocab, "BPE merges (default: the merges in the weight file)");
+  ts->add_option("--output", ta.output, "folder for metrics.json");
+  tgpt::tools::add_placement_options(*ts, ta.placement);
+
   SummarizeArgs sa;
   CLI::App* sm = app.add_subcommand(
       "summarize", "mean ± std over seeds of run folders <dataset>/<K>shots/seed<S>/metrics.json");
@@ -225,8 +342,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 1;
   }
-  const std::string command = sm->parsed() ? "summarize" : "zeroshot";
+  const std::string command = sm->parsed() ? "summarize" : ts->parsed() ? "test" : "zeroshot";
   try {
+    if (ts->parsed()) return run_test(ta);
     return sm->parsed() ? run_summarize(sa) : run_zeroshot(z);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tgpt-eval %s: %s\n", command.c_str(), e.what());

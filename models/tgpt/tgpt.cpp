@@ -203,13 +203,18 @@ TgptModel::TgptModel(const ClipModel& clip, const TgptConfig& config, const Tgpt
   }
 }
 
-void TgptModel::set_zeroshot_head(const Tensor& zs) {
+void TgptModel::set_zeroshot_weights(const Tensor& zs) {
   const int64_t C = config_.num_classes, F = 2 * clip_->config().embed_dim;
   TGPT_CHECK(zs.defined() && zs.dim() == 2 && zs.size(0) == C && zs.size(1) == F,
              "TGP-T: the zero-shot head must be [", C, ", ", F, "], got ",
              zs.defined() ? zs.shape().str() : std::string("undefined"));
   NoGradGuard no_grad;
   zs_weights_.copy_(zs);
+}
+
+void TgptModel::set_zeroshot_head(const Tensor& zs) {
+  set_zeroshot_weights(zs);
+  NoGradGuard no_grad;
   cls_head_.copy_(zs);
 }
 

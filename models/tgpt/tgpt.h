@@ -116,6 +116,8 @@ class TgptModel {
 
   // zs [C,2E] (tgpt_zeroshot_head): stored as zs_weights and copied into cls_head.fc.weight.
   void set_zeroshot_head(const Tensor& zs);
+  // Stores zs as zs_weights only (the WiSE-FT reference); the trained head stays.
+  void set_zeroshot_weights(const Tensor& zs);
   // Category sentences [C, ctx] (tgpt_category_sentence_tokens) -> the per-class targets.
   void set_category_sentences(const Tensor& tokens);
   const Tensor& category_targets() const { return category_targets_; }  // i64 [C,Nc] (CPU)
