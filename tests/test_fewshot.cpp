@@ -3,8 +3,9 @@
  * reference of tests/golden/gen_python_random.py (synthetic label lists, interleaved or grouped,
  * classes smaller than K, several seeds and shots, CoOp's and ImageNet's val rules), compared
  * exactly; captions files (data/captions.h: key rules, CRLF, errors naming file and line); the
- * few-shot split file (written, read back with read_coop_split, laid out as Python's
- * json.dump(indent=4)); load_coop_fewshot; the dataset table; bad input.
+ * few-shot split file (written, read back with read_coop_split, byte for byte what Python's
+ * json.dump(indent=4) writes for the reference draw of a synthetic split, then the "fewshot"
+ * record); load_coop_fewshot; the dataset table; bad input.
  */
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -339,6 +340,27 @@ TEST_F(FewshotFiles, SplitFileRoundTrip) {
   write(dir_ / "split_zhou_Tiny.json", split.dump(2));
   fs::remove(dir_ / "images/dog/te.jpg");
   EXPECT_NE(error_message([&] { load_coop_fewshot(req); }).find("te.jpg"), std::string::npos);
+}
+
+// The few-shot split of a synthetic split as Python's reference draws it and json.dump writes it
+// (gen_python_random.py): the file written here holds the same bytes, then the "fewshot" record.
+TEST(Fewshot, SplitFileMatchesPython) {
+  const std::string dir = test::golden_dir() + "/python_random";
+  if (test::golden_dir().empty() || !fs::exists(dir + "/fewshot_shot_4-seed_1.json"))
+    GTEST_SKIP() << "run via ctest (tests/golden/gen_python_random.py)";
+  const CoopSplit split = read_coop_split(dir + "/split_zhou_Synthetic.json", "/data/images");
+  FewshotSplit f = generate_fewshot(split, 4, 1);
+  f.source = "split_zhou_Synthetic.json";
+  const std::string ours = fewshot_split_json(f);
+  std::string python = test::read_file(dir + "/fewshot_shot_4-seed_1.json");
+  ASSERT_GT(python.size(), 100u);
+  ASSERT_EQ(python.substr(python.size() - 2), "\n}");
+  python.resize(python.size() - 2);  // up to the end of "test"
+  ASSERT_GE(ours.size(), python.size());
+  EXPECT_EQ(ours.substr(0, python.size()), python);
+  EXPECT_EQ(ours.substr(python.size(), 17), ",\n    \"fewshot\": ");
+  EXPECT_NE(python.find("\\u00e9"), std::string::npos);         // non-ASCII escaped as Python does
+  EXPECT_NE(python.find("\\ud83d\\ude00"), std::string::npos);  // (surrogate pairs)
 }
 
 TEST(DatasetLayout, Table) {

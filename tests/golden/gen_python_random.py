@@ -6,6 +6,9 @@ Plain /usr/bin/python3, no torch. Writes into OUT_DIR/python_random/:
                 outputs, getrandbits(k) for several k (as words), random() as integers
                 random() * 2**53, _randbelow(n) for several n, a chain of sample(range(n), k)
                 draws from one stream, and shuffles of range(n)
+  split_zhou_Synthetic.json + fewshot_shot_4-seed_1.json  a synthetic CoOp split (Dassl's
+                json.dump layout, non-ASCII class names) and its 4-shot seed-1 few-shot split as
+                Python writes it with json.dump(indent=4, separators=(",", ": "))
   fewshot.json  synthetic label lists and the indices the reference few-shot draw picks for
                 several seeds and shot counts (train with K = shots, then val from the same
                 stream with K = min(shots, 4), or max(shots, 8) for ImageNet's val)
@@ -123,6 +126,25 @@ def fewshot_cases():
     return {"datasets": labels, "cases": cases}
 
 
+def split_file_case(out):
+    """A small split and its few-shot split written by Python, for the byte-level writer test."""
+    rng = random.Random(7)
+    names = ["abyssinian", "caf\u00e9 au lait", "smile \U0001F600", "sea or lake"]
+    split = {"train": [], "val": [], "test": []}
+    for subset, sizes in (("train", [9, 3, 12, 5]), ("val", [5, 2, 4, 6]), ("test", [2, 1, 1, 2])):
+        for c, n in enumerate(sizes):
+            for i in range(n):
+                split[subset].append([f"{names[c].split()[0]}/{subset}_{i}.jpg", c, names[c]])
+        rng.shuffle(split[subset])
+    dump = dict(indent=4, separators=(",", ": "))
+    (out / "split_zhou_Synthetic.json").write_text(json.dumps(split, **dump))
+    labels = {k: [e[1] for e in v] for k, v in split.items()}
+    train, val = fewshot_reference(labels["train"], labels["val"], 4, 1, 4)
+    few = {"train": [split["train"][i] for i in train], "val": [split["val"][i] for i in val],
+           "test": split["test"]}
+    (out / "fewshot_shot_4-seed_1.json").write_text(json.dumps(few, **dump))
+
+
 def generate(out_dir):
     out = pathlib.Path(out_dir) / "python_random"
     out.mkdir(parents=True, exist_ok=True)
@@ -135,6 +157,7 @@ def generate(out_dir):
     fewshot = fewshot_cases()
     fewshot["python"] = version
     (out / "fewshot.json").write_text(json.dumps(fewshot))
+    split_file_case(out)
 
 
 if __name__ == "__main__":
