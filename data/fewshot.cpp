@@ -135,6 +135,34 @@ void write_fewshot_split(const std::string& path, const FewshotSplit& split) {
   write_text_file_atomic(path, fewshot_split_json(split));
 }
 
+FewshotSplit read_fewshot_split(const std::string& path, const std::string& image_root,
+                                bool check_files) {
+  CoopSplit split = read_coop_split(path, image_root, check_files);
+  FewshotSplit out;
+  out.classnames = std::move(split.classnames);
+  out.train = std::move(split.train);
+  out.val = std::move(split.val);
+  out.test = std::move(split.test);
+  // read_coop_split parsed the file already, so it is valid JSON.
+  const nlohmann::json doc = nlohmann::json::parse(read_text_file(path, "split file"));
+  if (doc.contains("fewshot")) {
+    const nlohmann::json& rec = doc["fewshot"];
+    const std::string where = "split file '" + path + "': \"fewshot\" record";
+    TGPT_CHECK(rec.is_object(), where, " must be an object");
+    int64_t* fields[3] = {&out.shots, &out.seed, &out.val_shots};
+    const char* names[3] = {"shots", "seed", "val_shots"};
+    for (int i = 0; i < 3; ++i) {
+      TGPT_CHECK(rec.contains(names[i]) && rec[names[i]].is_number_integer(), where, ": \"",
+                 names[i], "\" must be an integer");
+      const auto v = rec[names[i]].get<int64_t>();
+      TGPT_CHECK(v >= 0, where, ": \"", names[i], "\" must be >= 0, got ", v);
+      *fields[i] = v;
+    }
+    if (rec.contains("source") && rec["source"].is_string()) out.source = rec["source"];
+  }
+  return out;
+}
+
 CoopFewshotData load_coop_fewshot(const CoopFewshotRequest& r) {
   TGPT_CHECK(r.shots >= 1, "few-shot split: shots must be >= 1, got ", r.shots);
   TGPT_CHECK(r.seed >= 0, "few-shot split: seed must be >= 0, got ", r.seed,

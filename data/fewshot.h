@@ -77,6 +77,11 @@ FewshotSplit generate_fewshot(const CoopSplit& split, int64_t shots, int64_t see
 std::string fewshot_split_json(const FewshotSplit& split);
 // Writes the split file atomically.
 void write_fewshot_split(const std::string& path, const FewshotSplit& split);
+// Reads a few-shot split file (read_coop_split, paths joined to image_root) with its "fewshot"
+// record; a plain split_zhou file without one reads with shots = seed = val_shots = 0. Errors: a
+// "fewshot" record that is not an object of non-negative integers shots, seed, val_shots.
+FewshotSplit read_fewshot_split(const std::string& path, const std::string& image_root,
+                                bool check_files = false);
 
 // A dataset in the CoOp layout.
 struct CoopFewshotRequest {

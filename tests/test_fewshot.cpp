@@ -317,6 +317,29 @@ TEST_F(FewshotFiles, SplitFileRoundTrip) {
   EXPECT_EQ(meta["seed"], 2);
   EXPECT_EQ(meta["val_shots"], 4);
   EXPECT_EQ(meta["source"], req.split_json);
+  const FewshotSplit again = read_fewshot_split(out, req.image_root, true);
+  EXPECT_EQ(again.shots, 4);
+  EXPECT_EQ(again.seed, 2);
+  EXPECT_EQ(again.val_shots, 4);
+  EXPECT_EQ(again.source, req.split_json);
+  ASSERT_EQ(again.train.size(), d.split.train.size());
+  EXPECT_EQ(again.train.back().relpath, d.split.train.back().relpath);
+  EXPECT_EQ(again.classnames, names);
+  // A plain split_zhou file reads with no record; a damaged record is an error.
+  EXPECT_EQ(read_fewshot_split(req.split_json, req.image_root).shots, 0);
+  nlohmann::json bad_meta = nlohmann::json::parse(text);
+  bad_meta["fewshot"]["seed"] = -1;
+  write(dir_ / "bad_meta.json", bad_meta.dump());
+  EXPECT_NE(error_message([&] {
+              read_fewshot_split((dir_ / "bad_meta.json").string(), "");
+            }).find("\"seed\" must be >= 0"),
+            std::string::npos);
+  bad_meta["fewshot"] = "16 shots";
+  write(dir_ / "bad_meta.json", bad_meta.dump());
+  EXPECT_NE(error_message([&] {
+              read_fewshot_split((dir_ / "bad_meta.json").string(), "");
+            }).find("must be an object"),
+            std::string::npos);
   EXPECT_FALSE(fs::exists(out + ".tmp"));
 
   // Missing captions for drawn training images: one error naming how many and which.

@@ -414,7 +414,7 @@ TEST_F(Malformed, CaptionsAndFewshotSplits) {
           const CoopSplit s = read_coop_split(sp, dir_.string());
           const FewshotSplit f = generate_fewshot(s, 1 + k % 3, k % 5);
           write_fewshot_split(out, f);
-          (void)read_coop_split(out, dir_.string());
+          (void)read_fewshot_split(out, dir_.string());
         },
         "few-shot split mutant " + std::to_string(k), k < 1);
   }
