@@ -4,6 +4,7 @@
 #include "data/captions.h"
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 
@@ -25,6 +26,16 @@ std::string table_key(const std::string& file_key, CaptionKeyRule rule) {
   if (rule == CaptionKeyRule::StanfordCars && !starts_with(file_key, kCarsPrefix))
     return kCarsPrefix + file_key;
   return file_key;
+}
+
+// Whether s is well-formed UTF-8 (nlohmann's strict dump throws type_error 316 otherwise).
+bool valid_utf8(const std::string& s) {
+  try {
+    (void)nlohmann::json(s).dump();
+    return true;
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
 }
 
 // A key or text short enough for an error message.
@@ -68,14 +79,16 @@ CaptionTable parse_captions(const std::string& text, const std::string& file, Ca
   size_t pos = 0, line_no = 0;
   if (text.rfind("\xEF\xBB\xBF", 0) == 0) pos = 3;  // UTF-8 byte-order mark
   while (pos < text.size()) {
-    size_t eol = text.find('\n', pos);
+    // Python's universal newlines (TGP-T opens the file in text mode): \n, \r\n and \r end a line.
+    size_t eol = text.find_first_of("\r\n", pos);
     if (eol == std::string::npos) eol = text.size();
-    std::string line = text.substr(pos, eol - pos);
+    const std::string line = text.substr(pos, eol - pos);
     pos = eol + 1;
+    if (eol < text.size() && text[eol] == '\r' && pos < text.size() && text[pos] == '\n') ++pos;
     ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
     const std::string at = "caption file '" + file + "' line " + std::to_string(line_no);
+    TGPT_CHECK(valid_utf8(line), at, ": not valid UTF-8");
     const size_t tab = line.find('\t');
     TGPT_CHECK(tab != std::string::npos, at,
                ": no tab; expected KEY<TAB>TEXT[<TAB>CATEGORY], got \"", excerpt(line), "\"");

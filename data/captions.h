@@ -4,10 +4,11 @@
  * `descriptions.txt`, also accepted), and the lookup of a training image's caption.
  *
  * File: UTF-8 text, one line per image: KEY TAB TEXT [TAB CATEGORY ...]; only KEY and TEXT are
- *   used (as TGP-T: line.strip('\n').split('\t'), fields 0 and 1). A trailing '\r' (CRLF files)
- *   and a UTF-8 byte-order mark are dropped; empty lines are skipped. Errors naming the file and
- *   line: a line without a tab, an empty key, an empty text, the same key twice with different
- *   texts (the same text twice is accepted).
+ *   used (as TGP-T: line.strip('\n').split('\t'), fields 0 and 1). Lines end at \n, \r\n or \r
+ *   (Python's universal newlines, as TGP-T reads the file in text mode); a UTF-8 byte-order mark
+ *   is dropped; empty lines are skipped. Errors naming the file and line: a line without a tab,
+ *   an empty key, an empty text, a line that is not valid UTF-8, the same key twice with
+ *   different texts (the same text twice is accepted).
  * Keys: the image path relative to the image root, as written in the split JSON, except
  *   StanfordCars: the file holds bare names (`00467.jpg`) and TGP-T's loader keys them as
  *     os.path.join("cars_train", name) (`datasets/stanford_cars.py`), which is the split JSON's

@@ -172,9 +172,13 @@ TEST(Captions, ParseAndLookUp) {
       "\n"
       "dog/b.jpg\tA dog.\r\n"
       "cat/a.jpg\tA cat on a mat.\n"  // the same text again: accepted
-      "sub dir/c d.png\tspaces kept\tx\ty";
+      "sub dir/c d.png\tspaces kept\tx\ty\r"
+      "old/mac.jpg\tA lone CR ends a line, as in Python's text mode.\r"
+      "e.jpg\tLast.";
   const CaptionTable t = parse_captions(text, "caps.txt", CaptionKeyRule::RelativePath);
-  EXPECT_EQ(t.size(), 3u);
+  EXPECT_EQ(t.size(), 5u);
+  ASSERT_NE(t.find("old/mac.jpg"), nullptr);
+  EXPECT_EQ(*t.find("e.jpg"), "Last.");
   ASSERT_NE(t.find("cat/a.jpg"), nullptr);
   EXPECT_EQ(*t.find("cat/a.jpg"), "A cat on a mat.");
   EXPECT_EQ(*t.find("dog/b.jpg"), "A dog.");
@@ -215,6 +219,8 @@ TEST(Captions, Errors) {
   EXPECT_NE(m.find("different caption (first on line 1)"), std::string::npos) << m;
   m = msg("a.jpg\t\tcat\n");
   EXPECT_NE(m.find("empty caption"), std::string::npos) << m;
+  m = msg("a.jpg\tok\r\nb.jpg\tcaf\xE9\n");  // Latin-1, not UTF-8
+  EXPECT_NE(m.find("line 2: not valid UTF-8"), std::string::npos) << m;
   EXPECT_THROW(read_captions("/nonexistent/captions.txt", CaptionKeyRule::RelativePath), Error);
 
   // Coverage: one error counting the missing ones and naming the first keys.
