@@ -31,18 +31,6 @@ std::string lower_ascii(std::string s) {
   return s;
 }
 
-std::string read_text_file(const std::string& path, const char* what) {
-  std::error_code ec;
-  TGPT_CHECK(fs::exists(path, ec), what, " '", path, "' does not exist");
-  TGPT_CHECK(!fs::is_directory(path, ec), what, " '", path, "' is a folder, not a file");
-  std::ifstream f(path, std::ios::binary);
-  TGPT_CHECK(f.good(), "cannot open ", what, " '", path, "': ", std::strerror(errno));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  TGPT_CHECK(!f.bad(), "cannot read ", what, " '", path, "'");
-  return ss.str();
-}
-
 nlohmann::json parse_json_file(const std::string& path, const char* what) {
   const std::string text = read_text_file(path, what);
   try {
@@ -125,7 +113,8 @@ ImageDataset read_image_folder(const std::string& root) {
     std::string name = classes[c];
     std::replace(name.begin(), name.end(), '_', ' ');
     ds.classnames.push_back(name);
-    for (const auto& f : files) ds.items.push_back({(dir / f).string(), static_cast<int64_t>(c)});
+    for (const auto& f : files)
+      ds.items.push_back({(dir / f).string(), static_cast<int64_t>(c), classes[c] + "/" + f});
   }
   return ds;
 }
@@ -211,7 +200,7 @@ CoopSplit read_coop_split(const std::string& json_path, const std::string& image
   size_t n_missing = 0;
   for (int s = 0; s < 3; ++s) {
     for (size_t i = 0; i < raw[s].size(); ++i) {
-      LabeledImage li{join_image_path(image_root, raw[s][i].rel), raw[s][i].label};
+      LabeledImage li{join_image_path(image_root, raw[s][i].rel), raw[s][i].label, raw[s][i].rel};
       if (check_files) {
         std::error_code ec;
         if (!fs::is_regular_file(li.path, ec)) {
@@ -335,6 +324,18 @@ const std::vector<std::string>& select_templates(const TemplateLists& lists,
 
 // ---------------------------------------------------------------------------------------------
 // Files
+
+std::string read_text_file(const std::string& path, const char* what) {
+  std::error_code ec;
+  TGPT_CHECK(fs::exists(path, ec), what, " '", path, "' does not exist");
+  TGPT_CHECK(!fs::is_directory(path, ec), what, " '", path, "' is a folder, not a file");
+  std::ifstream f(path, std::ios::binary);
+  TGPT_CHECK(f.good(), "cannot open ", what, " '", path, "': ", std::strerror(errno));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  TGPT_CHECK(!f.bad(), "cannot read ", what, " '", path, "'");
+  return ss.str();
+}
 
 std::vector<std::string> read_list_file(const std::string& path) {
   const std::string text = read_text_file(path, "list file");

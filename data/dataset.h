@@ -31,6 +31,8 @@ namespace tgpt {
 struct LabeledImage {
   std::string path;  // file path as it will be opened (image root joined)
   int64_t label = 0;
+  std::string relpath;  // the path as the split file writes it, relative to the image root
+                        // (image folders: "<class>/<file>")
 };
 
 // A labelled image list with its class names (index = label).
@@ -83,6 +85,8 @@ std::string fill_template(const std::string& tmpl, const std::string& classname)
 std::vector<std::vector<std::string>> class_prompts(const std::vector<std::string>& classnames,
                                                     const std::vector<std::string>& templates);
 
+// The whole content of a file; `what` names it in errors ("split file", ...).
+std::string read_text_file(const std::string& path, const char* what);
 // Non-blank lines of a text file (a trailing '\r' is dropped; lines of only whitespace are
 // skipped). Throws when the file cannot be read.
 std::vector<std::string> read_list_file(const std::string& path);

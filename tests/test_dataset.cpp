@@ -111,6 +111,8 @@ TEST_F(DatasetTest, ImageFolderOrderLabelsAndFilter) {
                                                              {"zebra_fish/10.PNG", 2},
                                                              {"zebra_fish/2.png", 2}};
   EXPECT_EQ(got, want);
+  for (size_t i = 0; i < ds.items.size(); ++i)  // relative to the root, as a split file writes it
+    EXPECT_EQ(ds.items[i].relpath, want[i].first);
   EXPECT_EQ(ds.num_classes(), 3);
   EXPECT_EQ(ds.labels(), (std::vector<int64_t>{0, 1, 1, 2, 2}));
   ASSERT_EQ(ds.paths().size(), 5u);
@@ -161,6 +163,8 @@ TEST_F(DatasetTest, CoopSplitReads) {
   EXPECT_EQ(s.train[0].label, 1);
   EXPECT_EQ(s.train[1].path, "/data/root/a/2.jpg");
   EXPECT_EQ(s.train[2].path, "/abs/x.jpg");  // os.path.join keeps an absolute path
+  EXPECT_EQ(s.train[0].relpath, "b/1.jpg");   // as written in the file
+  EXPECT_EQ(s.train[2].relpath, "/abs/x.jpg");
   ASSERT_EQ(s.val.size(), 1u);
   EXPECT_EQ(s.val[0].label, 0);
   EXPECT_TRUE(s.test.empty());

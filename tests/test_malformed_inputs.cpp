@@ -22,7 +22,9 @@
 #include <string>
 #include <vector>
 
+#include "data/captions.h"
 #include "data/dataset.h"
+#include "data/fewshot.h"
 #include "data/image.h"
 #include "base/error.h"
 #include "engine/random.h"
@@ -380,6 +382,47 @@ TEST_F(Malformed, SplitAndTemplatesJson) {
   EXPECT_GT(o_split.rejected, 300) << "ok " << o_split.ok;
   o_templates.print("templates");
   EXPECT_GT(o_templates.rejected, 300) << "ok " << o_templates.ok;
+}
+
+// Caption files and few-shot draws (data/captions.h, data/fewshot.h) from damaged inputs: a
+// result or a tgpt::Error, never a crash. The few-shot split of each readable split mutant is
+// written and read back.
+TEST_F(Malformed, CaptionsAndFewshotSplits) {
+  const std::string captions =
+      "a/1.jpg\tA cat on a mat.\tcat\r\nb/2.jpg\tA dog.\n00467.jpg\tA car.\n\na/3.jpg\tA cat.\n";
+  const std::string split =
+      R"({"train": [["a/1.jpg", 0, "cat"], ["b/2.jpg", 1, "dog"], ["a/3.jpg", 0, "cat"]],)"
+      R"( "val": [["a/3.jpg", 0, "cat"]], "test": [["b/4.jpg", 1, "dog"]]})";
+  std::mt19937_64 rng(909);
+  Outcome o_captions, o_split;
+  for (int k = 0; k < 600; ++k) {
+    const std::string text = variant(captions, k, rng);
+    o_captions.run(
+        [&] {
+          for (const CaptionKeyRule rule :
+               {CaptionKeyRule::RelativePath, CaptionKeyRule::StanfordCars,
+                CaptionKeyRule::FGVCAircraft, CaptionKeyRule::ImageNet}) {
+            const CaptionTable t = parse_captions(text, "captions.txt", rule);
+            (void)count_captioned(t, {{"/r/a/1.jpg", 0, "a/1.jpg"}, {"/r/x", 0, ""}});
+          }
+        },
+        "captions mutant " + std::to_string(k), k < 1);
+    const std::string sp = tmp("split_zhou_X.json"), out = tmp("fewshot.json");
+    test::write_file(sp, variant(split, k, rng));
+    o_split.run(
+        [&] {
+          const CoopSplit s = read_coop_split(sp, dir_.string());
+          const FewshotSplit f = generate_fewshot(s, 1 + k % 3, k % 5);
+          write_fewshot_split(out, f);
+          (void)read_fewshot_split(out, dir_.string());
+        },
+        "few-shot split mutant " + std::to_string(k), k < 1);
+  }
+  o_captions.print("captions");
+  EXPECT_GT(o_captions.rejected, 100) << "ok " << o_captions.ok;
+  EXPECT_GT(o_captions.ok, 100) << "rejected " << o_captions.rejected;
+  o_split.print("few-shot splits");
+  EXPECT_GT(o_split.rejected, 300) << "ok " << o_split.ok;
 }
 
 // A JPEG whose Huffman table declares more than 256 codes (stb_image 2.27, which tgpt once used

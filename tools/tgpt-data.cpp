@@ -1,0 +1,291 @@
+/*
+ * tgpt-data — dataset commands: few-shot split files and dataset checks.
+ *
+ *   tgpt-data split DATASET --shots K --seed S -o OUT.json [--no-captions] [--no-check-files]
+ *   tgpt-data check DATASET [--shots K --seed S]
+ *
+ *   DATASET:  --dataset-dir DIR --split-json FILE --image-root DIR   (the CoOp layout)
+ *         or  --dataset NAME --root DATA  (folders from the table of data/dataset_layout.h;
+ *             any of --dataset-dir, --split-json, --image-root overrides its entry)
+ *   [--caption-rule auto|path|stanford_cars|fgvc|imagenet]  (auto: from --dataset, else path)
+ *
+ * split: draws the few-shot train (K per class) and val (min(K, 4) per class) as Dassl / TGP-T
+ * do with Python's random seeded with S (data/fewshot.h), checks that every image of the split
+ * file exists and that every drawn training image has a caption in DIR/captions.txt (or
+ * descriptions.txt; --no-captions skips that), and writes OUT.json atomically in the split_zhou
+ * format (paths relative to the image root, draw order; the test subset whole).
+ * check: reads the split file and reports the subset sizes and classes (against the published
+ * sizes with --dataset), missing image files, and how many images of each subset have a caption;
+ * every training image needs one (with --shots and --seed: every drawn training image).
+ * Prints "check passed" and exits 0, or lists the problems and exits 1.
+ * Errors go to stderr with exit 1.
+ */
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "data/captions.h"
+#include "data/dataset.h"
+#include "data/dataset_layout.h"
+#include "data/fewshot.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace tgpt;
+
+struct DatasetArgs {
+  std::string dataset, root, dataset_dir, split_json, image_root, caption_rule = "auto";
+};
+
+struct Resolved {
+  std::string dataset_dir, split_json, image_root;
+  CaptionKeyRule caption_rule = CaptionKeyRule::RelativePath;
+  const DatasetLayout* layout = nullptr;
+};
+
+Resolved resolve(const DatasetArgs& a) {
+  Resolved r;
+  r.dataset_dir = a.dataset_dir;
+  r.split_json = a.split_json;
+  r.image_root = a.image_root;
+  if (!a.dataset.empty()) {
+    r.layout = &find_dataset_layout(a.dataset);
+    const DatasetLayout& l = *r.layout;
+    if (r.dataset_dir.empty()) {
+      TGPT_CHECK(!a.root.empty(), "--dataset ", l.name, " needs --root DATA (the folder holding ",
+                 l.dir, "/) or --dataset-dir");
+      r.dataset_dir = (fs::path(a.root) / l.dir).string();
+    }
+    if (r.split_json.empty()) {
+      TGPT_CHECK(!l.split_file.empty(), "dataset ", l.name,
+                 " has no CoOp split file (split_zhou_*.json); its own layout is not read yet. "
+                 "Give --split-json FILE --image-root DIR for a split file in the CoOp format");
+      r.split_json = (fs::path(r.dataset_dir) / l.split_file).string();
+    }
+    if (r.image_root.empty())
+      r.image_root =
+          l.image_root.empty() ? r.dataset_dir : (fs::path(r.dataset_dir) / l.image_root).string();
+    r.caption_rule = l.caption_rule;
+  }
+  TGPT_CHECK(!r.dataset_dir.empty() && !r.split_json.empty() && !r.image_root.empty(),
+             "give --dataset-dir DIR --split-json FILE --image-root DIR, or --dataset NAME "
+             "--root DATA");
+  static const std::map<std::string, CaptionKeyRule> kRules = {
+      {"path", CaptionKeyRule::RelativePath},
+      {"stanford_cars", CaptionKeyRule::StanfordCars},
+      {"fgvc", CaptionKeyRule::FGVCAircraft},
+      {"imagenet", CaptionKeyRule::ImageNet}};
+  if (a.caption_rule != "auto") r.caption_rule = kRules.at(a.caption_rule);
+  std::error_code ec;
+  TGPT_CHECK(fs::is_directory(r.dataset_dir, ec), "dataset folder '", r.dataset_dir,
+             "' does not exist or is not a folder");
+  TGPT_CHECK(fs::is_directory(r.image_root, ec), "image root '", r.image_root,
+             "' does not exist or is not a folder");
+  return r;
+}
+
+void add_dataset_options(CLI::App& app, DatasetArgs& a) {
+  app.add_option("--dataset", a.dataset,
+                 "dataset name (DATASET.NAME, config stem or folder), e.g. OxfordPets");
+  app.add_option("--root", a.root, "$DATA, the folder holding the dataset folders");
+  app.add_option("--dataset-dir", a.dataset_dir, "the dataset folder (holds captions.txt)");
+  app.add_option("--split-json", a.split_json, "CoOp split file (split_zhou_<Name>.json)");
+  app.add_option("--image-root", a.image_root, "folder the split file's paths are relative to");
+  app.add_option("--caption-rule", a.caption_rule,
+                 "caption key rule: auto (from --dataset), path, stanford_cars, fgvc, imagenet")
+      ->check(CLI::IsMember({"auto", "path", "stanford_cars", "fgvc", "imagenet"}));
+}
+
+// Per-class counts of a subset: {min, max, classes with fewer than k}.
+struct ClassCounts {
+  int64_t min = 0, max = 0, below_k = 0;
+};
+ClassCounts class_counts(const std::vector<LabeledImage>& items, size_t num_classes, int64_t k) {
+  std::vector<int64_t> n(num_classes, 0);
+  for (const auto& it : items) ++n[static_cast<size_t>(it.label)];
+  ClassCounts c;
+  c.min = *std::min_element(n.begin(), n.end());
+  c.max = *std::max_element(n.begin(), n.end());
+  for (const int64_t v : n) c.below_k += v < k;
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// split
+
+struct SplitArgs {
+  DatasetArgs data;
+  int64_t shots = 0, seed = -1;
+  std::string output;
+  bool no_captions = false, no_check_files = false;
+};
+
+int run_split(const SplitArgs& a) {
+  const Resolved r = resolve(a.data);
+  TGPT_CHECK(a.shots >= 1, "--shots must be >= 1, got ", a.shots);
+  TGPT_CHECK(a.seed >= 0, "--seed must be >= 0, got ", a.seed,
+             " (Dassl seeds Python's random only when SEED >= 0)");
+  CoopFewshotRequest req;
+  req.dataset_dir = r.dataset_dir;
+  req.split_json = r.split_json;
+  req.image_root = r.image_root;
+  req.shots = a.shots;
+  req.seed = a.seed;
+  req.caption_rule = r.caption_rule;
+  req.captions = !a.no_captions;
+  req.check_files = !a.no_check_files;
+  const CoopFewshotData d = load_coop_fewshot(req);
+  const FewshotSplit& s = d.split;
+  const size_t k = s.classnames.size();
+  const ClassCounts tc = class_counts(s.train, k, a.shots);
+  std::printf("split file:   %s (image root %s)\n", r.split_json.c_str(), r.image_root.c_str());
+  std::printf("classes:      %zu\n", k);
+  std::printf("train:        %zu images (%lld shots, seed %lld)", s.train.size(),
+              static_cast<long long>(a.shots), static_cast<long long>(a.seed));
+  if (tc.below_k > 0)
+    std::printf("; %lld class(es) have fewer than %lld images and keep all of them",
+                static_cast<long long>(tc.below_k), static_cast<long long>(a.shots));
+  std::printf("\nval:          %zu images (%lld per class)\n", s.val.size(),
+              static_cast<long long>(s.val_shots));
+  std::printf("test:         %zu images\n", s.test.size());
+  if (d.captions_file.empty())
+    std::printf("captions:     not checked (--no-captions)\n");
+  else
+    std::printf("captions:     %s (every training image has one)\n", d.captions_file.c_str());
+  std::error_code ec;
+  const fs::path parent = fs::path(a.output).parent_path();
+  if (!parent.empty()) fs::create_directories(parent, ec);
+  write_fewshot_split(a.output, s);
+  std::printf("wrote:        %s\n", a.output.c_str());
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// check
+
+struct CheckArgs {
+  DatasetArgs data;
+  int64_t shots = 0, seed = -1;
+};
+
+int run_check(const CheckArgs& a) {
+  const Resolved r = resolve(a.data);
+  std::vector<std::string> problems;
+  std::printf("dataset folder: %s\nsplit file:     %s\nimage root:     %s\n", r.dataset_dir.c_str(),
+              r.split_json.c_str(), r.image_root.c_str());
+  const CoopSplit split = read_coop_split(r.split_json, r.image_root, false);
+  const size_t k = split.classnames.size();
+  std::printf("classes:        %zu\n", k);
+  const std::pair<const char*, const std::vector<LabeledImage>*> subsets[3] = {
+      {"train", &split.train}, {"val", &split.val}, {"test", &split.test}};
+  const int64_t expected[3] = {r.layout ? r.layout->num_train : 0, r.layout ? r.layout->num_val : 0,
+                               r.layout ? r.layout->num_test : 0};
+  for (int i = 0; i < 3; ++i) {
+    const auto& [name, items] = subsets[i];
+    std::printf("%-6s          %zu images", name, items->size());
+    if (!items->empty()) {
+      const ClassCounts c = class_counts(*items, k, 1);
+      std::printf(", %lld..%lld per class", static_cast<long long>(c.min),
+                  static_cast<long long>(c.max));
+    }
+    std::printf("\n");
+    if (expected[i] > 0 && static_cast<int64_t>(items->size()) != expected[i])
+      std::printf("warning: %s has %zu images; the published %s split has %lld\n", name,
+                  items->size(), r.layout->name.c_str(), static_cast<long long>(expected[i]));
+    try {
+      ImageDataset ds;
+      ds.items = *items;
+      check_image_files_exist(ds, std::string(name) + " subset");
+    } catch (const Error& e) {
+      problems.push_back(e.what());
+    }
+  }
+  if (r.layout && r.layout->num_classes > 0 && static_cast<int64_t>(k) != r.layout->num_classes)
+    std::printf("warning: %zu classes; the published %s split has %lld\n", k,
+                r.layout->name.c_str(), static_cast<long long>(r.layout->num_classes));
+  TGPT_CHECK(!split.train.empty(), "split file '", r.split_json, "': the train subset is empty");
+
+  // Captions.
+  const std::string file = find_captions_file(r.dataset_dir);
+  if (file.empty()) {
+    std::printf(
+        "captions:       none (no captions.txt or descriptions.txt in %s): fine for "
+        "zero-shot and CoOp, TGP-T training needs them\n",
+        r.dataset_dir.c_str());
+  } else {
+    try {
+      const CaptionTable captions = read_captions(file, r.caption_rule);
+      std::printf("captions:       %s, %zu captions (key rule: %s)\n", file.c_str(),
+                  captions.size(), caption_key_rule_name(r.caption_rule));
+      for (const auto& [name, items] : subsets)
+        std::printf("  %-6s        %zu of %zu images have a caption\n", name,
+                    count_captioned(captions, *items), items->size());
+      if (a.shots >= 1) {
+        const FewshotSplit fs = generate_fewshot(split, a.shots, a.seed);
+        check_captions(captions, fs.train,
+                       "few-shot train (" + std::to_string(a.shots) + " shots, seed " +
+                           std::to_string(a.seed) + ")");
+        std::printf("  few-shot train (%lld shots, seed %lld): all %zu images have a caption\n",
+                    static_cast<long long>(a.shots), static_cast<long long>(a.seed),
+                    fs.train.size());
+      } else {
+        check_captions(captions, split.train, "train subset");
+      }
+    } catch (const Error& e) {
+      problems.push_back(e.what());
+    }
+  }
+  if (problems.empty()) {
+    std::printf("check passed\n");
+    return 0;
+  }
+  std::printf("check found %zu problem(s):\n", problems.size());
+  for (const auto& p : problems) std::printf("- %s\n", p.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tgpt dataset tools"};
+  app.require_subcommand(1);
+  SplitArgs sa;
+  CLI::App* split = app.add_subcommand("split", "draw a few-shot split file (Dassl / TGP-T draw)");
+  add_dataset_options(*split, sa.data);
+  split->add_option("--shots", sa.shots, "images per class in train (K)")->required();
+  split->add_option("--seed", sa.seed, "seed of Python's random (>= 0)")->required();
+  split->add_option("-o,--output", sa.output, "split file to write (JSON)")->required();
+  split->add_flag("--no-captions", sa.no_captions, "do not read or check captions");
+  split->add_flag("--no-check-files", sa.no_check_files, "do not check that the images exist");
+  CheckArgs ca;
+  CLI::App* check = app.add_subcommand("check", "check a dataset's files, sizes and captions");
+  add_dataset_options(*check, ca.data);
+  auto* shots = check->add_option("--shots", ca.shots, "check captions of this few-shot draw");
+  auto* seed = check->add_option("--seed", ca.seed, "seed of that draw (>= 0)");
+  shots->needs(seed);
+  seed->needs(shots);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 1;
+  }
+  const std::string name = split->parsed() ? "split" : "check";
+  try {
+    if (split->parsed()) return run_split(sa);
+    if (ca.shots != 0 || ca.seed != -1) {
+      TGPT_CHECK(ca.shots >= 1, "--shots must be >= 1, got ", ca.shots);
+      TGPT_CHECK(ca.seed >= 0, "--seed must be >= 0, got ", ca.seed);
+    }
+    return run_check(ca);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tgpt-data %s: %s\n", name.c_str(), e.what());
+    return 1;
+  }
+}
