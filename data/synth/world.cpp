@@ -706,6 +706,10 @@ SceneAttributes draw_class_attributes(const SynthClass& cls, WorldRng& rng) {
     if (a.count > 1) a.position = -1;
   }
   if (f & kPositionBit) a.position = rng.below(3) * 3 + cls.value.position;  // fixed column
+  // A pattern that names the class must be visible: no small objects (their stripes or dots
+  // would be 1-2 pixels wide at 64 px).
+  if ((f & kPatternBit) && !(f & kSizeBit) && a.size == Size::Small)
+    a.size = rng.chance(0.5) ? Size::Medium : Size::Large;
   ensure_contrast(a, f & kColourBit, f & kBackgroundBit, rng);
   return a;
 }
@@ -853,9 +857,10 @@ std::string world_manifest(const WorldOptions& o) {
   return j.dump(2) + "\n";
 }
 
-WorldStatus generate_world(const std::string& out, const WorldOptions& o,
-                           const WorldProgress& progress) {
-  validate_options(o);
+namespace {
+
+WorldStatus generate_world_impl(const std::string& out, const WorldOptions& o,
+                                const WorldProgress& progress) {
   TGPT_CHECK(!out.empty(), "synthetic world: no output folder given");
   const fs::path root(out);
   const std::string manifest = world_manifest(o);
@@ -967,6 +972,18 @@ WorldStatus generate_world(const std::string& out, const WorldOptions& o,
   write_text_file_atomic((root / "world.json").string(), manifest);
   fs::remove(root / kMarker);
   return status;
+}
+
+}  // namespace
+
+WorldStatus generate_world(const std::string& out, const WorldOptions& o,
+                           const WorldProgress& progress) {
+  validate_options(o);
+  try {
+    return generate_world_impl(out, o, progress);
+  } catch (const fs::filesystem_error& e) {  // folder creation, listing, removal
+    TGPT_FAIL("synthetic world in '", out, "': ", e.what());
+  }
 }
 
 }  // namespace tgpt::synth

@@ -153,7 +153,8 @@ struct SynthDatasetSpec {
 //   SynthScenes  scene × column    {grass, sand, snow} × {left, center, right}          (9)
 const std::vector<SynthDatasetSpec>& synth_datasets();
 
-// Attributes of item `index` of class `cls`: the class's fixed attributes, the rest drawn.
+// Attributes of an item of class `cls`: the class's fixed attributes, the rest drawn as for
+// pretraining (then redrawn for contrast; a class that fixes the pattern gets no small objects).
 SceneAttributes draw_class_attributes(const SynthClass& cls, WorldRng& rng);
 // Attributes of a pretraining image: everything drawn uniformly.
 SceneAttributes draw_pretrain_attributes(WorldRng& rng);
