@@ -37,9 +37,9 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", quiet, "no progress line");
   CLI11_PARSE(app, argc, argv);
 
+  std::string last_stage;  // the stage the progress line shows ("" = none printed)
   try {
     const auto t0 = std::chrono::steady_clock::now();
-    std::string last_stage;
     auto progress = [&](const std::string& stage, int64_t done, int64_t total) {
       if (quiet) return;
       if (!last_stage.empty() && stage != last_stage) std::fprintf(stderr, "\n");
@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
       std::fflush(stderr);
     };
     const synth::WorldStatus status = synth::generate_world(out, o, progress);
-    if (!quiet && !last_stage.empty()) std::fprintf(stderr, "\n");
+    if (!last_stage.empty()) std::fprintf(stderr, "\n");
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     switch (status) {
@@ -69,11 +69,8 @@ int main(int argc, char** argv) {
         std::printf(" in %.1f s\n", secs);
         break;
     }
-  } catch (const tgpt::Error& e) {
-    std::fprintf(stderr, "\ntgpt-synth: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {  // std::filesystem errors
-    std::fprintf(stderr, "\ntgpt-synth: %s\n", e.what());
+  } catch (const std::exception& e) {  // tgpt::Error, or std::bad_alloc
+    std::fprintf(stderr, "%stgpt-synth: %s\n", last_stage.empty() ? "" : "\n", e.what());
     return 1;
   }
   return 0;
