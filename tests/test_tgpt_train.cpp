@@ -100,7 +100,10 @@ class TgptTrainRun : public ::testing::Test {
       for (int i = 0; i < 14; ++i, ++n) {
         const fs::path p = dir_ / "images" / (std::to_string(n) + ".png");
         write_image(p, c, rng);
-        LabeledImage it{p.string(), c};
+        LabeledImage it;
+        it.path = p.string();
+        it.label = c;
+        it.relpath = p.filename().string();
         if (i < 6) {
           data_.train.push_back(it);
           data_.train_captions.push_back(std::string("a ") + words[c] + " square with noise");
