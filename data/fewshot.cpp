@@ -170,7 +170,9 @@ CoopFewshotData load_coop_fewshot(const CoopFewshotRequest& r) {
   CoopFewshotData out;
   // Captions first: a missing file is reported before the (longer) split checks.
   CaptionTable captions;
-  if (r.captions) captions = read_dataset_captions(r.dataset_dir, r.caption_rule);
+  if (r.captions)
+    captions = r.captions_file.empty() ? read_dataset_captions(r.dataset_dir, r.caption_rule)
+                                       : read_captions(r.captions_file, r.caption_rule);
   const CoopSplit split = read_coop_split(r.split_json, r.image_root, r.check_files);
   out.split = generate_fewshot(split, r.shots, r.seed);
   out.split.source = r.split_json;

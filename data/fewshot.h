@@ -91,6 +91,7 @@ struct CoopFewshotRequest {
   int64_t shots = 16, seed = 1;
   CaptionKeyRule caption_rule = CaptionKeyRule::RelativePath;
   bool captions = true;     // read captions; every few-shot training image must have one
+  std::string captions_file;  // the captions file ("": dataset_dir's captions.txt)
   bool check_files = true;  // every image of the split file must exist
 };
 

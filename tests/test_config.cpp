@@ -536,6 +536,14 @@ TEST(ConfigPreset, ResolveConfig) {
   expected.set("OPTIM.MAX_ITER", ConfigValue::integer(10));
   EXPECT_TRUE(c == expected);
   EXPECT_TRUE(resolve_config("", "", {}) == Config::defaults());
+  // A dataset without an official preset: TGP-T's shared settings under its own name.
+  const Config custom = resolve_config("", "SynthShapes", {});
+  EXPECT_EQ(custom.get_string("DATASET.NAME"), "SynthShapes");
+  EXPECT_EQ(custom.get_double("OPTIM.LR"), 5e-5);
+  EXPECT_EQ(custom.get_int("OPTIM.MAX_ITER"), 12800);
+  EXPECT_EQ(custom.get_int("DATALOADER.TRAIN_X.BATCH_SIZE"), 8);
+  EXPECT_EQ(custom.get_int("TRAIN.TEST_FREQ"), 200);
+  EXPECT_EQ(custom.get_string("INPUT.TEXT_AUG"), "template_mining");
 
   const fs::path dir = temp_dir("resolve");
   const std::string path = (dir / "pets.yaml").string();

@@ -21,6 +21,7 @@
 #include "data/dataset.h"
 #include "data/dataset_layout.h"
 #include "data/fewshot.h"
+#include "data/synth/world.h"
 #include "data/python_random.h"
 #include "tests/test_files.h"
 #include "tests/test_util.h"
@@ -393,7 +394,15 @@ TEST(Fewshot, SplitFileMatchesPython) {
 }
 
 TEST(DatasetLayout, Table) {
-  EXPECT_EQ(dataset_layouts().size(), 13u);
+  EXPECT_EQ(dataset_layouts().size(), 16u);  // method.md §5's 13 and the 3 synthetic ones
+  // The synthetic datasets' layout matches what the world generator writes.
+  for (const synth::SynthDatasetSpec& spec : synth::synth_datasets()) {
+    const DatasetLayout& l = find_dataset_layout(spec.name);
+    EXPECT_EQ(l.dir, spec.dir);
+    EXPECT_EQ(l.split_file, spec.split_file);
+    EXPECT_EQ(l.image_root, "images");
+    EXPECT_EQ(l.num_classes, static_cast<int64_t>(spec.classes.size()));
+  }
   const DatasetLayout& cars = find_dataset_layout("stanford_cars");
   EXPECT_EQ(cars.name, "StanfordCars");
   EXPECT_EQ(cars.image_root, "");

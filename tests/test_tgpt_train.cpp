@@ -302,3 +302,124 @@ TEST_F(TgptTrainRun, BadInputGetsClearErrors) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The command line: tgpt-synth -> tgpt-train (TGP-T and CoOp) -> tgpt-eval summarize.
+
+namespace {
+
+class TrainTool : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* t : {"tgpt-train", "tgpt-synth", "tgpt-eval", "tgpt-data"})
+      if (!fs::exists(test::tool_path(t))) GTEST_SKIP() << t << " not built next to the tests";
+    dir_ = fs::temp_directory_path() / ("tgpt_test_train_tool_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    write_tiny_clip((dir_ / "clip.safetensors").string());
+    std::string log;
+    ASSERT_EQ(test::run_command(tool("tgpt-synth") + " --out " + q(dir_ / "world") +
+                                    " --pretrain 4 --size 32 --train-per-class 4"
+                                    " --val-per-class 2 --test-per-class 3",
+                                dir_, &log),
+              0)
+        << log;
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  static std::string q(const fs::path& p) { return test::shell_quote(p); }
+  static std::string tool(const char* name) { return q(test::tool_path(name)); }
+  // tgpt-train on SynthShapes at toy size; extra arguments appended.
+  std::string train_command(const std::string& output, const std::string& extra) const {
+    return tool("tgpt-train") + " --device cpu --dataset SynthShapes --root " + q(dir_ / "world") +
+           " --shots 2 --seed 3 --weights " + q(dir_ / "clip.safetensors") + " --output " +
+           q(dir_ / output) + " --templates " + q(dir_ / "world" / "templates.json") + " " +
+           extra +
+           " OPTIM.MAX_ITER 6 OPTIM.WARMUP_ITER 2 TRAIN.TEST_FREQ 3 TRAIN.PRINT_FREQ 1"
+           " MODEL.BONDER.NUM_Q_CTG 8 MODEL.BONDER.NUM_Q_CON 8 DATALOADER.TEST.BATCH_SIZE 16";
+  }
+  fs::path dir_;
+};
+
+std::string read_all(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+TEST_F(TrainTool, TrainsBothMethodsAndSummarizes) {
+  std::string log;
+  ASSERT_EQ(test::run_command(train_command("out_tgpt", ""), dir_, &log), 0) << log;
+  const fs::path run = dir_ / "out_tgpt" / "SynthShapes" / "2shots" / "seed3";
+  for (const char* f : {"log.txt", "metrics.json", "test.json", "split_fewshot.json",
+                        "model-best.safetensors", "checkpoint-last.safetensors"})
+    EXPECT_TRUE(fs::exists(run / f)) << f << "\n" << log;
+  const std::string text = read_all(run / "log.txt");
+  for (const char* s : {"** Config **", "NUM_SHOTS: 2", "NAME: SynthShapes", "Iter [6/6]",
+                        "content_loss", "Evaluate on the *val* set", "Finish training",
+                        "* accuracy: "})
+    EXPECT_NE(text.find(s), std::string::npos) << s << "\n" << text;
+  // The split in the run folder is the one tgpt-data split draws.
+  ASSERT_EQ(test::run_command(tool("tgpt-data") + " split --dataset SynthShapes --root " +
+                                  q(dir_ / "world") + " --shots 2 --seed 3 -o " +
+                                  q(dir_ / "split.json"),
+                              dir_, &log),
+            0)
+      << log;
+  EXPECT_EQ(read_all(dir_ / "split.json"), read_all(run / "split_fewshot.json"));
+
+  ASSERT_EQ(test::run_command(train_command("out_coop", "--method coop"), dir_, &log), 0) << log;
+  const fs::path coop = dir_ / "out_coop" / "SynthShapes" / "2shots" / "seed3";
+  EXPECT_TRUE(fs::exists(coop / "metrics.json")) << log;
+
+  ASSERT_EQ(test::run_command(tool("tgpt-eval") + " summarize " + q(dir_ / "out_tgpt") + " " +
+                                  q(dir_ / "out_coop") + " --csv " + q(dir_ / "summary.csv"),
+                              dir_, &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("tgpt"), std::string::npos) << log;
+  EXPECT_NE(log.find("coop"), std::string::npos) << log;
+  EXPECT_NE(log.find("SynthShapes"), std::string::npos) << log;
+}
+
+TEST_F(TrainTool, BadInputAndInterruption) {
+  std::string log;
+  // No templates while INPUT.TEXT_AUG is template_mining.
+  std::string cmd = train_command("out_a", "");
+  cmd.replace(cmd.find(" --templates "), std::string(" --templates ").size() +
+                                             q(dir_ / "world" / "templates.json").size(),
+              "");
+  EXPECT_EQ(test::run_command(cmd, dir_, &log), 1) << log;
+  EXPECT_NE(log.find("--templates"), std::string::npos) << log;
+  // Training images without a caption: how many and the first keys.
+  const fs::path caps = dir_ / "world" / "synth_shapes" / "captions.txt";
+  const std::string all = read_all(caps);
+  std::ofstream(caps, std::ios::trunc) << all.substr(all.find('\n', all.size() / 2) + 1);
+  EXPECT_EQ(test::run_command(train_command("out_b", ""), dir_, &log), 1) << log;
+  EXPECT_NE(log.find("caption"), std::string::npos) << log;
+  // ... unless the content loss is off, as the log then says.
+  EXPECT_EQ(test::run_command(train_command("out_c", "--no-content-loss"), dir_, &log), 0) << log;
+  EXPECT_NE(read_all(dir_ / "out_c" / "SynthShapes" / "2shots" / "seed3" / "log.txt")
+                .find("no content loss"),
+            std::string::npos);
+  std::ofstream(caps, std::ios::trunc) << all;
+
+  // Ctrl-C finishes the step, saves the checkpoint and exits 130; --resume finishes the run.
+  const fs::path run = dir_ / "out_d" / "SynthShapes" / "2shots" / "seed3";
+  std::string long_run = train_command("out_d", "");
+  long_run.replace(long_run.find("OPTIM.MAX_ITER 6"), 16, "OPTIM.MAX_ITER 100000");
+  const std::string script = long_run + " & pid=$!; for i in $(seq 600); do grep -q 'Iter \\[' " +
+                             q(run / "log.txt") +
+                             " 2>/dev/null && break; sleep 0.1; done; kill -INT $pid; wait $pid";
+  std::ofstream(dir_ / "interrupt.sh") << script << "\n";
+  EXPECT_EQ(test::run_command("bash " + q(dir_ / "interrupt.sh"), dir_, &log), 130) << log;
+  EXPECT_TRUE(fs::exists(run / "checkpoint-last.safetensors")) << log;
+  EXPECT_NE(read_all(run / "log.txt").find("Stopped at iteration"), std::string::npos);
+  // Resuming at 100000 iterations would take long; a resume with another max_iter is refused,
+  // which shows --resume reads the checkpoint's record (bit-identical resume itself is tested in
+  // test_checkpoint.cpp).
+  EXPECT_EQ(test::run_command(train_command("out_d", "--resume"), dir_, &log), 1) << log;
+  EXPECT_NE(log.find("max_iter"), std::string::npos) << log;
+}
+
+}  // namespace

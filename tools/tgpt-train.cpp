@@ -1,8 +1,28 @@
 /*
- * tgpt-train — TGP-T training.
+ * tgpt-train — few-shot prompt tuning on a frozen CLIP: TGP-T (default) or the CoOp baseline.
  *
+ *   tgpt-train --dataset NAME --root DATA --shots K --seed S --weights CLIP --output OUT
+ *       [--config FILE] [--templates FILE] [--method tgpt|coop] [--captions FILE]
+ *       [--no-content-loss] [--split FILE --image-root DIR] [--vocab FILE] [--resume]
+ *       [--device auto|cpu|cuda] [--precision auto|f32|bf16|f16] [KEY VALUE ...]
  *   tgpt-train replay --weights CLIP --init INIT --batch BATCH --steps N --lr LR --max-iter M
  *       [--warmup-iter W] --trace OUT [--vocab FILE] [--device ...] [--precision ...]
+ *
+ * Training: the config is the official one (train/config.h): --config reads an official TGP-T
+ * YAML unchanged, else the preset of --dataset (the official per-dataset numbers), else the
+ * defaults; then --shots/--seed, then the trailing KEY VALUE overrides as yacs's opts. The data:
+ * the dataset's folder under --root (data/dataset_layout.h: split_zhou_<Name>.json, image root,
+ * captions.txt), or a custom dataset in the CoOp layout (--split FILE --image-root DIR; captions
+ * from --captions or the split file's folder). The few-shot split is drawn exactly as the
+ * official code draws it (data/fewshot.h) and written to the run folder. The zero-shot head:
+ * the dataset's list in --templates (the mined templates file, keyed by DATASET.NAME) when
+ * INPUT.TEXT_AUG is template_mining, else "a photo of a {}.". Output: OUT/<NAME>/<K>shots/seed<S>/
+ * (train/fewshot_run.h: log.txt, metrics.json, test.json, model and checkpoint files,
+ * split_fewshot.json). --method coop trains CoOp's 16 shared context vectors with CoOp's own
+ * settings (SGD lr 0.002, batch 32, 50 epochs with one constant warm-up epoch at 1e-5) in the
+ * same loop. --resume continues OUT/.../checkpoint-last.safetensors. Device auto: the GPU when
+ * present; precision auto: f32 on the CPU, bf16 frozen encoders on the GPU (TGP-T's parameters,
+ * losses and optimizer stay f32).
  *
  * replay: N training steps on one fixed batch from a given initial state, every loss, learning
  * rate, first forward, first gradient and parameters after each step written to OUT
@@ -12,14 +32,150 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
+#include "data/dataset.h"
+#include "data/dataset_layout.h"
+#include "data/fewshot.h"
 #include "tools/tool_options.h"
+#include "train/config.h"
+#include "train/fewshot_run.h"
 #include "train/tgpt_replay.h"
 #include "train/trainer.h"
 
 namespace {
+
+struct TrainArgs {
+  std::string dataset, root, weights, output, config, templates, method = "tgpt", captions;
+  std::string split, image_root, vocab;
+  int64_t shots = -1, seed = -1;
+  bool no_content_loss = false, resume = false;
+  std::vector<std::string> overrides;
+  tgpt::tools::PlacementOptions placement;
+};
+
+int run_train(const TrainArgs& a) {
+  using namespace tgpt;
+  const FewshotMethod method = parse_fewshot_method(a.method);
+  TGPT_CHECK(a.overrides.size() % 2 == 0, "the trailing overrides must be KEY VALUE pairs, got ",
+             a.overrides.size(), " words");
+  // Config: YAML / preset / defaults, then the named arguments, then KEY VALUE.
+  std::vector<std::string> overrides;
+  if (a.shots > 0) overrides.insert(overrides.end(), {"DATASET.NUM_SHOTS", std::to_string(a.shots)});
+  if (a.seed >= 0) overrides.insert(overrides.end(), {"SEED", std::to_string(a.seed)});
+  if (!a.root.empty()) overrides.insert(overrides.end(), {"DATASET.ROOT", "'" + a.root + "'"});
+  overrides.insert(overrides.end(), a.overrides.begin(), a.overrides.end());
+  const Config cfg = resolve_config(a.config, a.dataset, overrides);
+  const std::string name = cfg.get_string("DATASET.NAME");
+  TGPT_CHECK(!name.empty(), "no dataset: give --dataset NAME (or a config that sets DATASET.NAME)");
+  const int64_t shots = cfg.get_int("DATASET.NUM_SHOTS");
+  const int64_t seed = cfg.get_int("SEED");
+  TGPT_CHECK(shots > 0, "DATASET.NUM_SHOTS must be positive (give --shots K), got ", shots);
+  TGPT_CHECK(seed >= 0, "SEED must be >= 0 (give --seed S), got ", seed);
+
+  // Data.
+  CoopFewshotRequest req;
+  req.shots = shots;
+  req.seed = seed;
+  req.captions = method == FewshotMethod::tgpt && !a.no_content_loss;
+  if (!a.split.empty()) {
+    req.split_json = a.split;
+    req.image_root = a.image_root;
+    req.dataset_dir = std::filesystem::path(a.split).parent_path().string();
+  } else {
+    TGPT_CHECK(!a.root.empty(), "give --root DATA (the folder holding the datasets) or --split "
+                                "FILE --image-root DIR for a custom dataset");
+    const DatasetLayout& layout = find_dataset_layout(name);
+    TGPT_CHECK(!layout.split_file.empty(), name,
+               " has no CoOp split file; its own layout is not read yet (give --split FILE "
+               "--image-root DIR with a split_zhou-format file)");
+    const std::filesystem::path dir = std::filesystem::path(a.root) / layout.dir;
+    req.dataset_dir = dir.string();
+    req.split_json = (dir / layout.split_file).string();
+    req.image_root = (layout.image_root.empty() ? dir : dir / layout.image_root).string();
+    req.caption_rule = layout.caption_rule;
+  }
+  if (!a.captions.empty()) req.captions_file = a.captions;
+  const CoopFewshotData fs = load_coop_fewshot(req);
+  FewshotData data;
+  data.dataset = name;
+  data.classnames = fs.split.classnames;
+  data.train = fs.split.train;
+  data.val = fs.split.val;
+  data.test = fs.split.test;
+  data.train_captions = fs.train_captions;
+
+  const std::string out = (std::filesystem::path(a.output) / name /
+                           (std::to_string(shots) + "shots") / ("seed" + std::to_string(seed)))
+                              .string();
+  std::filesystem::create_directories(out);
+  write_fewshot_split((std::filesystem::path(out) / "split_fewshot.json").string(), fs.split);
+
+  FewshotRunOptions o;
+  o.method = method;
+  o.weights = a.weights;
+  o.merges = a.vocab;
+  o.output_dir = out;
+  o.seed = static_cast<uint64_t>(seed);
+  o.resume = a.resume;
+  tools::PlacementOptions place_opts = a.placement;
+  if (place_opts.precision == "auto") place_opts.precision = "f32";
+  const tools::Placement place = tools::resolve_placement(place_opts);
+  o.device = place.device;
+  o.compute_dtype = a.placement.precision == "auto" && place.device == Device::CUDA ? DType::bf16
+                                                                                    : place.dtype;
+  o.run_info = {{"method", fewshot_method_name(method)},
+                {"shots", shots},
+                {"seed", seed},
+                {"split_fewshot", "split_fewshot.json"}};
+  if (method == FewshotMethod::tgpt) {
+    o.lr = cfg.get_double("OPTIM.LR");
+    o.max_iter = cfg.get_int("OPTIM.MAX_ITER");
+    o.warmup_iter = cfg.get_int("OPTIM.WARMUP_ITER");
+    o.batch_size = cfg.get_int("DATALOADER.TRAIN_X.BATCH_SIZE");
+    o.test_batch_size = cfg.get_int("DATALOADER.TEST.BATCH_SIZE");
+    o.eval_every = cfg.get_int("TRAIN.TEST_FREQ");
+    o.print_every = cfg.get_int("TRAIN.PRINT_FREQ");
+    o.save_every = cfg.get_int("TRAIN.SAVE_FREQ");
+    o.tgpt.category_queries = cfg.get_int("MODEL.BONDER.NUM_Q_CTG");
+    o.tgpt.content_queries = cfg.get_int("MODEL.BONDER.NUM_Q_CON");
+    o.init_text = cfg.get_string("TRAINER.CTX_INIT");
+  } else {
+    // CoOp's own settings (vit_b16_ep50: SGD lr 0.002, batch 32, 50 epochs, one constant
+    // warm-up epoch at 1e-5), iteration-based.
+    const int64_t n = static_cast<int64_t>(data.train.size());
+    o.batch_size = 32;
+    const int64_t per_epoch = (n + o.batch_size - 1) / o.batch_size;
+    o.lr = 0.002;
+    o.max_iter = 50 * per_epoch;
+    o.warmup_iter = per_epoch;
+    o.warmup_lr = 1e-5;
+    o.test_batch_size = cfg.get_int("DATALOADER.TEST.BATCH_SIZE");
+    o.eval_every = 0;  // CoOp tests the last model
+    o.print_every = std::min<int64_t>(per_epoch, 20);
+  }
+  if (cfg.get_string("INPUT.TEXT_AUG") == "template_mining" && !a.templates.empty()) {
+    o.templates = select_templates(read_templates_file(a.templates), name,
+                                   "templates file '" + a.templates + "'");
+  } else {
+    TGPT_CHECK(method != FewshotMethod::tgpt || cfg.get_string("INPUT.TEXT_AUG") != "template_mining",
+               "INPUT.TEXT_AUG is template_mining: give --templates FILE (the mined templates, "
+               "keyed by DATASET.NAME), or INPUT.TEXT_AUG hand_crafted for \"a photo of a {}.\"");
+    o.templates = {"a photo of a {}."};
+  }
+  o.header = "** Config **\n" + cfg.dump();
+  const FewshotRunResult r = run_fewshot_training(o, data);
+  if (r.status == TrainStatus::interrupted) {
+    std::fprintf(stderr, "tgpt-train: stopped at iteration %lld; the checkpoint is in %s (resume "
+                 "with --resume)\n", static_cast<long long>(r.iteration), out.c_str());
+    return kInterruptedExitCode;
+  }
+  std::printf("results in %s\n", out.c_str());
+  return 0;
+}
 
 struct ReplayArgs {
   tgpt::TgptReplayOptions options;
@@ -44,8 +200,32 @@ int run_replay(ReplayArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tgpt training (TGP-T)"};
-  app.require_subcommand(1);
+  CLI::App app{"tgpt few-shot training: TGP-T, or the CoOp baseline"};
+  app.require_subcommand(0, 1);
+  TrainArgs t;
+  app.add_option("--dataset", t.dataset, "DATASET.NAME (OxfordPets, ...) or its config stem");
+  app.add_option("--root", t.root, "the folder holding the datasets ($DATA)");
+  app.add_option("--shots", t.shots, "shots per class (DATASET.NUM_SHOTS)");
+  app.add_option("--seed", t.seed, "seed (SEED): the few-shot draw and the training");
+  app.add_option("--weights", t.weights, "tgpt CLIP weight file");
+  app.add_option("--output", t.output, "output folder (OUTPUT_DIR)");
+  app.add_option("--config", t.config, "an official TGP-T YAML config");
+  app.add_option("--templates", t.templates,
+                 "templates JSON {\"DATASET.NAME\": [...]} for the zero-shot head");
+  app.add_option("--method", t.method, "tgpt (default) or coop")
+      ->check(CLI::IsMember({"tgpt", "coop"}));
+  app.add_option("--captions", t.captions, "captions file (default: the dataset's captions.txt)");
+  app.add_flag("--no-content-loss", t.no_content_loss,
+               "train without captions (category supervision only)");
+  auto* split_opt = app.add_option("--split", t.split, "custom dataset: a split_zhou-format file");
+  auto* root_opt =
+      app.add_option("--image-root", t.image_root, "custom dataset: what the split's paths are under");
+  split_opt->needs(root_opt);
+  root_opt->needs(split_opt);
+  app.add_option("--vocab", t.vocab, "BPE merges (default: the merges in the weight file)");
+  app.add_flag("--resume", t.resume, "continue from the run folder's checkpoint");
+  tgpt::tools::add_placement_options(app, t.placement);
+  app.add_option("overrides", t.overrides, "KEY VALUE ... (yacs opts)");
 
   ReplayArgs r;
   r.placement.precision = "f32";
@@ -81,6 +261,16 @@ int main(int argc, char** argv) {
   }
   try {
     if (rp->parsed()) return run_replay(r);
+    if (t.weights.empty() || t.output.empty())
+      throw CLI::ValidationError("tgpt-train", "--weights and --output are required");
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tgpt-train: %s\n", e.what());
+    return 1;
+  }
+  try {
+    return run_train(t);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tgpt-train: %s\n", e.what());
     return 1;

@@ -1146,7 +1146,18 @@ Config resolve_config(const std::string& yaml_path, const std::string& dataset,
       }
     }
   } else if (!dataset.empty()) {
-    c = preset_for_dataset(dataset);
+    bool official = false;
+    for (const DatasetPreset& p : kPresets) official |= dataset == p.name || dataset == p.stem;
+    if (official) {
+      c = preset_for_dataset(dataset);
+    } else {
+      // Another dataset (custom, the synthetic world): TGP-T's shared settings with the LR and
+      // MAX_ITER of its shortest official schedule (ImageNet, Flowers, SUN397, UCF101).
+      c = Config::defaults();
+      const DatasetPreset custom{"", "", 5e-5, 12800, 12800};
+      for (const auto& [k, v] : preset_values(custom)) c.set(k, v, "TGP-T's shared settings");
+      c.set("DATASET.NAME", ConfigValue::string(dataset), "--dataset");
+    }
   } else {
     c = Config::defaults();
   }

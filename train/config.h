@@ -158,7 +158,9 @@ const std::vector<std::string>& preset_keys();
 Config preset_for_dataset(const std::string& name);
 
 // The config a training command line asks for: `yaml_path` (if not empty) merged into the
-// defaults, else the preset of `dataset` (if not empty), else the defaults; then `overrides`
+// defaults, else the preset of `dataset` (if not empty; a dataset without an official preset
+// gets TGP-T's shared settings with LR 5e-5 and MAX_ITER 12800, the shortest official
+// schedule, and its name as DATASET.NAME), else the defaults; then `overrides`
 // (merge_overrides). With both a YAML and a dataset, the dataset must equal the YAML's
 // DATASET.NAME (or fills it when the YAML leaves it empty); otherwise tgpt::Error.
 Config resolve_config(const std::string& yaml_path, const std::string& dataset,
