@@ -18,12 +18,15 @@
  *
  * Output (stdout), one JSON object per line:
  *   {"kind":"iter", "i":k, "seconds":s, "phases":{...}}     for every timed iteration
- *   {"kind":"summary", ..., "median_s", "min_s", "phases_median_s", "peak_rss_mb",
+ *   {"kind":"summary", ..., "median_s", "min_s", "phases_median_s", "phases_min_s",
+ *    "peak_rss_mb",
  *    "alloc_peak_mb", ...}
  * Phases (seconds, wall clock): encode_images, forward (Bonders + text encoder forward, with the
  * tape), losses (the vocabulary CEs compute their gradient direction here), backward, optimizer.
- * With --phase-detail the summary also has text_encoder_fwd_notape_s: the text encoder alone on
- * the two prompt batches without a tape (so Bonders ≈ forward − that).
+ * With --phase-detail the summary also has text_encoder_fwd_notape_s and text_encoder_fwd_bwd_s:
+ * the text encoder alone on the two prompt batches without a tape, and forward + backward with
+ * one (so the Bonders ≈ forward + backward − that), and sgemm_1576x768x3072_gflops, the rate of
+ * one ViT-B/16 MLP GEMM measured right after the iterations (what the shared machine gives now).
  * Memory: peak_rss_mb is the process's VmHWM over the timed iterations (reset through
  * /proc/self/clear_refs before them; over the whole run if the kernel refuses), alloc_peak_mb
  * the engine allocator's peak over the timed iterations (device memory on CUDA: the caching
@@ -319,22 +322,45 @@ int main(int argc, char** argv) try {
   const double rss = peak_rss_mb();
   const MemoryStats ms = memory_stats(dev);
 
-  double text_fwd = -1;
+  // --phase-detail (TGP-T): the text encoder alone on the two prompt batches, without a tape and
+  // forward + backward (best of 5 each), and the rate of one large sgemm right now (the same
+  // machine load as the iterations).
+  double text_fwd = -1, text_fwd_bwd = -1, gemm_gflops = -1;
   if (o.phase_detail && o.method == "tgpt") {
-    // The text encoder alone on the two prompt batches, no tape (median of 3).
     const int64_t W = cfg.transformer_width;
-    std::vector<double> v;
-    for (int r = 0; r < 3; ++r) {
-      NoGradGuard no_grad;
-      const double t0 = now_s();
-      for (int64_t n : {o.category_queries, o.content_queries}) {
-        const Tensor x = gen.randn({B, n + 3, W}, DType::f32, 0.02).to(dev);
-        std::vector<int64_t> eot(static_cast<size_t>(B), n + 2);
-        sync(clip.encode_text_embeddings(x, Tensor::from_data(eot.data(), {B}).to(dev)));
+    auto text_pass = [&](bool tape) {
+      std::vector<double> v;
+      for (int r = 0; r < 5; ++r) {
+        const double t0 = now_s();
+        for (int64_t n : {o.category_queries, o.content_queries}) {
+          std::vector<int64_t> eot(static_cast<size_t>(B), n + 2);
+          const Tensor eot_t = Tensor::from_data(eot.data(), {B}).to(dev);
+          Tensor x = gen.randn({B, n + 3, W}, DType::f32, 0.02).to(dev);
+          if (tape) {
+            x.set_requires_grad(true);
+            sum(clip.encode_text_embeddings(x, eot_t)).backward();
+            sync(x.grad());
+          } else {
+            NoGradGuard no_grad;
+            sync(clip.encode_text_embeddings(x, eot_t));
+          }
+        }
+        v.push_back(now_s() - t0);
       }
+      return *std::min_element(v.begin(), v.end());
+    };
+    text_fwd = text_pass(false);
+    text_fwd_bwd = text_pass(true);
+    NoGradGuard no_grad;
+    const Tensor a = gen.randn({1576, 768}).to(dev), w = gen.randn({3072, 768}).to(dev);
+    sync(linear(a, w));
+    std::vector<double> v;
+    for (int r = 0; r < 5; ++r) {
+      const double t0 = now_s();
+      sync(linear(a, w));
       v.push_back(now_s() - t0);
     }
-    text_fwd = median(v);
+    gemm_gflops = 2.0 * 1576 * 768 * 3072 / *std::min_element(v.begin(), v.end()) * 1e-9;
   }
 
   std::printf(
@@ -349,10 +375,19 @@ int main(int argc, char** argv) try {
   for (size_t i = 0; i < phase_order.size(); ++i)
     std::printf("%s\"%s\":%.4f", i ? "," : "", phase_order[i].c_str(),
                 median(phase_times[phase_order[i]]));
+  std::printf("},\"phases_min_s\":{");
+  for (size_t i = 0; i < phase_order.size(); ++i) {
+    const std::vector<double>& v = phase_times[phase_order[i]];
+    std::printf("%s\"%s\":%.4f", i ? "," : "", phase_order[i].c_str(),
+                *std::min_element(v.begin(), v.end()));
+  }
   std::printf("},\"peak_rss_mb\":%.1f,\"peak_rss_over\":\"%s\",\"alloc_peak_mb\":%.1f",
               rss, rss_reset ? "timed_iterations" : "whole_run",
               static_cast<double>(ms.peak_bytes) / (1024.0 * 1024.0));
-  if (text_fwd >= 0) std::printf(",\"text_encoder_fwd_notape_s\":%.4f", text_fwd);
+  if (text_fwd >= 0)
+    std::printf(",\"text_encoder_fwd_notape_s\":%.4f,\"text_encoder_fwd_bwd_s\":%.4f,"
+                "\"sgemm_1576x768x3072_gflops\":%.1f",
+                text_fwd, text_fwd_bwd, gemm_gflops);
   std::printf("}\n");
   return 0;
 } catch (const std::exception& e) {
