@@ -91,16 +91,26 @@ Options parse(int argc, char** argv) {
   };
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--method") o.method = need(i);
-    else if (a == "--device") o.device = need(i);
-    else if (a == "--batch") o.batch = integer(i);
-    else if (a == "--classes") o.classes = integer(i);
-    else if (a == "--category-queries") o.category_queries = integer(i);
-    else if (a == "--content-queries") o.content_queries = integer(i);
-    else if (a == "--warmup") o.warmup = static_cast<int>(integer(i));
-    else if (a == "--iters") o.iters = static_cast<int>(integer(i));
-    else if (a == "--threads") o.threads = static_cast<int>(integer(i));
-    else if (a == "--phase-detail") o.phase_detail = true;
+    if (a == "--method")
+      o.method = need(i);
+    else if (a == "--device")
+      o.device = need(i);
+    else if (a == "--batch")
+      o.batch = integer(i);
+    else if (a == "--classes")
+      o.classes = integer(i);
+    else if (a == "--category-queries")
+      o.category_queries = integer(i);
+    else if (a == "--content-queries")
+      o.content_queries = integer(i);
+    else if (a == "--warmup")
+      o.warmup = static_cast<int>(integer(i));
+    else if (a == "--iters")
+      o.iters = static_cast<int>(integer(i));
+    else if (a == "--threads")
+      o.threads = static_cast<int>(integer(i));
+    else if (a == "--phase-detail")
+      o.phase_detail = true;
     else if (a == "-h" || a == "--help") {
       std::printf(
           "usage: bench_tgpt_step [--method tgpt|coop] [--device cpu|cuda] [--batch 8]\n"
@@ -115,15 +125,14 @@ Options parse(int argc, char** argv) {
              "bench_tgpt_step: --method is tgpt or coop, got '", o.method, "'");
   TGPT_CHECK(o.device == "cpu" || o.device == "cuda",
              "bench_tgpt_step: --device is cpu or cuda, got '", o.device, "'");
-  TGPT_CHECK(o.batch >= 1 && o.classes >= 1 && o.category_queries >= 1 &&
-                 o.content_queries >= 1 && o.warmup >= 0 && o.iters >= 1 && o.threads >= 0,
+  TGPT_CHECK(o.batch >= 1 && o.classes >= 1 && o.category_queries >= 1 && o.content_queries >= 1 &&
+                 o.warmup >= 0 && o.iters >= 1 && o.threads >= 0,
              "bench_tgpt_step: sizes and --iters must be positive, --warmup and --threads >= 0");
   return o;
 }
 
 double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Waits for the device: copying one element to the host follows the work queued before it.
@@ -381,13 +390,14 @@ int main(int argc, char** argv) try {
     std::printf("%s\"%s\":%.4f", i ? "," : "", phase_order[i].c_str(),
                 *std::min_element(v.begin(), v.end()));
   }
-  std::printf("},\"peak_rss_mb\":%.1f,\"peak_rss_over\":\"%s\",\"alloc_peak_mb\":%.1f",
-              rss, rss_reset ? "timed_iterations" : "whole_run",
+  std::printf("},\"peak_rss_mb\":%.1f,\"peak_rss_over\":\"%s\",\"alloc_peak_mb\":%.1f", rss,
+              rss_reset ? "timed_iterations" : "whole_run",
               static_cast<double>(ms.peak_bytes) / (1024.0 * 1024.0));
   if (text_fwd >= 0)
-    std::printf(",\"text_encoder_fwd_notape_s\":%.4f,\"text_encoder_fwd_bwd_s\":%.4f,"
-                "\"sgemm_1576x768x3072_gflops\":%.1f",
-                text_fwd, text_fwd_bwd, gemm_gflops);
+    std::printf(
+        ",\"text_encoder_fwd_notape_s\":%.4f,\"text_encoder_fwd_bwd_s\":%.4f,"
+        "\"sgemm_1576x768x3072_gflops\":%.1f",
+        text_fwd, text_fwd_bwd, gemm_gflops);
   std::printf("}\n");
   return 0;
 } catch (const std::exception& e) {

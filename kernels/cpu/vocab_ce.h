@@ -77,7 +77,7 @@ void vocab_ce_forward_cpu(double* row_loss, T* grad_dir, const T* hidden, const 
               csumx += static_cast<double>(x[c]);
             }
             m_new = static_cast<double>(cmax) > m[n] ? static_cast<double>(cmax) : m[n];
-            alpha = std::exp(m[n] - m_new);  // 0 on the first chunk (m = -inf)
+            alpha = std::exp(m[n] - m_new);              // 0 on the first chunk (m = -inf)
             const float mf = static_cast<float>(m_new);  // exact: m is one of the float logits
             if (grad_dir) {
 #pragma omp simd reduction(+ : csum)
