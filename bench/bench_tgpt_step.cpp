@@ -19,7 +19,8 @@
  * Output (stdout), one JSON object per line:
  *   {"kind":"iter", "i":k, "seconds":s, "phases":{...}}     for every timed iteration
  *   {"kind":"summary", ..., "median_s", "min_s", "phases_median_s", "phases_min_s",
- *    "peak_rss_mb",
+ *    "cpu_s_median" (process CPU time per iteration, all threads: steadier than wall time on a
+ *    loaded machine, and with OMP_WAIT_POLICY=passive free of spin-waiting), "peak_rss_mb",
  *    "alloc_peak_mb", ...}
  * Phases (seconds, wall clock): encode_images, forward (Bonders + text encoder forward, with the
  * tape), losses (the vocabulary CEs compute their gradient direction here), backward, optimizer.
@@ -43,6 +44,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -129,6 +131,13 @@ Options parse(int argc, char** argv) {
                  o.warmup >= 0 && o.iters >= 1 && o.threads >= 0,
              "bench_tgpt_step: sizes and --iters must be positive, --warmup and --threads >= 0");
   return o;
+}
+
+// CPU time of the whole process (every thread), for comparisons on a loaded machine.
+double cpu_s() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
 double now_s() {
@@ -310,14 +319,15 @@ int main(int argc, char** argv) try {
   for (int i = 0; i < o.warmup; ++i) step();
   reset_peak_memory(dev);
   const bool rss_reset = reset_peak_rss();
-  std::vector<double> seconds;
+  std::vector<double> seconds, cpu_seconds;
   std::map<std::string, std::vector<double>> phase_times;
   std::vector<std::string> phase_order;
   for (int i = 0; i < o.iters; ++i) {
-    const double t0 = now_s();
+    const double t0 = now_s(), c0 = cpu_s();
     const Phases p = step();
     const double s = now_s() - t0;
     seconds.push_back(s);
+    cpu_seconds.push_back(cpu_s() - c0);
     for (const auto& [name, v] : p) {
       if (!phase_times.count(name)) phase_order.push_back(name);
       phase_times[name].push_back(v);
@@ -390,9 +400,11 @@ int main(int argc, char** argv) try {
     std::printf("%s\"%s\":%.4f", i ? "," : "", phase_order[i].c_str(),
                 *std::min_element(v.begin(), v.end()));
   }
-  std::printf("},\"peak_rss_mb\":%.1f,\"peak_rss_over\":\"%s\",\"alloc_peak_mb\":%.1f", rss,
-              rss_reset ? "timed_iterations" : "whole_run",
-              static_cast<double>(ms.peak_bytes) / (1024.0 * 1024.0));
+  std::printf(
+      "},\"cpu_s_median\":%.4f,\"peak_rss_mb\":%.1f,\"peak_rss_over\":\"%s\","
+      "\"alloc_peak_mb\":%.1f",
+      median(cpu_seconds), rss, rss_reset ? "timed_iterations" : "whole_run",
+      static_cast<double>(ms.peak_bytes) / (1024.0 * 1024.0));
   if (text_fwd >= 0)
     std::printf(
         ",\"text_encoder_fwd_notape_s\":%.4f,\"text_encoder_fwd_bwd_s\":%.4f,"

@@ -11,11 +11,14 @@ wd 1e-4) on every trainable tensor.
 CoOp iteration (--method coop): image encoder under no_grad, text encoder on all C class prompts
 (77 positions each) forward and backward, cosine logits, CE, SGD (momentum 0.9, wd 5e-4) on ctx.
 
-Prints JSON lines like the C++ benchmark: {"kind":"iter",...} per timed iteration and one
+--device cuda runs it on the GPU (f32; cuda_peak_allocated_mb: torch.cuda.max_memory_allocated
+over the timed iterations). Prints JSON lines like the C++ benchmark: {"kind":"iter",...} per timed iteration and one
 {"kind":"summary",...} with median_s, min_s, phases_median_s and peak_rss_mb (VmHWM over the
-timed iterations, reset through /proc/self/clear_refs; over the whole run if that is refused).
+timed iterations, reset through /proc/self/clear_refs; over the whole run if that is refused) and
+cpu_s_median (process CPU time per iteration, all threads).
 
-Usage: /usr/bin/python3 bench/torch_tgpt_step.py [--method tgpt|coop] [--threads N] [--batch 8]
+Usage: /usr/bin/python3 bench/torch_tgpt_step.py [--method tgpt|coop] [--device cpu|cuda]
+         [--threads N] [--batch 8]
          [--classes 1000] [--category-queries 32] [--content-queries 64] [--warmup 1] [--iters 3]
 """
 import argparse
@@ -69,17 +72,25 @@ def peak_rss_mb():
     return -1.0
 
 
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
 def tgpt_setup(a, g):
+    dev = torch.device(a.device)
     sd = gen_clip_model.random_state_dict(CFG, g)
     tg = tgpt_ref.leaves(gen_tgpt.random_tgpt_state(sd, CFG, a.category_queries, a.content_queries,
                                                     a.classes, g), DT)
+    sd = {k: v.to(dev) for k, v in sd.items()}
+    tg = {k: v.detach().to(dev).requires_grad_(v.requires_grad) for k, v in tg.items()}
     names = tgpt_ref.trainable_names(tg)
     opt = torch.optim.AdamW([tg[n] for n in names], lr=1e-4, **tgpt_ref.ADAMW)
     B, C = a.batch, a.classes
-    images = torch.randn(B, 3, 224, 224, generator=g)
-    labels = torch.randint(0, C, (B,), generator=g)
-    captions = sentence_tokens(g, B, min(a.content_queries, 75))
-    sentences = sentence_tokens(g, C, min(a.category_queries, 75))
+    images = torch.randn(B, 3, 224, 224, generator=g).to(dev)
+    labels = torch.randint(0, C, (B,), generator=g).to(dev)
+    captions = sentence_tokens(g, B, min(a.content_queries, 75)).to(dev)
+    sentences = sentence_tokens(g, C, min(a.category_queries, 75)).to(dev)
 
     def step():
         ph = {}
@@ -87,6 +98,7 @@ def tgpt_setup(a, g):
 
         def mark(name):
             nonlocal t
+            sync(dev)
             t1 = time.perf_counter()
             ph[name] = t1 - t
             t = t1
@@ -118,7 +130,8 @@ def tgpt_setup(a, g):
 
 
 def coop_setup(a, g):
-    sd = gen_clip_model.random_state_dict(CFG, g)
+    dev = torch.device(a.device)
+    sd = {k: v.to(dev) for k, v in gen_clip_model.random_state_dict(CFG, g).items()}
     B, C, n_ctx = a.batch, a.classes, 16
     tokens = torch.zeros(C, 77, dtype=torch.int64)
     name_len = torch.randint(1, 4, (C,), generator=g)
@@ -126,10 +139,11 @@ def coop_setup(a, g):
     for c in range(C):
         row = [SOT] + [X] * n_ctx + name_ids[c, :int(name_len[c])].tolist() + [PERIOD, EOT]
         tokens[c, :len(row)] = torch.tensor(row)
-    ctx = (0.02 * torch.randn(n_ctx, CFG["transformer_width"], generator=g)).requires_grad_(True)
+    tokens = tokens.to(dev)
+    ctx = (0.02 * torch.randn(n_ctx, CFG["transformer_width"], generator=g)).to(dev).requires_grad_(True)
     opt = torch.optim.SGD([ctx], lr=0.002, momentum=0.9, weight_decay=5e-4)
-    images = torch.randn(B, 3, 224, 224, generator=g)
-    labels = torch.randint(0, C, (B,), generator=g)
+    images = torch.randn(B, 3, 224, 224, generator=g).to(dev)
+    labels = torch.randint(0, C, (B,), generator=g).to(dev)
 
     def step():
         ph = {}
@@ -137,6 +151,7 @@ def coop_setup(a, g):
 
         def mark(name):
             nonlocal t
+            sync(dev)
             t1 = time.perf_counter()
             ph[name] = t1 - t
             t = t1
@@ -160,6 +175,7 @@ def coop_setup(a, g):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--method", choices=("tgpt", "coop"), default="tgpt")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--classes", type=int, default=1000)
@@ -174,25 +190,30 @@ def main():
     for _ in range(a.warmup):
         step()
     rss_reset = reset_peak_rss()
-    secs, phases = [], {}
+    if a.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    secs, cpus, phases = [], [], {}
     for i in range(a.iters):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ph = step()
         s = time.perf_counter() - t0
         secs.append(s)
+        cpus.append(time.process_time() - c0)
         for k, v in ph.items():
             phases.setdefault(k, []).append(v)
         print(json.dumps({"kind": "iter", "method": a.method, "i": i, "seconds": round(s, 4),
                           "phases": {k: round(v, 4) for k, v in ph.items()}}), flush=True)
     print(json.dumps({
         "kind": "summary", "bench": "tgpt_step", "impl": "torch", "torch": torch.__version__,
-        "method": a.method, "device": "cpu", "threads": torch.get_num_threads(), "B": a.batch,
+        "method": a.method, "device": a.device, "threads": torch.get_num_threads(), "B": a.batch,
         "C": a.classes, "Nc": a.category_queries, "Nn": a.content_queries,
         "trainable_params": trainable, "warmup": a.warmup, "iters": a.iters,
         "median_s": round(statistics.median(secs), 4), "min_s": round(min(secs), 4),
         "phases_median_s": {k: round(statistics.median(v), 4) for k, v in phases.items()},
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "peak_rss_over": "timed_iterations" if rss_reset else "whole_run"}), flush=True)
+        "cpu_s_median": round(statistics.median(cpus), 4), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_rss_over": "timed_iterations" if rss_reset else "whole_run",
+        "cuda_peak_allocated_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        if a.device == "cuda" else None}), flush=True)
 
 
 if __name__ == "__main__":
