@@ -12,7 +12,7 @@ def main():
     rounds = sorted({r["round"] for r in rows})
     print("| round | tgpt s/iter (median, min) | torch s/iter (median, min) | speed-up (median) "
           "| tgpt CPU s/iter | torch CPU s/iter | CPU-time ratio | tgpt peak RSS MB | torch peak RSS MB |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     ratios = []
     for r in rounds:
         t = next(x for x in rows if x["round"] == r and x["impl"] == "tgpt")
