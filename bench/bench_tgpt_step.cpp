@@ -80,15 +80,14 @@ struct Options {
 Options parse(int argc, char** argv) {
   Options o;
   auto need = [&](int& i) -> std::string {
-    TGPT_CHECK(i + 1 < argc, "bench_tgpt_step: ", argv[i], " needs a value");
+    TGPT_CHECK(i + 1 < argc, "", argv[i], " needs a value");
     return argv[++i];
   };
   auto integer = [&](int& i) -> int64_t {
     const std::string flag = argv[i], v = need(i);
     char* end = nullptr;
     const long long n = std::strtoll(v.c_str(), &end, 10);
-    TGPT_CHECK(end && *end == '\0' && !v.empty(), "bench_tgpt_step: ", flag,
-               " takes an integer, got '", v, "'");
+    TGPT_CHECK(end && *end == '\0' && !v.empty(), "", flag, " takes an integer, got '", v, "'");
     return n;
   };
   for (int i = 1; i < argc; ++i) {
@@ -120,16 +119,16 @@ Options parse(int argc, char** argv) {
           "         [--warmup 1] [--iters 3] [--threads N] [--phase-detail]\n");
       std::exit(0);
     } else {
-      TGPT_CHECK(false, "bench_tgpt_step: unknown argument '", a, "' (see --help)");
+      TGPT_CHECK(false, "unknown argument '", a, "' (see --help)");
     }
   }
-  TGPT_CHECK(o.method == "tgpt" || o.method == "coop",
-             "bench_tgpt_step: --method is tgpt or coop, got '", o.method, "'");
-  TGPT_CHECK(o.device == "cpu" || o.device == "cuda",
-             "bench_tgpt_step: --device is cpu or cuda, got '", o.device, "'");
+  TGPT_CHECK(o.method == "tgpt" || o.method == "coop", "--method is tgpt or coop, got '", o.method,
+             "'");
+  TGPT_CHECK(o.device == "cpu" || o.device == "cuda", "--device is cpu or cuda, got '", o.device,
+             "'");
   TGPT_CHECK(o.batch >= 1 && o.classes >= 1 && o.category_queries >= 1 && o.content_queries >= 1 &&
                  o.warmup >= 0 && o.iters >= 1 && o.threads >= 0,
-             "bench_tgpt_step: sizes and --iters must be positive, --warmup and --threads >= 0");
+             "sizes and --iters must be positive, --warmup and --threads >= 0");
   return o;
 }
 
