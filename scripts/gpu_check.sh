@@ -32,6 +32,9 @@
 #                the device or driver refuses the sanitizer, as on some H200 machines)
 #   check:LAB    every kernel lab's correctness check (bench/lab_*.cu --check-only)
 #   bench:gpu    bench/run_gpu_bench.sh: tgpt-bench and clip-gpu-bench side by side with PyTorch
+#   bench:tgpt_step, bench:coop_step
+#                bench_tgpt_step --device cuda: one TGP-T training iteration and one CoOp step at
+#                ViT-B/16 shapes, 1000 classes (time and the caching allocator's peak)
 #   timing:LAB   every kernel lab's timing table
 # The card (nvidia-smi) is recorded in the summary; the same script serves both machine kinds.
 #
@@ -356,7 +359,7 @@ standalone_lab() { # standalone_lab LAB: nvcc build of one lab into build-gpu/
 # The labs and benchmarks, built in the background while the tests run.
 build_bench() {
   local rc=0 lab
-  cmake --build "$build" -j "$jobs" --target "${labs[@]}" tgpt-bench clip-gpu-bench || rc=1
+  cmake --build "$build" -j "$jobs" --target "${labs[@]}" tgpt-bench clip-gpu-bench bench_tgpt_step || rc=1
   for lab in "${labs[@]}"; do
     if [ ! -x "$build/$lab" ]; then
       echo "== $lab did not build with CMake: standalone nvcc build"
@@ -456,7 +459,7 @@ sanitize racecheck
 # ---- labs and benchmarks ------------------------------------------------------------------------
 bench_ok=1
 if [ "$dry" = 1 ]; then
-  step build_bench 240 cmake --build "$build" -j "$jobs" --target "${labs[@]}" tgpt-bench clip-gpu-bench
+  step build_bench 240 cmake --build "$build" -j "$jobs" --target "${labs[@]}" tgpt-bench clip-gpu-bench bench_tgpt_step
 elif [ -n "$bg_pid" ]; then
   l=$(left)
   lim=$((l < 240 ? l : 240))
@@ -494,6 +497,14 @@ else
   record bench:gpu not-run 0 200 "tgpt-bench did not build"
 fi
 [ -f "$logs/bench/gpu_table.md" ] && cp "$logs/bench/gpu_table.md" "$logs/gpu_table.md"
+# One TGP-T training iteration (B 8, C 1000, 32/64 queries) and one CoOp step (C 1000) on the
+# GPU: seconds per iteration and the caching allocator's peak (JSON lines in the step logs).
+if [ "$dry" = 1 ] || [ -x "$build/bench_tgpt_step" ]; then
+  step bench:tgpt_step 120 "$build/bench_tgpt_step" --device cuda --warmup 2 --iters 5
+  step bench:coop_step 90 "$build/bench_tgpt_step" --device cuda --method coop --warmup 1 --iters 2
+else
+  record bench:tgpt_step not-run 0 120 "bench_tgpt_step did not build"
+fi
 for lab in "${labs[@]}"; do
   if [ "$dry" = 0 ] && [ ! -x "$build/$lab" ]; then
     record "timing:$lab" not-run 0 60 "$lab did not build"

@@ -17,17 +17,22 @@
  * cost two GEMMs over the vocabulary (the same as matmul + cross_entropy) and O(N·chunk + N·W)
  * memory; the op's backward only scales grad_dir by dloss / count.
  *
- * T is float or double (GEMMs in T, per-row statistics in double). Rows are independent: the
- * per-row work is split over rows, so results do not depend on the thread count.
+ * T is float or double (GEMMs in T, per-row statistics in double). For float the per-chunk row
+ * pass is vectorised: the chunk max in float (exact), Σ x and Σ exp accumulated in double over
+ * SIMD lanes, exp_fast(x - m) in float (<= 1 ulp, kernels/cpu/fast_exp.h); double keeps libm's
+ * exp and sequential sums (the f64 reference path). Rows are independent: the per-row work is
+ * split over rows, so results do not depend on the thread count.
  */
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "base/parallel.h"
+#include "kernels/cpu/fast_exp.h"
 #include "kernels/cpu/matmul.h"
 
 namespace tgpt::cpu {
@@ -60,20 +65,45 @@ void vocab_ce_forward_cpu(double* row_loss, T* grad_dir, const T* hidden, const 
               for (int64_t c = 0; c < Vc; ++c) x[c] = T(0);  // adds nothing to acc[n]
             return;
           }
-          double cmax = static_cast<double>(x[0]), csumx = 0.0;
-          for (int64_t c = 0; c < Vc; ++c) {
-            const double xv = static_cast<double>(x[c]);
-            cmax = xv > cmax ? xv : cmax;
-            csumx += xv;
-          }
           if (t >= v0 && t < v0 + Vc) xt[n] = static_cast<double>(x[t - v0]);  // before overwrite
-          const double m_new = cmax > m[n] ? cmax : m[n];
-          const double alpha = std::exp(m[n] - m_new);  // 0 on the first chunk (m = -inf)
-          double csum = 0.0;
-          for (int64_t c = 0; c < Vc; ++c) {
-            const double e = std::exp(static_cast<double>(x[c]) - m_new);
-            csum += e;
-            if (grad_dir) x[c] = static_cast<T>(e);
+          double m_new, alpha, csum = 0.0, csumx = 0.0;
+          if constexpr (std::is_same_v<T, float>) {
+            // Vectorised: the max is exact in float, the sums accumulate in double (SIMD lanes),
+            // exp_fast (<= 1 ulp) of the float difference x - m.
+            float cmax = x[0];
+#pragma omp simd reduction(max : cmax) reduction(+ : csumx)
+            for (int64_t c = 0; c < Vc; ++c) {
+              cmax = x[c] > cmax ? x[c] : cmax;
+              csumx += static_cast<double>(x[c]);
+            }
+            m_new = static_cast<double>(cmax) > m[n] ? static_cast<double>(cmax) : m[n];
+            alpha = std::exp(m[n] - m_new);              // 0 on the first chunk (m = -inf)
+            const float mf = static_cast<float>(m_new);  // exact: m is one of the float logits
+            if (grad_dir) {
+#pragma omp simd reduction(+ : csum)
+              for (int64_t c = 0; c < Vc; ++c) {
+                const float e = exp_fast(x[c] - mf);
+                x[c] = e;
+                csum += static_cast<double>(e);
+              }
+            } else {
+#pragma omp simd reduction(+ : csum)
+              for (int64_t c = 0; c < Vc; ++c) csum += static_cast<double>(exp_fast(x[c] - mf));
+            }
+          } else {
+            double cmax = static_cast<double>(x[0]);
+            for (int64_t c = 0; c < Vc; ++c) {
+              const double xv = static_cast<double>(x[c]);
+              cmax = xv > cmax ? xv : cmax;
+              csumx += xv;
+            }
+            m_new = cmax > m[n] ? cmax : m[n];
+            alpha = std::exp(m[n] - m_new);  // 0 on the first chunk (m = -inf)
+            for (int64_t c = 0; c < Vc; ++c) {
+              const double e = std::exp(static_cast<double>(x[c]) - m_new);
+              csum += e;
+              if (grad_dir) x[c] = static_cast<T>(e);
+            }
           }
           if (grad_dir && alpha != 1.0) {
             T* acc = grad_dir + n * W;
