@@ -230,6 +230,8 @@ TEST_F(ClipPretrainTest, CaptionErrorsNameTheLine) {
   expect_error("red_0.png\t  \n", "empty caption");
   expect_error("nothing.png\ta thing\n", "no image file");
   expect_error("../merges.txt\ta thing\n", "leaves the image folder");
+  expect_error("a/../../merges.txt\ta thing\n", "leaves the image folder");
+  expect_error("./\ta thing\n", "leaves the image folder");
   expect_error("/etc/passwd\ta thing\n", "relative");
   expect_error("\n\n", "no (image, caption) pairs");
   const auto pairs = read_caption_pairs(world.string(), (world / "captions.txt").string());

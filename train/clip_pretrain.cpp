@@ -101,7 +101,7 @@ std::vector<CaptionPair> read_caption_pairs(const std::string& image_dir,
   TGPT_CHECK(fs::is_directory(image_dir), "CLIP pretraining: image folder '", image_dir,
              "' does not exist");
   const std::string text = read_whole_file(captions_path, "CLIP pretraining: captions");
-  const fs::path root = fs::weakly_canonical(fs::path(image_dir));
+  const fs::path root(image_dir);
   std::vector<CaptionPair> pairs;
   std::istringstream in(text);
   std::string line;
@@ -120,11 +120,13 @@ std::vector<CaptionPair> read_caption_pairs(const std::string& image_dir,
     const fs::path rel(key);
     TGPT_CHECK(rel.is_relative(), where, "image key '", key,
                "' must be relative to the image folder");
-    const fs::path full = fs::weakly_canonical(root / rel);
-    const auto [end, _] = std::mismatch(root.begin(), root.end(), full.begin(), full.end());
-    TGPT_CHECK(end == root.end(), where, "image key '", key, "' leaves the image folder");
-    TGPT_CHECK(fs::is_regular_file(full), where, "no image file '", (root / rel).string(), "'");
-    pairs.push_back({(root / rel).string(), caption});
+    // Checked lexically, so images may be symbolic links to files elsewhere.
+    const fs::path norm = rel.lexically_normal();
+    TGPT_CHECK(!norm.empty() && *norm.begin() != ".." && norm != ".", where, "image key '", key,
+               "' leaves the image folder");
+    const fs::path full = root / norm;
+    TGPT_CHECK(fs::is_regular_file(full), where, "no image file '", full.string(), "'");
+    pairs.push_back({full.string(), caption});
   }
   TGPT_CHECK(!pairs.empty(), captions_path, ": no (image, caption) pairs");
   return pairs;
@@ -212,8 +214,9 @@ ClipPretrainResult run_clip_pretraining(const ClipPretrainOptions& o) {
   ClipModel model = ClipModel::init_random(config, o.seed, o.device, o.compute_dtype);
   model.set_bpe_merges(merges.embedded);
   nn::ParameterSet& params = model.mutable_parameters();
-  log.line("CLIP " + config.name() + " from scratch on " + device_name(o.device) + " (" +
-           dtype_name(o.compute_dtype) + "), " + std::to_string(params.numel()) + " parameters");
+  log.line("Model: " + config.name() + ", randomly initialised, on " + device_name(o.device) +
+           " (" + dtype_name(o.compute_dtype) + "), " + std::to_string(params.numel()) +
+           " parameters");
   std::vector<ParamGroup> groups(2);
   groups[0].name = "decay";
   groups[1].name = "no_decay";
@@ -284,10 +287,9 @@ ClipPretrainResult run_clip_pretraining(const ClipPretrainOptions& o) {
   });
   EvalFn evaluate;
   if (o.evaluate)
-    evaluate = [&](int64_t k) {
+    evaluate = [&](int64_t) {
       NoGradGuard no_grad;
-      const double score = o.evaluate(model);
-      log.line(str_cat("Iter ", k, ": eval ", score));
+      const double score = o.evaluate(model);  // the trainer logs "Validation at iteration k"
       result.last_eval = score;
       return score;
     };

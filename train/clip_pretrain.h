@@ -84,7 +84,8 @@ struct ClipPretrainOptions {
   std::string header;                // written at the top of log.txt
   std::FILE* console = stdout;
   // Validation score of the model being trained (higher is better), e.g. zero-shot accuracy in
-  // percent; logged as "eval <score>". Empty: none.
+  // percent; run without a tape, logged by the trainer ("Validation at iteration k: ..."). Empty:
+  // none.
   std::function<double(const ClipModel& model)> evaluate;
 };
 
