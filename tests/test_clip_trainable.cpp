@@ -62,15 +62,25 @@ double stddev(const Tensor& t) {
 }  // namespace
 
 TEST(ClipTrainable, InitialisationFollowsOpenAi) {
-  ClipConfig c = ClipConfig::openai("ViT-B/32");
-  c.vision_layers = c.transformer_layers = 1;  // enough for the statistics, quick to draw
+  // Widths large enough for the statistics (>= 16k draws per checked tensor), quick to draw.
+  ClipConfig c;
+  c.embed_dim = 128;
+  c.image_resolution = 16;
+  c.vision_layers = 1;
+  c.vision_width = 192;
+  c.vision_patch_size = 8;
+  c.vision_heads = 2;
+  c.context_length = 77;
   c.vocab_size = 4096;
+  c.transformer_width = 128;
+  c.transformer_heads = 2;
+  c.transformer_layers = 2;
   ClipModel m = ClipModel::init_random(c, 3);
   EXPECT_TRUE(m.trainable());
   EXPECT_NEAR(m.logit_scale(), 1 / 0.07, 1e-4);
   EXPECT_NEAR(stddev(m.weight("token_embedding.weight")), 0.02, 0.02 * 0.01);
   EXPECT_NEAR(stddev(m.weight("positional_embedding")), 0.01, 0.01 * 0.05);
-  const double W = 512, L = 1;
+  const double W = 128, L = 2;
   EXPECT_NEAR(stddev(m.weight("transformer.resblocks.0.attn.in_proj_weight")), 1 / std::sqrt(W),
               0.01 / std::sqrt(W));
   EXPECT_NEAR(stddev(m.weight("transformer.resblocks.0.mlp.c_fc.weight")), 1 / std::sqrt(2 * W),
@@ -79,10 +89,12 @@ TEST(ClipTrainable, InitialisationFollowsOpenAi) {
   EXPECT_NEAR(stddev(m.weight("transformer.resblocks.0.mlp.c_proj.weight")), proj_std,
               0.01 * proj_std);
   EXPECT_NEAR(stddev(m.weight("text_projection")), 1 / std::sqrt(W), 0.02 / std::sqrt(W));
-  EXPECT_NEAR(stddev(m.weight("visual.proj")), 1 / std::sqrt(768.0), 0.02 / std::sqrt(768.0));
+  EXPECT_NEAR(stddev(m.weight("visual.proj")), 1 / std::sqrt(192.0), 0.02 / std::sqrt(192.0));
+  EXPECT_NEAR(stddev(m.weight("visual.transformer.resblocks.0.attn.out_proj.weight")),
+              1 / std::sqrt(192.0) / std::sqrt(2.0), 0.02 / std::sqrt(192.0));
   EXPECT_EQ(m.weight("transformer.resblocks.0.attn.in_proj_bias").to_double_vector(),
-            std::vector<double>(3 * 512, 0.0));
-  EXPECT_EQ(m.weight("ln_final.weight").to_double_vector(), std::vector<double>(512, 1.0));
+            std::vector<double>(3 * 128, 0.0));
+  EXPECT_EQ(m.weight("ln_final.weight").to_double_vector(), std::vector<double>(128, 1.0));
   for (const auto& [name, t] : m.parameters().items()) EXPECT_TRUE(t.requires_grad()) << name;
   // The same seed draws the same model.
   ClipModel again = ClipModel::init_random(c, 3);

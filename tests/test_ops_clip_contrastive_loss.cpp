@@ -91,6 +91,16 @@ TEST(ClipContrastiveLoss, ClampAboveLn100) {
   expect_close(clamped[2], at_bound[2], 1e-12, 1e-12, "dtext at s = 100");
   EXPECT_EQ(clamped[3].item(), 0.0);
   EXPECT_NE(at_bound[3].item(), 0.0);
+  // At the bound itself (p = ln 100 as a double, what torch.clamp(max=math.log(100)) compares
+  // with) the gradient passes, as torch.clamp's does; one ulp above it is clamped.
+  auto ours_at_bound = value_and_grads(
+      [&](const std::vector<Tensor>& in) { return clip_contrastive_loss(in[0], in[1], in[2]); },
+      {img, txt, scalar(kLn100, DType::f64).set_requires_grad(true)}, 1.0);
+  expect_close(ours_at_bound[3], at_bound[3], 1e-12, 1e-12, "dscale at p = ln 100");
+  auto above = value_and_grads(
+      [&](const std::vector<Tensor>& in) { return clip_contrastive_loss(in[0], in[1], in[2]); },
+      {img, txt, scalar(std::nextafter(kLn100, 10.0), DType::f64).set_requires_grad(true)}, 1.0);
+  EXPECT_EQ(above[3].item(), 0.0);
   // Feature gradients under the clamp still match finite differences (the parameter's 0 too).
   expect_gradients_match(
       [&](const std::vector<Tensor>& in) { return clip_contrastive_loss(in[0], in[1], in[2]); },

@@ -29,7 +29,7 @@
 namespace tgpt::cpu {
 
 // The clamp bound of the logit-scale parameter: ln 100 (CLIP's maximum temperature 100).
-constexpr double kClipLogitScaleMax = 4.605170185988091;
+constexpr double kClipLogitScaleMax = 4.605170185988092;  // == math.log(100) / std::log(100.0)
 
 // s = exp(min(p, ln 100)).
 inline double clip_logit_scale(double p) {

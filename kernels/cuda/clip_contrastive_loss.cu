@@ -23,7 +23,7 @@ namespace tgpt::cuda {
 namespace {
 
 constexpr int kWarps = 8;
-constexpr double kLogitScaleMax = 4.605170185988091;  // ln 100
+constexpr double kLogitScaleMax = 4.605170185988092;  // ln 100
 
 // s = exp(min(p, ln 100)), the comparison in double as on the CPU.
 __device__ __forceinline__ float logit_scale(const void* param, DType pdt) {
