@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <string>
 
 #include "engine/autograd.h"
 #include "engine/ops.h"
@@ -71,8 +73,10 @@ TEST(CudaClipContrastiveLoss, F32MatchesCpuF64) {
     Tensor img = gen.randn({s.N, s.E}, DType::f32, 2.0);
     Tensor txt = gen.randn({s.N, s.E}, DType::f32) + img * 0.3;
     for (double p : {std::log(1 / 0.07), 0.3, 5.0}) {
-      const std::string what =
-          "N" + std::to_string(s.N) + " E" + std::to_string(s.E) + " p " + std::to_string(p);
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "N%lld E%lld p %.4f", static_cast<long long>(s.N),
+                    static_cast<long long>(s.E), p);
+      const std::string what = buf;
       ClipResult ref = run_clip(img, txt, p, DType::f64, DType::f64, Device::CPU);
       ClipResult gpu = run_clip(img, txt, p, DType::f32, DType::f32, Device::CUDA);
       expect_loss_close(gpu.loss, ref.loss, 2e-5, what);
