@@ -246,4 +246,7 @@ TEST_F(ClipPretrainTest, CaptionErrorsNameTheLine) {
   o = options("bad");
   o.merges = (*dir_ / "missing.txt").string();
   EXPECT_THROW(run_clip_pretraining(o), Error);
+  o = options("bad");
+  o.compute_dtype = DType::bf16;
+  EXPECT_THROW(run_clip_pretraining(o), Error);
 }

@@ -149,6 +149,11 @@ ClipPretrainResult run_clip_pretraining(const ClipPretrainOptions& o) {
   TGPT_CHECK(o.weight_decay >= 0 && o.clip_grad_norm >= 0, what,
              ": weight_decay and clip_grad_norm must be >= 0");
   TGPT_CHECK(!o.output_dir.empty(), what, ": no output folder");
+  TGPT_CHECK(
+      o.compute_dtype == DType::f32 || (o.compute_dtype == DType::f64 && o.device == Device::CPU),
+      what, ": weights are trained in f32 (or f64 on the CPU), got ", dtype_name(o.compute_dtype),
+      " (16-bit weights without f32 master copies would lose "
+      "small updates)");
 
   // Data and tokenizer (all checked before anything is written).
   const std::string captions_path =

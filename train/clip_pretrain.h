@@ -80,7 +80,7 @@ struct ClipPretrainOptions {
   uint64_t seed = 1;
   bool resume = false;  // continue from output_dir/checkpoint-last.safetensors
   Device device = Device::CPU;
-  DType compute_dtype = DType::f32;  // of the trained weights (f32; f64 on the CPU for checks)
+  DType compute_dtype = DType::f32;  // of the trained weights: f32 (f64 on the CPU; 16-bit refused)
   std::string header;                // written at the top of log.txt
   std::FILE* console = stdout;
   // Validation score of the model being trained (higher is better), e.g. zero-shot accuracy in
