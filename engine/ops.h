@@ -109,7 +109,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
                      int64_t ignore_index = -100);
 Tensor mse_loss(const Tensor& a, const Tensor& b);  // mean((a - b)^2)
 
-// ---- fused losses (engine/ops_vocab_ce.cpp, engine/ops_cosine_loss.cpp) -----------------------
+// ---- fused losses (engine/ops_vocab_ce.cpp, engine/ops_cosine_loss.cpp, ...) ------------------
 // cross_entropy(hidden @ embeddingᵀ, target, label_smoothing, ignore_index) (semantics as
 // cross_entropy above) without storing the [N, V] logits: hidden [N, W], embedding [V, W],
 // target (i32 or i64) [N]. The vocabulary is processed `chunk` rows of the embedding at a time
@@ -122,6 +122,16 @@ Tensor vocab_cross_entropy(const Tensor& hidden, const Tensor& embedding, const 
 // [0, K). Gradients for features and weight.
 Tensor cosine_logit_loss(const Tensor& features, const Tensor& weight, const Tensor& target,
                          double scale = 100.0);
+// CLIP's symmetric InfoNCE loss over N (image, text) pairs (engine/ops_clip_contrastive_loss.cpp),
+// open_clip's ClipLoss on one device: with a = l2_normalize(image_features) [N, E],
+// b = l2_normalize(text_features) [N, E], s = exp(min(logit_scale_param, ln 100)) and
+// logits = s · a bᵀ [N, N], loss = (cross_entropy(logits, arange(N)) +
+// cross_entropy(logitsᵀ, arange(N))) / 2. logit_scale_param is the scalar ([] or [1]) parameter
+// (CLIP's logit_scale, ln(1/0.07) at init), any float dtype on the features' device. The clamp is
+// in the forward (OpenAI's choice): no gradient reaches the parameter while it is above ln 100.
+// Gradients for both features and the parameter.
+Tensor clip_contrastive_loss(const Tensor& image_features, const Tensor& text_features,
+                             const Tensor& logit_scale_param);
 
 }  // namespace tgpt
 

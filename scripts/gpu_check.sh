@@ -324,6 +324,7 @@ done
 sanitize_filter='CudaDevice.*:CudaAttention.SmallCasesForSanitizers:CudaAttention.Errors'
 sanitize_filter+=':CudaVocabCrossEntropy.I32TargetsCustomIgnoreAndAllIgnored'
 sanitize_filter+=':CudaCosineLogitLoss.Bf16AndFrozenWeight'
+sanitize_filter+=':CudaClipContrastiveLoss.Bf16FeaturesAndFrozenInputs'
 sanitize_filter+=':CudaBiasActivation.FrozenBiasOrFrozenInput'
 
 # Kernel files of each lab, for a standalone nvcc build when its CMake target did not build: labs
@@ -334,6 +335,7 @@ lab_kernels() {
     lab_attention) echo attention ;;
     lab_vocab_ce) echo vocab_ce ;;
     lab_cosine_loss) echo cosine_loss ;;
+    lab_clip_contrastive_loss) echo clip_contrastive_loss ;;
     lab_layernorm | lab_softmax) echo norm+ ;;
     lab_adamw) echo adamw+ ;;
     lab_bias_activation) echo bias_activation+ ;;

@@ -21,17 +21,25 @@
  * Forward (clip.md §1.3–1.5): pre-LN residual blocks (nn::ResidualBlock, LayerNorm eps 1e-5)
  * with packed-QKV attention and a 4W MLP with QuickGELU or exact GELU. Everything is an engine op,
  * so autograd records through encode_text_embeddings when its input requires grad; encode_image and
- * encode_text run under NoGradGuard. Text runs only over positions 0..max(eot): with the causal
- * mask, later positions never reach the pooled ones (clip.md §1.4), so the result is the same.
+ * encode_text run under NoGradGuard (a frozen model) or record autograd (a trainable one, whose
+ * projections are then applied from the parameters, not the cached transposes). Text runs only
+ * over positions 0..max(eot): with the causal mask, later positions never reach the pooled ones
+ * (clip.md §1.4), so the result is the same.
+ *
+ * init_random draws OpenAI's initialisation (clip.h) into named host tensors and builds the model
+ * from them like from_tensors, then marks every weight trainable; save() writes the set back with
+ * the metadata load() reads.
  */
 #include "models/clip/clip.h"
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "engine/autograd.h"
 #include "engine/ops.h"
+#include "engine/random.h"
 #include "engine/safetensors.h"
 #include "kernels/launch.h"
 
@@ -182,6 +190,80 @@ ClipModel ClipModel::from_tensors(const std::map<std::string, Tensor>& tensors,
   return build(tensors, config, "ClipModel::from_tensors", device, compute_dtype);
 }
 
+ClipModel ClipModel::init_random(const ClipConfig& config, uint64_t seed, Device device,
+                                 DType compute_dtype) {
+  const std::string source = "ClipModel::init_random";
+  check_placement(device, compute_dtype, source);
+  std::vector<std::string> problems = config.problems();
+  for (std::string& p : problems) p = "config: " + p;
+  if (!problems.empty()) fail_with(source, problems);
+  Generator gen(seed);
+  const int64_t Wv = config.vision_width, Wt = config.transformer_width;
+  const int64_t P = config.vision_patch_size;
+  std::map<std::string, Tensor> t;
+  for (const auto& [name, shape] : expected_clip_tensors(config))
+    t[name] = Tensor::zeros(shape, DType::f32);  // biases 0
+  auto normal = [&](const std::string& name, double std) {
+    t[name] = gen.randn(t[name].shape(), DType::f32, std);
+  };
+  // clip/model.py initialize_parameters (text) and its scheme for the vision blocks.
+  auto blocks = [&](const std::string& prefix, int64_t layers, int64_t width) {
+    const double attn_std = 1.0 / std::sqrt(static_cast<double>(width));
+    const double proj_std = attn_std / std::sqrt(2.0 * static_cast<double>(layers));
+    const double fc_std = 1.0 / std::sqrt(2.0 * static_cast<double>(width));
+    for (int64_t i = 0; i < layers; ++i) {
+      const std::string b = str_cat(prefix, i, ".");
+      t[b + "ln_1.weight"] = Tensor::ones({width});
+      t[b + "ln_2.weight"] = Tensor::ones({width});
+      normal(b + "attn.in_proj_weight", attn_std);
+      normal(b + "attn.out_proj.weight", proj_std);
+      normal(b + "mlp.c_fc.weight", fc_std);
+      normal(b + "mlp.c_proj.weight", proj_std);
+    }
+  };
+  const double vscale = 1.0 / std::sqrt(static_cast<double>(Wv));
+  const double conv_bound = 1.0 / std::sqrt(static_cast<double>(3 * P * P));
+  t["visual.conv1.weight"] = gen.uniform({Wv, 3, P, P}, -conv_bound, conv_bound);
+  normal("visual.class_embedding", vscale);
+  normal("visual.positional_embedding", vscale);
+  t["visual.ln_pre.weight"] = Tensor::ones({Wv});
+  blocks("visual.transformer.resblocks.", config.vision_layers, Wv);
+  t["visual.ln_post.weight"] = Tensor::ones({Wv});
+  normal("visual.proj", vscale);
+  normal("token_embedding.weight", 0.02);
+  normal("positional_embedding", 0.01);
+  blocks("transformer.resblocks.", config.transformer_layers, Wt);
+  t["ln_final.weight"] = Tensor::ones({Wt});
+  normal("text_projection", 1.0 / std::sqrt(static_cast<double>(Wt)));
+  t["logit_scale"] = Tensor::full({}, std::log(1.0 / 0.07), DType::f32);
+  ClipModel m = build(t, config, source, device, compute_dtype);
+  m.params_.set_all_trainable(true);
+  m.trainable_ = true;
+  m.visual_proj_t_ = Tensor();  // unused when trainable: the projections come from params_
+  m.text_projection_t_ = Tensor();
+  return m;
+}
+
+nn::ParameterSet& ClipModel::mutable_parameters() {
+  TGPT_CHECK(trainable_,
+             "ClipModel::mutable_parameters: the model is frozen (loaded for inference); build a "
+             "trainable one with ClipModel::init_random");
+  return params_;
+}
+
+void ClipModel::save(const std::string& path) const {
+  std::map<std::string, std::string> meta{
+      {"tgpt.format", "clip"}, {"tgpt.format_version", "1"}, {"tgpt.config", config_.to_json()}};
+  if (!bpe_merges_.empty()) meta["tgpt.bpe_merges"] = bpe_merges_;
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [name, w] : params_.items()) {
+    Tensor v = w.detach();
+    if (v.device() != Device::CPU) v = v.to(Device::CPU);
+    tensors.emplace_back(name, v.dtype() == DType::f32 ? v : v.to(DType::f32));
+  }
+  save_safetensors(path, tensors, meta);
+}
+
 ClipModel ClipModel::build(const std::map<std::string, Tensor>& tensors, const ClipConfig& config,
                            const std::string& source, Device device, DType compute_dtype) {
   check_placement(device, compute_dtype, source);
@@ -298,7 +380,17 @@ void ClipModel::register_parameters() {
 }
 
 double ClipModel::logit_scale() const {
-  return logit_scale_;
+  if (!trainable_) return logit_scale_;
+  Tensor p = params_.get("logit_scale").detach();
+  return std::exp(p.device() == Device::CPU ? p.item() : p.to(Device::CPU).item());
+}
+
+Tensor ClipModel::project_image(const Tensor& x) const {
+  return trainable_ ? matmul(x, params_.get("visual.proj")) : linear(x, visual_proj_t_);
+}
+
+Tensor ClipModel::project_text(const Tensor& x) const {
+  return trainable_ ? matmul(x, params_.get("text_projection")) : linear(x, text_projection_t_);
 }
 
 Tensor ClipModel::to_model(const Tensor& x_in) const {
@@ -341,26 +433,28 @@ Tensor ClipModel::vision_transformer(const Tensor& images_in) const {
 }
 
 Tensor ClipModel::encode_image(const Tensor& images) const {
-  NoGradGuard no_grad;
+  std::optional<NoGradGuard> no_grad;
+  if (!trainable_) no_grad.emplace();
   check_images(config_, images);
   if (images.size(0) == 0) return Tensor::zeros({0, config_.embed_dim}, DType::f32, device_);
   Tensor x = vision_transformer(images);          // [B,T,Wv]
   Tensor cls = ln_post_.forward(x.select(1, 0));  // [B,Wv]
-  return to_output(linear(cls, visual_proj_t_));  // [B,E]; the other tokens are not projected
+  return to_output(project_image(cls));           // [B,E]; the other tokens are not projected
 }
 
 ClipModel::ImageOutput ClipModel::encode_image_with_tokens(const Tensor& images) const {
-  NoGradGuard no_grad;
+  std::optional<NoGradGuard> no_grad;
+  if (!trainable_) no_grad.emplace();
   check_images(config_, images);
   if (images.size(0) == 0) {
     const int64_t E = config_.embed_dim;
     return {Tensor::zeros({0, E}, DType::f32, device_),
             Tensor::zeros({0, config_.vision_tokens(), E}, DType::f32, device_)};
   }
-  Tensor x = vision_transformer(images);           // [B,T,Wv]
-  Tensor cls = ln_post_.forward(x.select(1, 0));   // [B,Wv]
-  return {to_output(linear(cls, visual_proj_t_)),  // [B,E]
-          to_output(linear(x, visual_proj_t_))};   // [B,T,E], no ln_post
+  Tensor x = vision_transformer(images);          // [B,T,Wv]
+  Tensor cls = ln_post_.forward(x.select(1, 0));  // [B,Wv]
+  return {to_output(project_image(cls)),          // [B,E]
+          to_output(project_image(x))};           // [B,T,E], no ln_post
 }
 
 Tensor ClipModel::embed_tokens(const Tensor& tokens) const {
@@ -385,7 +479,8 @@ Tensor ClipModel::encode_text(const Tensor& tokens) const {
     const int64_t* row = ids.data() + n * ctx;
     eot[static_cast<size_t>(n)] = std::max_element(row, row + ctx) - row;
   }
-  NoGradGuard no_grad;
+  std::optional<NoGradGuard> no_grad;
+  if (!trainable_) no_grad.emplace();
   Tensor eot_t = Tensor::from_data(eot.data(), {N});
   return encode_text_embeddings(embed_tokens(tokens), eot_t);
 }
@@ -418,7 +513,7 @@ Tensor ClipModel::encode_text_embeddings(const Tensor& x_in, const Tensor& eot) 
   for (const nn::ResidualBlock& blk : text_blocks_) r = blk.forward(r);
   x = r.resolve();                                         // [N,T,W]
   Tensor pooled = ln_final_.forward(gather_rows(x, eot));  // [N,W]
-  return to_output(linear(pooled, text_projection_t_));    // [N,E] f32
+  return to_output(project_text(pooled));                  // [N,E] f32
 }
 
 }  // namespace tgpt

@@ -6,8 +6,15 @@
  * multi-head attention (head dim W/heads), QuickGELU (OpenAI) or exact GELU (open_clip
  * non-quickgelu), LayerNorm eps 1e-5. The weights live in an nn::ParameterSet under OpenAI's
  * names (parameters()).
- * All weights are frozen (requires_grad = false); encode_text_embeddings is differentiable with
+ * A loaded model is frozen (requires_grad = false); encode_text_embeddings is differentiable with
  * respect to its input embeddings, which is what prompt tuning needs.
+ *
+ * Trainable models (ClipModel::init_random, contrastive pretraining): every weight requires grad,
+ * encode_image / encode_text record autograd, and the projections are applied from the
+ * ParameterSet tensors themselves (x @ visual.proj) rather than from the transposed copies the
+ * frozen path caches, so gradients reach them; mutable_parameters() gives the optimizer the set,
+ * logit_scale_param() the loss its parameter, and save() writes a normal tgpt CLIP weight file.
+ * The frozen inference path is unchanged.
  *
  * Device and precision: the CPU path computes in f32 whatever the stored dtype (f64/f16/bf16 on
  * request, as references for the CUDA path). The CUDA path
@@ -20,8 +27,10 @@
  */
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/activation.h"
@@ -83,12 +92,37 @@ class ClipModel {
                                 const ClipConfig& config);
   static ClipModel from_tensors(const std::map<std::string, Tensor>& tensors,
                                 const ClipConfig& config, Device device, DType compute_dtype);
+  // A randomly initialised, trainable model of `config` (OpenAI's scheme, clip/model.py):
+  //   token_embedding N(0, 0.02²), positional_embedding N(0, 0.01²);
+  //   text blocks (initialize_parameters): in_proj N(0, W^-1), out_proj and c_proj
+  //     N(0, W^-1 (2L)^-1), c_fc N(0, (2W)^-1), biases 0, LayerNorms 1/0;
+  //   text_projection N(0, W^-1); logit_scale = ln(1/0.07);
+  //   visual (VisionTransformer.__init__): class_embedding, positional_embedding and proj
+  //     N(0, Wv^-1); conv1 PyTorch's default U(±1/sqrt(3 P²)); the vision blocks with the text
+  //     blocks' scheme at the vision width and depth (OpenAI leaves PyTorch's defaults there).
+  // Draws from a generator seeded with `seed` in this order (deterministic); weights are stored in
+  // compute_dtype on `device` (f32, or f64 on the CPU for gradient checks).
+  static ClipModel init_random(const ClipConfig& config, uint64_t seed, Device device = Device::CPU,
+                               DType compute_dtype = DType::f32);
 
   const ClipConfig& config() const { return config_; }
   Device device() const { return device_; }
   DType compute_dtype() const { return compute_dtype_; }
   const std::string& bpe_merges() const { return bpe_merges_; }  // empty when not embedded
-  double logit_scale() const;  // exp(logit_scale), from the stored value read as f32
+  // The BPE merges text save() embeds as tgpt.bpe_merges metadata.
+  void set_bpe_merges(std::string merges) { bpe_merges_ = std::move(merges); }
+  // exp(logit_scale): the value stored at load (read as f32), the current one when trainable.
+  double logit_scale() const;
+  bool trainable() const { return trainable_; }
+  // The logit_scale tensor [] (trainable in a trainable model): clip_contrastive_loss's parameter.
+  const Tensor& logit_scale_param() const { return params_.get("logit_scale"); }
+  // The set itself, for an optimizer; only a trainable model (throws otherwise: a frozen model
+  // keeps derived copies that would go stale).
+  nn::ParameterSet& mutable_parameters();
+  // Writes a tgpt CLIP weight file (models/README.md), atomically: every weight under its OpenAI
+  // name in f32 (f16/bf16/f64 compute dtypes are converted), metadata tgpt.format = clip,
+  // tgpt.format_version = 1, tgpt.config and, when set, tgpt.bpe_merges. ClipModel::load reads it.
+  void save(const std::string& path) const;
   // A weight by its OpenAI name (throws when absent), in the compute dtype on the model's device.
   const Tensor& weight(const std::string& name) const;
   // Every weight under its OpenAI name, in OpenAI's state-dict order (expected_clip_tensors); all
@@ -129,11 +163,16 @@ class ClipModel {
   // A result as f32 on the model's device.
   Tensor to_output(const Tensor& y) const;
   Tensor vision_transformer(const Tensor& images) const;  // -> [B,T,Wv] before ln_post
+  // x [..., W] @ visual.proj / text_projection [W, E] -> [..., E]: the cached transposed copy
+  // (frozen) or the parameter itself (trainable, so that its gradient is recorded).
+  Tensor project_image(const Tensor& x) const;
+  Tensor project_text(const Tensor& x) const;
   void register_parameters();  // the layers and raw weights of config_, zero-filled
 
   ClipConfig config_;
   Device device_ = Device::CPU;
   DType compute_dtype_ = DType::f32;
+  bool trainable_ = false;
   double logit_scale_ = 0;  // exp(logit_scale)
   std::string bpe_merges_;
   // Every weight under its OpenAI name; the layers and tensors below are handles into it.
