@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   learn
       ->add_option("--min-frequency", l.min_frequency,
                    "stop when no pair occurs this often (default 2)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1 << 30));
   learn->add_option("-o,--output", l.output, "merges file to write")->required();
   CLI11_PARSE(app, argc, argv);
 
