@@ -792,6 +792,10 @@ ClipTokenizer ClipTokenizer::from_file(const std::string& path) {
   return tok;
 }
 
+ClipTokenizer ClipTokenizer::from_merges_file(const std::string& path) {
+  return ClipTokenizer(read_merges_file(path), "merges file '" + path + "'");
+}
+
 const std::string& ClipTokenizer::token(int32_t id) const {
   TGPT_CHECK(id >= 0 && id < vocab_size(), "tokenizer: token id ", id, " out of range [0, ",
              vocab_size(), ")");
@@ -839,6 +843,28 @@ void ClipTokenizer::bpe(const std::string& pretoken, std::vector<int32_t>& out) 
   }
 }
 
+std::string ClipTokenizer::decode(const std::vector<int32_t>& ids) const {
+  std::array<char32_t, 256> table;
+  std::array<int, 256> order;
+  bytes_to_unicode(table, order);
+  std::unordered_map<char32_t, char> byte_of;
+  for (int b = 0; b < 256; ++b) byte_of[table[b]] = static_cast<char>(b);
+  constexpr std::string_view kEndOfWord = "</w>";
+  std::string text;
+  for (int32_t id : ids) {
+    std::string_view tok = token(id);
+    if (id == sot_id_ || id == eot_id_) {
+      text += tok;
+      continue;
+    }
+    const bool end_of_word = tok.ends_with(kEndOfWord);
+    if (end_of_word) tok.remove_suffix(kEndOfWord.size());
+    for (char32_t c : utf8_decode(tok, "tokenizer: vocabulary")) text += byte_of.at(c);
+    if (end_of_word) text += ' ';
+  }
+  return text;
+}
+
 std::vector<int32_t> ClipTokenizer::encode(std::string_view text) const {
   std::vector<int32_t> ids;
   for (const std::u32string& tok : pretokenize32(clean32(text))) bpe(utf8_encode(tok), ids);
@@ -884,6 +910,18 @@ Tensor ClipTokenizer::tokenize_tensor(const std::vector<std::string>& texts, int
 
 // ---------------------------------------------------------------------------------------------
 // Free functions
+
+const std::vector<std::string>& clip_byte_symbols() {
+  static const std::vector<std::string> symbols = [] {
+    std::array<char32_t, 256> table;
+    std::array<int, 256> order;
+    bytes_to_unicode(table, order);
+    std::vector<std::string> out(256);
+    for (int b = 0; b < 256; ++b) utf8_append(out[static_cast<size_t>(b)], table[b]);
+    return out;
+  }();
+  return symbols;
+}
 
 std::string clip_clean_text(std::string_view text) {
   return utf8_encode(clean32(text));

@@ -49,6 +49,9 @@ class ClipTokenizer {
   // From OpenAI's bpe_simple_vocab_16e6.txt.gz (gzip) or a Hugging Face merges.txt (plain text);
   // the file must hold at least kNumMerges merges.
   static ClipTokenizer from_file(const std::string& path);
+  // A merges file (gzip or plain text) of any length, e.g. one learned by learn_bpe_merges
+  // (models/bpe_learn.h): the vocabulary is 512 + merges + 2.
+  static ClipTokenizer from_merges_file(const std::string& path);
 
   // BPE ids of `text` without start/end tokens.
   std::vector<int32_t> encode(std::string_view text) const;
@@ -68,6 +71,11 @@ class ClipTokenizer {
   int num_merges() const { return static_cast<int>(ranks_.size()); }
   // Vocabulary entry of an id, in the bytes_to_unicode alphabet (UTF-8), e.g. "in", "cat</w>".
   const std::string& token(int32_t id) const;
+  // Text of ids (simple_tokenizer's decode): each token's bytes, a '</w>' at a token's end becomes
+  // ' ', SOT/EOT give their own text. decode(encode(t)) is t's pre-tokens, each followed by ' '
+  // (SOT/EOT without). The bytes are returned as they are (ids that split a character give
+  // invalid UTF-8).
+  std::string decode(const std::vector<int32_t>& ids) const;
 
  private:
   void bpe(const std::string& pretoken, std::vector<int32_t>& out) const;
@@ -78,6 +86,10 @@ class ClipTokenizer {
   std::string byte_chars_[256];                       // byte -> UTF-8 of its unicode character
   int32_t sot_id_ = 0, eot_id_ = 0;
 };
+
+// bytes_to_unicode: the UTF-8 of the symbol of each byte (index = byte value), e.g. 'a' -> "a",
+// ' ' -> "\u0120"; BPE works over these symbols.
+const std::vector<std::string>& clip_byte_symbols();
 
 // The cleaning steps of encode() (UTF-8 in and out), exposed for tests and tools.
 std::string clip_clean_text(std::string_view text);

@@ -127,6 +127,18 @@ TEST(ClipTokenizer, SyntheticTokenize) {
             std::vector<int32_t>({518, 515, 519, 0, 518, 517, 519, 0}));
 }
 
+TEST(ClipTokenizer, SyntheticDecode) {
+  ClipTokenizer tok(kSyntheticMerges);
+  // '</w>' at a token's end -> ' '; bytes_to_unicode symbols back to bytes; SOT/EOT as text.
+  EXPECT_EQ(tok.decode(tok.encode("Hello, CAT!")), "hello , cat ! ");
+  EXPECT_EQ(tok.decode({518, 512, 71, 515, 519}), "<|startoftext|>hehhello <|endoftext|>");
+  EXPECT_EQ(tok.decode(tok.encode("\xC3\xA9 a\tb")), "\xC3\xA9 a b ");
+  EXPECT_EQ(tok.decode({106 + 0xC3 - 0xAE}), "\xC3");  // half a character: bytes as they are
+  EXPECT_EQ(tok.decode({}), "");
+  EXPECT_THROW(tok.decode({520}), Error);
+  EXPECT_THROW(tok.decode({-1}), Error);
+}
+
 TEST(ClipTokenizer, InvalidUtf8Input) {
   ClipTokenizer tok(kSyntheticMerges);
   EXPECT_THROW(tok.encode("\xFF"), Error);
