@@ -423,3 +423,49 @@ TEST_F(TrainTool, BadInputAndInterruption) {
 }
 
 }  // namespace
+
+namespace {
+
+// The built-in default pipeline at toy size: learned merges, contrastive pretraining from
+// scratch, then the pretrained weights in zero-shot evaluation and TGP-T training.
+TEST_F(TrainTool, PretrainsAClipFromScratch) {
+  std::string log;
+  ASSERT_EQ(test::run_command(tool("tgpt-tokenize") + " learn --captions " +
+                                  q(dir_ / "world" / "pretrain" / "captions.txt") +
+                                  " --merges 200 -o " + q(dir_ / "merges.txt"),
+                              dir_, &log),
+            0)
+      << log;
+  ASSERT_EQ(test::run_command(tool("tgpt-train") + " --method clip --device cpu --images " +
+                                  q(dir_ / "world" / "pretrain" / "images") + " --captions " +
+                                  q(dir_ / "world" / "pretrain" / "captions.txt") + " --vocab " +
+                                  q(dir_ / "merges.txt") + " --output " + q(dir_ / "clip") +
+                                  " --max-iter 4 --warmup-iter 1 --batch-size 4",
+                              dir_, &log),
+            0)
+      << log;
+  const fs::path weights = dir_ / "clip" / "clip.safetensors";
+  ASSERT_TRUE(fs::exists(weights)) << log;
+  const ClipModel clip = ClipModel::load(weights.string());
+  EXPECT_EQ(clip.config().embed_dim, clip.config().transformer_width);
+  EXPECT_FALSE(clip.bpe_merges().empty());
+  ASSERT_EQ(test::run_command(tool("tgpt-eval") + " zeroshot --device cpu --weights " + q(weights) +
+                                  " --split " +
+                                  q(dir_ / "world" / "synth_shapes" / "split_zhou_SynthShapes.json") +
+                                  " --image-root " + q(dir_ / "world" / "synth_shapes" / "images") +
+                                  " --templates " + q(dir_ / "world" / "templates.json") +
+                                  " --dataset SynthShapes",
+                              dir_, &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("* accuracy: "), std::string::npos) << log;
+  // No merges: a clear error.
+  EXPECT_EQ(test::run_command(tool("tgpt-train") + " --method clip --images " +
+                                  q(dir_ / "world" / "pretrain" / "images") + " --output " +
+                                  q(dir_ / "clip2"),
+                              dir_, &log),
+            1);
+  EXPECT_NE(log.find("--vocab"), std::string::npos) << log;
+}
+
+}  // namespace

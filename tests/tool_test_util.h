@@ -20,7 +20,12 @@ inline std::filesystem::path tool_path(const char* name) {
 }
 
 // The path in single quotes for the shell (test paths hold no quote).
-inline std::string shell_quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+inline std::string shell_quote(const std::filesystem::path& p) {
+  std::string s(1, '\'');  // appended piecewise: GCC 12's -Wrestrict misfires on "'" + str
+  s += p.string();
+  s += '\'';
+  return s;
+}
 
 // Runs a command through the shell; returns its exit status (-1 when it did not exit normally)
 // and its stdout and stderr together in *output (the log file lives in log_dir).

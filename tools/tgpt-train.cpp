@@ -5,6 +5,9 @@
  *       [--config FILE] [--templates FILE] [--method tgpt|coop] [--captions FILE]
  *       [--no-content-loss] [--split FILE --image-root DIR] [--vocab FILE] [--resume]
  *       [--device auto|cpu|cuda] [--precision auto|f32|bf16|f16] [KEY VALUE ...]
+ *   tgpt-train --method clip --images DIR [--captions FILE] --vocab MERGES --output OUT
+ *       [--width 64 --layers 2 --image-size 32 --patch 8 --max-iter 600 --batch-size 64
+ *        --warmup-iter 30 --lr 2e-3 --weight-decay 0.1] [--seed S] [--resume] [--device ...]
  *   tgpt-train replay --weights CLIP --init INIT --batch BATCH --steps N --lr LR --max-iter M
  *       [--warmup-iter W] --trace OUT [--vocab FILE] [--device ...] [--precision ...]
  *
@@ -20,7 +23,10 @@
  * (train/fewshot_run.h: log.txt, metrics.json, test.json, model and checkpoint files,
  * split_fewshot.json). --method coop trains CoOp's 16 shared context vectors with CoOp's own
  * settings (SGD lr 0.002, batch 32, 50 epochs with one constant warm-up epoch at 1e-5) in the
- * same loop. --resume continues OUT/.../checkpoint-last.safetensors. Device auto: the GPU when
+ * same loop. --resume continues OUT/.../checkpoint-last.safetensors. --method clip
+ * pretrains a small ViT CLIP from scratch with the contrastive loss (train/clip_pretrain.h) on
+ * captioned images and writes OUT/clip.safetensors, a normal tgpt CLIP weight file with the
+ * merges embedded. Device auto: the GPU when
  * present; precision auto: f32 on the CPU, bf16 frozen encoders on the GPU (TGP-T's parameters,
  * losses and optimizer stay f32).
  *
@@ -30,6 +36,7 @@
  * Errors go to stderr with exit 1; an interrupted run exits 130 (train/trainer.h).
  */
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -41,6 +48,7 @@
 #include "data/dataset_layout.h"
 #include "data/fewshot.h"
 #include "tools/tool_options.h"
+#include "train/clip_pretrain.h"
 #include "train/config.h"
 #include "train/fewshot_run.h"
 #include "train/tgpt_replay.h"
@@ -177,6 +185,61 @@ int run_train(const TrainArgs& a) {
   return 0;
 }
 
+// Contrastive CLIP pretraining (--method clip): a small ViT CLIP from scratch.
+struct PretrainArgs {
+  std::string images;  // image folder; captions from --captions or images/captions.txt
+  int64_t width = 64, layers = 2, image_size = 32, patch = 8, max_iter = 600, batch = 64;
+  int64_t warmup = 30;
+  double lr = 2e-3, weight_decay = 0.1;
+};
+
+int run_pretrain(const TrainArgs& a, const PretrainArgs& p) {
+  using namespace tgpt;
+  TGPT_CHECK(!p.images.empty(), "--method clip needs --images DIR (images with captions)");
+  TGPT_CHECK(!a.vocab.empty(), "--method clip needs --vocab FILE (BPE merges, e.g. from "
+                               "tgpt-tokenize learn)");
+  TGPT_CHECK(p.width > 0 && p.width % 8 == 0, "--width must be a positive multiple of 8 (the "
+                                              "TGP-T Bonder's 8 heads), got ", p.width);
+  ClipPretrainOptions o;
+  o.image_dir = p.images;
+  o.captions = a.captions;
+  o.merges = a.vocab;
+  o.output_dir = a.output;
+  ClipConfig& c = o.config;
+  c.embed_dim = p.width;  // = text width, as TGP-T's Bonder needs
+  c.image_resolution = p.image_size;
+  c.vision_layers = p.layers;
+  c.vision_width = p.width;
+  c.vision_patch_size = p.patch;
+  c.vision_heads = static_cast<int>(std::max<int64_t>(1, p.width / 64));
+  c.context_length = 77;
+  c.transformer_width = p.width;
+  c.transformer_heads = static_cast<int>(std::max<int64_t>(1, p.width / 64));
+  c.transformer_layers = p.layers;
+  c.activation = Activation::quick_gelu;
+  o.lr = p.lr;
+  o.weight_decay = p.weight_decay;
+  o.max_iter = p.max_iter;
+  o.warmup_iter = p.warmup;
+  o.batch_size = p.batch;
+  o.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : 1;
+  o.resume = a.resume;
+  tools::PlacementOptions place_opts = a.placement;
+  if (place_opts.precision == "auto") place_opts.precision = "f32";
+  const tools::Placement place = tools::resolve_placement(place_opts);
+  o.device = place.device;
+  o.compute_dtype = place.dtype;
+  const ClipPretrainResult r = run_clip_pretraining(o);
+  if (r.status == TrainStatus::interrupted) {
+    std::fprintf(stderr, "tgpt-train: stopped at iteration %lld; resume with --resume\n",
+                 static_cast<long long>(r.iteration));
+    return kInterruptedExitCode;
+  }
+  std::printf("wrote %s (loss %.4f -> %.4f in %lld iterations, %.0f s)\n", r.weights_path.c_str(),
+              r.first_loss, r.last_loss, static_cast<long long>(r.iteration), r.seconds);
+  return 0;
+}
+
 struct ReplayArgs {
   tgpt::TgptReplayOptions options;
   tgpt::tools::PlacementOptions placement;
@@ -212,8 +275,30 @@ int main(int argc, char** argv) {
   app.add_option("--config", t.config, "an official TGP-T YAML config");
   app.add_option("--templates", t.templates,
                  "templates JSON {\"DATASET.NAME\": [...]} for the zero-shot head");
-  app.add_option("--method", t.method, "tgpt (default) or coop")
-      ->check(CLI::IsMember({"tgpt", "coop"}));
+  app.add_option("--method", t.method,
+                 "tgpt (default), coop, or clip (contrastive CLIP pretraining from scratch)")
+      ->check(CLI::IsMember({"tgpt", "coop", "clip"}));
+  PretrainArgs pa;
+  app.add_option("--images", pa.images, "clip: the image folder (captions.txt inside or --captions)")
+      ->group("CLIP pretraining (--method clip)");
+  app.add_option("--width", pa.width, "clip: embed and tower width (default 64)")
+      ->group("CLIP pretraining (--method clip)");
+  app.add_option("--layers", pa.layers, "clip: layers per tower (default 2)")
+      ->group("CLIP pretraining (--method clip)");
+  app.add_option("--image-size", pa.image_size, "clip: input resolution (default 32)")
+      ->group("CLIP pretraining (--method clip)");
+  app.add_option("--patch", pa.patch, "clip: patch size (default 8)")
+      ->group("CLIP pretraining (--method clip)");
+  app.add_option("--max-iter", pa.max_iter, "clip: iterations (default 600)")
+      ->group("CLIP pretraining (--method clip)");
+  app.add_option("--batch-size", pa.batch, "clip: pairs per step (default 64)")
+      ->group("CLIP pretraining (--method clip)");
+  app.add_option("--warmup-iter", pa.warmup, "clip: linear warm-up iterations (default 30)")
+      ->group("CLIP pretraining (--method clip)");
+  app.add_option("--lr", pa.lr, "clip: AdamW learning rate (default 2e-3)")
+      ->group("CLIP pretraining (--method clip)");
+  app.add_option("--weight-decay", pa.weight_decay, "clip: AdamW weight decay (default 0.1)")
+      ->group("CLIP pretraining (--method clip)");
   app.add_option("--captions", t.captions, "captions file (default: the dataset's captions.txt)");
   app.add_flag("--no-content-loss", t.no_content_loss,
                "train without captions (category supervision only)");
@@ -261,6 +346,10 @@ int main(int argc, char** argv) {
   }
   try {
     if (rp->parsed()) return run_replay(r);
+    if (t.method == "clip") {
+      if (t.output.empty()) throw CLI::ValidationError("tgpt-train", "--output is required");
+      return run_pretrain(t, pa);
+    }
     if (t.weights.empty() || t.output.empty())
       throw CLI::ValidationError("tgpt-train", "--weights and --output are required");
   } catch (const CLI::ParseError& e) {
