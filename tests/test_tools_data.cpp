@@ -16,23 +16,15 @@
 #include "data/dataset.h"
 #include "data/fewshot.h"
 #include "tests/test_files.h"
+#include "tests/tool_test_util.h"
 
 using namespace tgpt;
 namespace fs = std::filesystem;
 
 namespace {
 
-fs::path tool_path(const char* name) {
-  return fs::read_symlink("/proc/self/exe").parent_path() / name;
-}
-
-// The path in single quotes for the shell (test paths hold no quote).
-std::string q(const fs::path& p) {
-  std::string s(1, '\'');
-  s += p.string();
-  s += '\'';
-  return s;
-}
+using test::tool_path;
+std::string q(const fs::path& p) { return test::shell_quote(p); }
 
 class DataToolTest : public ::testing::Test {
  protected:

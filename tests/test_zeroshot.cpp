@@ -29,6 +29,7 @@
 #include "models/clip/zeroshot.h"
 #include "models/tokenizer.h"
 #include "tests/test_util.h"
+#include "tests/tool_test_util.h"
 #include "train/evaluator.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -269,15 +270,7 @@ Expected reference_accuracy(const ClipModel& m, const ImageDataset& ds,
   return ex;
 }
 
-// Runs a command, returning its exit status (-1 when it did not exit normally) and its output
-// (stdout and stderr); the log goes to `log_dir`.
-int run_command(const std::string& cmd, const fs::path& log_dir, std::string* output) {
-  const fs::path log = log_dir / "cmd.log";
-  const int st = std::system((cmd + " > '" + log.string() + "' 2>&1").c_str());
-  if (output) *output = read_text(log);
-  if (st == -1 || !WIFEXITED(st)) return -1;
-  return WEXITSTATUS(st);
-}
+using test::run_command;
 
 }  // namespace
 
@@ -414,17 +407,8 @@ TEST_F(ZeroShotTest, ClassifierAndLogitsMatchReference) {
 // ---------------------------------------------------------------------------------------------
 // Binaries
 
-fs::path tool_path(const char* name) {
-  return fs::read_symlink("/proc/self/exe").parent_path() / name;
-}
-
-// The path in single quotes for the shell (test paths hold no quote).
-std::string q(const fs::path& p) {
-  std::string s(1, '\'');
-  s += p.string();
-  s += '\'';
-  return s;
-}
+using test::tool_path;
+std::string q(const fs::path& p) { return test::shell_quote(p); }
 
 TEST_F(ZeroShotTest, EvalTool) {
   const fs::path bin = tool_path("tgpt-eval");

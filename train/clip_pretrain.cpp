@@ -39,14 +39,6 @@ std::string join_path(const std::string& dir, const std::string& name) {
   return (fs::path(dir) / name).string();
 }
 
-// An existing log is kept as log.txt-YYYY-MM-DD-HH-MM-SS (as the few-shot runs do).
-void keep_old_log(const std::string& path) {
-  if (!fs::exists(path)) return;
-  const std::time_t now = std::time(nullptr);
-  char stamp[64];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%d-%H-%M-%S", std::localtime(&now));
-  fs::rename(path, path + "-" + stamp);
-}
 
 std::string read_whole_file(const std::string& path, const char* what) {
   std::ifstream f(path, std::ios::binary);
@@ -181,7 +173,7 @@ ClipPretrainResult run_clip_pretraining(const ClipPretrainOptions& o) {
   if (o.resume)
     TGPT_CHECK(fs::exists(ckpt_path), "--resume: no checkpoint at ", ckpt_path);
   else
-    keep_old_log(log_path);
+    keep_existing_log(log_path);
   TrainLog log(o.console, std::nullopt, log_path);
   if (!o.header.empty()) log.line(o.header);
   log.line("Setting fixed seed: " + std::to_string(o.seed));

@@ -29,14 +29,6 @@ std::string join_path(const std::string& dir, const std::string& name) {
   return (fs::path(dir) / name).string();
 }
 
-// Dassl keeps an existing log as log.txt-YYYY-MM-DD-HH-MM-SS.
-void keep_old_log(const std::string& path) {
-  if (!fs::exists(path)) return;
-  const std::time_t now = std::time(nullptr);
-  char stamp[64];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%d-%H-%M-%S", std::localtime(&now));
-  fs::rename(path, path + "-" + stamp);
-}
 
 std::vector<int64_t> labels_of(const std::vector<LabeledImage>& items, int64_t begin,
                                int64_t count) {
@@ -224,7 +216,7 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
   if (o.resume)
     TGPT_CHECK(fs::exists(ckpt_path), "--resume: no checkpoint at ", ckpt_path);
   else
-    keep_old_log(log_path);
+    keep_existing_log(log_path);
   TrainLog log(o.console, std::nullopt, log_path);
   char buf[1024];
 

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <ctime>
+#include <filesystem>
 #include <set>
 
 #include "base/error.h"
@@ -111,6 +113,15 @@ void TrainLog::end_bar() {
     std::fflush(console_);
   }
   bar_shown_ = false;
+}
+
+void keep_existing_log(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(path)) return;
+  const std::time_t now = std::time(nullptr);
+  char stamp[64];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d-%H-%M-%S", std::localtime(&now));
+  fs::rename(path, path + "-" + stamp);
 }
 
 std::string format_eta(double seconds) {

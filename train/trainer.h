@@ -99,6 +99,10 @@ class TrainLog {
   std::string last_bar_;
 };
 
+// Before a new run writes `path` (log.txt): an existing file is kept as
+// path-YYYY-MM-DD-HH-MM-SS (local time), as Dassl does.
+void keep_existing_log(const std::string& path);
+
 // "H:MM:SS" for a duration in seconds (negative and non-finite give "0:00:00").
 std::string format_eta(double seconds);
 

@@ -42,6 +42,7 @@
 #include "models/clip/clip.h"
 #include "models/clip/zeroshot.h"
 #include "train/evaluator.h"
+#include "tests/cuda/cuda_clip_weights.h"
 #include "tests/cuda/cuda_test_util.h"
 
 using namespace tgpt;
@@ -63,30 +64,6 @@ ClipConfig cuda_config() {
   c.transformer_heads = 2;
   c.transformer_layers = 2;
   return c;
-}
-
-// Random f32 weights for every tensor of c; matrices scaled by 1/sqrt(fan_in) so activations stay
-// O(1) through the layers.
-std::map<std::string, Tensor> random_weights(const ClipConfig& c, uint64_t seed) {
-  Generator g(seed);
-  std::map<std::string, Tensor> t;
-  for (const auto& [name, shape] : expected_clip_tensors(c)) {
-    const bool ln_weight =
-        name.find("ln_") != std::string::npos && name.compare(name.size() - 7, 7, ".weight") == 0;
-    if (name == "logit_scale") {
-      t[name] = Tensor::full(Shape{}, std::log(100.0));
-    } else if (ln_weight) {
-      t[name] = g.randn(shape, DType::f32, 0.2) + 1.0;
-    } else if (shape.size() >= 2 && name.find("embedding") == std::string::npos) {
-      const int64_t fan_in = shape.numel() / shape[0];
-      const bool in_out = name == "visual.proj" || name == "text_projection";  // [in, out]
-      t[name] = g.randn(shape, DType::f32,
-                        1.0 / std::sqrt(static_cast<double>(in_out ? shape[0] : fan_in)));
-    } else {
-      t[name] = g.randn(shape, DType::f32, name.find("embedding") != std::string::npos ? 0.5 : 0.1);
-    }
-  }
-  return t;
 }
 
 std::map<std::string, Tensor> rounded(const std::map<std::string, Tensor>& t, DType dt) {
@@ -175,7 +152,7 @@ Inputs make_inputs(const ClipConfig& c, DType round_to) {
 TEST(CudaClip, F32MatchesCpu) {
   SKIP_WITHOUT_CUDA();
   const ClipConfig c = cuda_config();
-  const auto w = random_weights(c, 5);
+  const auto w = random_clip_weights(c, 5);
   const Inputs in = make_inputs(c, DType::f32);
   ClipModel cpu = ClipModel::from_tensors(w, c);
   Outputs ref = run_model(cpu, in.images, in.tokens, in.x, in.eot, in.up);
@@ -202,7 +179,7 @@ TEST_P(CudaClipLowPrecision, WithinFlashAttentionRule) {
   SKIP_WITHOUT_CUDA();
   const DType dt = GetParam();
   const ClipConfig c = cuda_config();
-  const auto w = rounded(random_weights(c, 5), dt);  // exactly representable in dt
+  const auto w = rounded(random_clip_weights(c, 5), dt);  // exactly representable in dt
   const Inputs in = make_inputs(c, dt);
   ClipModel ref_model = ClipModel::from_tensors(w, c, Device::CPU, DType::f64);
   ClipModel lowp_model = ClipModel::from_tensors(w, c, Device::CPU, dt);
@@ -235,7 +212,7 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, CudaClipLowPrecision, ::testing::Values(DType::
 TEST(CudaClip, WeightsLiveOnDeviceInComputeDtype) {
   SKIP_WITHOUT_CUDA();
   const ClipConfig c = cuda_config();
-  auto w = random_weights(c, 9);
+  auto w = random_clip_weights(c, 9);
   // OpenAI's mixed layout (clip.md §1.8): Linear/conv weights f16, LayerNorm and embeddings f32.
   std::map<std::string, Tensor> mixed = w;
   for (auto& [name, t] : mixed)
@@ -262,7 +239,7 @@ TEST(CudaClip, WeightsLiveOnDeviceInComputeDtype) {
 TEST(CudaClip, InputsOnEitherDeviceAndZeroShotHelpers) {
   SKIP_WITHOUT_CUDA();
   const ClipConfig c = cuda_config();
-  ClipModel m = ClipModel::from_tensors(random_weights(c, 3), c, Device::CUDA, DType::bf16);
+  ClipModel m = ClipModel::from_tensors(random_clip_weights(c, 3), c, Device::CUDA, DType::bf16);
   const Inputs in = make_inputs(c, DType::bf16);
   NoGradGuard no_grad;
   Tensor host_ids = m.encode_text(in.tokens).to(Device::CPU);
@@ -294,11 +271,11 @@ TEST(CudaClip, InputsOnEitherDeviceAndZeroShotHelpers) {
 TEST(CudaClip, ArgumentChecks) {
   SKIP_WITHOUT_CUDA();
   const ClipConfig c = cuda_config();
-  EXPECT_THROW(ClipModel::from_tensors(random_weights(c, 1), c, Device::CUDA, DType::f64), Error);
+  EXPECT_THROW(ClipModel::from_tensors(random_clip_weights(c, 1), c, Device::CUDA, DType::f64), Error);
   // Head dim 32 has no CUDA attention kernel: the op says so on first use.
   ClipConfig small = c;
   small.vision_heads = 4;
-  ClipModel m = ClipModel::from_tensors(random_weights(small, 1), small, Device::CUDA, DType::f16);
+  ClipModel m = ClipModel::from_tensors(random_clip_weights(small, 1), small, Device::CUDA, DType::f16);
   EXPECT_THROW(m.encode_image(Tensor::zeros({1, 3, 32, 32})), Error);
 }
 

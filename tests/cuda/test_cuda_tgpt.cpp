@@ -28,6 +28,7 @@
 #include "engine/random.h"
 #include "models/clip/clip.h"
 #include "models/tgpt/tgpt.h"
+#include "tests/cuda/cuda_clip_weights.h"
 #include "tests/cuda/cuda_test_util.h"
 
 using namespace tgpt;
@@ -49,24 +50,6 @@ ClipConfig tgpt_cuda_config() {
   c.transformer_heads = 2;
   c.transformer_layers = 2;
   return c;
-}
-
-std::map<std::string, Tensor> random_weights(const ClipConfig& c) {
-  Generator g(31);
-  std::map<std::string, Tensor> t;
-  for (const auto& [name, shape] : expected_clip_tensors(c)) {
-    const bool ln_weight =
-        name.find("ln_") != std::string::npos && name.compare(name.size() - 7, 7, ".weight") == 0;
-    if (name == "logit_scale")
-      t[name] = Tensor::full(Shape{}, std::log(100.0));
-    else if (ln_weight)
-      t[name] = g.randn(shape, DType::f32, 0.2) + 1.0;
-    else if (shape.size() >= 2 && name.find("embedding") == std::string::npos)
-      t[name] = g.randn(shape, DType::f32, 1.0 / std::sqrt(static_cast<double>(shape[1])));
-    else
-      t[name] = g.randn(shape, DType::f32, name.find("embedding") != std::string::npos ? 0.5 : 0.1);
-  }
-  return t;
 }
 
 // [N,77] rows: SOT (62), `len` ids in [1, 60], EOT (63), padding.
@@ -125,7 +108,7 @@ TEST(CudaTgpt, MatchesCpu) {
   SKIP_WITHOUT_CUDA();
   PoisonGuard poison;
   const ClipConfig c = tgpt_cuda_config();
-  const auto w = random_weights(c);
+  const auto w = random_clip_weights(c, 31);
   const ClipModel cpu = ClipModel::from_tensors(w, c);
   TgptConfig cfg;
   cfg.num_classes = 5;
