@@ -15,9 +15,12 @@
 #include "base/error.h"
 #include "models/clip/zeroshot.h"
 #include "models/tokenizer.h"
+#include "tools/tool_options.h"
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // first: may re-execute with other BLAS kernels
   CLI::App app{"Print CLIP token ids (77 per text) for each TEXT"};
+  tgpt::tools::add_version_flag(app, "tgpt-tokenize");
   std::string weights, vocab;
   bool truncate = false;
   std::vector<std::string> texts;
