@@ -34,10 +34,10 @@ run_pair clip bench_clip_cpu torch_clip_cpu.py 1 3
 # GEMM at the CLIP shapes: forced fallback core vs the core tgpt runs (the JSON context names it).
 OPENBLAS_CORETYPE=Prescott ./build/bench_cpu --benchmark_filter=BM_linear \
   --benchmark_out_format=json --benchmark_out="$out/gemm_prescott.json" \
-  --benchmark_min_time=0.5 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+  --benchmark_min_time=0.5 --benchmark_repetitions=5
 ./build/bench_cpu --benchmark_filter=BM_linear \
   --benchmark_out_format=json --benchmark_out="$out/gemm_selected.json" \
-  --benchmark_min_time=0.5 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+  --benchmark_min_time=0.5 --benchmark_repetitions=5
 echo
 /usr/bin/python3 bench/compare_cores.py "$out/gemm_prescott.json" "$out/gemm_selected.json" |
   tee "$out/gemm_cores_table.md"
