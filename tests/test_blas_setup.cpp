@@ -183,6 +183,14 @@ TEST(BlasSetup, AfterTheRestart) {
   d = decide("Haswell", avx512_cpu(), env);
   EXPECT_FALSE(d.restart);
   EXPECT_NE(d.reason.find("runs Haswell instead of SkylakeX"), std::string::npos) << d.reason;
+  // After OpenBLAS's own core failed the self-test, tgpt's Prescott fallback is reported as such.
+  BlasEnv fallback;
+  fallback.openblas_coretype = fallback.tgpt_core = "Prescott";
+  fallback.self_test_failed = "Haswell";
+  d = decide("Prescott", avx2_cpu(), fallback);
+  EXPECT_FALSE(d.restart);
+  EXPECT_EQ(d.source, BlasCoreSource::Tgpt);
+  EXPECT_NE(d.reason.find("after core Haswell failed"), std::string::npos) << d.reason;
   // The guard: TGPT_BLAS_CORE set but OPENBLAS_CORETYPE removed since: no second restart.
   env.openblas_coretype.clear();
   EXPECT_FALSE(decide("Prescott", avx512_cpu(), env).restart);
