@@ -9,6 +9,7 @@
 #include "bench/clip_bench_weights.h"
 #include "engine/autograd.h"
 #include "engine/random.h"
+#include "kernels/cpu/blas_setup.h"
 #include "models/clip/clip.h"
 
 using namespace tgpt;
@@ -58,4 +59,16 @@ void BM_clip_encode_text(benchmark::State& state) {
 BENCHMARK(BM_clip_encode_image)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_clip_encode_text)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+// Google Benchmark's main after select_blas_kernels (kernels/cpu/blas_setup.h); the JSON's context
+// records the OpenBLAS kernels that ran and who chose them.
+int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);
+  const tgpt::BlasStatus blas = tgpt::blas_status();
+  benchmark::AddCustomContext("blas_core", blas.core);
+  benchmark::AddCustomContext("blas_core_reason", blas.reason);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

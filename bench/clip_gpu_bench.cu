@@ -20,6 +20,7 @@
 #include "bench/gpu_bench_common.cuh"
 #include "engine/autograd.h"
 #include "engine/random.h"
+#include "kernels/cpu/blas_setup.h"
 #include "models/clip/clip.h"
 
 using namespace tgpt;
@@ -48,6 +49,7 @@ double text_flops(const ClipConfig& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // the CPU side's GEMMs at the CPU's speed
   if (!cuda_available()) {
     std::fprintf(stderr, "clip-gpu-bench: no CUDA device\n");
     return 1;

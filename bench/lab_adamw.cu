@@ -21,6 +21,7 @@
  * (+ the bf16 copy in version 3): 28 bytes in every version.
  */
 #include "bench/lab_common.cuh"
+#include "kernels/cpu/blas_setup.h"
 #include "kernels/cuda/adamw.h"
 
 using namespace tgpt;
@@ -186,6 +187,7 @@ std::vector<int64_t> transformer_sizes(int layers, int64_t C) {
 }
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // CPU references at the CPU's speed
   const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   std::printf("correctness vs CPU f64\n");

@@ -20,6 +20,7 @@
  * FLOPs counted as FlashAttention does: forward 4·B·T²·C (halved when causal), backward 2.5x.
  */
 #include "bench/lab_common.cuh"
+#include "kernels/cpu/blas_setup.h"
 #include "kernels/cuda/attention.h"
 
 using namespace tgpt;
@@ -273,6 +274,7 @@ bool check(int version, int B, int T, int NH, bool causal, uint64_t seed) {
 }
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // CPU references at the CPU's speed
   const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   std::printf("correctness (B=2, heads=2, D=64) vs CPU f64\n");

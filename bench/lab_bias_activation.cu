@@ -23,6 +23,7 @@
  * writes dx (bias and dbias are negligible), so % of copy bandwidth is comparable across versions.
  */
 #include "bench/lab_common.cuh"
+#include "kernels/cpu/blas_setup.h"
 #include "kernels/cuda/bias_activation.h"
 
 using namespace tgpt;
@@ -197,6 +198,7 @@ bool check(int version, int N, int C, Activation op, uint64_t seed) {
 }
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // CPU references at the CPU's speed
   const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   std::printf("correctness vs CPU f64\n");

@@ -17,6 +17,7 @@
  * Bytes counted: x and W read twice (forward, backward), dx and dW written once.
  */
 #include "bench/lab_common.cuh"
+#include "kernels/cpu/blas_setup.h"
 #include "kernels/cuda/cosine_loss.h"
 
 using namespace tgpt;
@@ -173,6 +174,7 @@ struct Run {
 };
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // CPU references at the CPU's speed
   const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   auto problem = [](int N, int F, int K, uint64_t seed, std::vector<float>& x,

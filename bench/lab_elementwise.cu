@@ -35,6 +35,7 @@
  * also writes and reads the transpose, which shows as a lower % of copy).
  */
 #include "bench/lab_common.cuh"
+#include "kernels/cpu/blas_setup.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/reduce.h"
 #include "kernels/cuda/tensor_kernels.h"
@@ -289,6 +290,7 @@ bool check(Op op, int version, int N, int C, uint64_t seed) {
 }
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // CPU references at the CPU's speed
   const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   std::printf("correctness vs CPU f64\n");

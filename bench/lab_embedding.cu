@@ -39,6 +39,7 @@
 #include <cstdint>
 
 #include "bench/lab_common.cuh"
+#include "kernels/cpu/blas_setup.h"
 #include "kernels/cuda/index.h"
 
 using namespace tgpt;
@@ -295,6 +296,7 @@ bool check(int version, int V, int C, int n, Ids kind, uint64_t seed) {
 }
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // CPU references at the CPU's speed
   const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   std::printf("correctness vs CPU f64 (forward exact)\n");

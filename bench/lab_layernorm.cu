@@ -25,6 +25,7 @@
  * parameters and the f32 [N] statistics are negligible).
  */
 #include "bench/lab_common.cuh"
+#include "kernels/cpu/blas_setup.h"
 #include "kernels/cuda/norm.h"
 
 using namespace tgpt;
@@ -275,6 +276,7 @@ bool check(int version, int N, int C, uint64_t seed) {
 }
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // CPU references at the CPU's speed
   const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   std::printf("correctness vs CPU f64 (eps 1e-5)\n");

@@ -29,6 +29,7 @@
  * probabilities (1-3), writes dx (the f32 [N] lse is negligible).
  */
 #include "bench/lab_common.cuh"
+#include "kernels/cpu/blas_setup.h"
 #include "kernels/cuda/norm.h"
 
 using namespace tgpt;
@@ -267,6 +268,7 @@ bool check(int version, int N, int C, bool causal, uint64_t seed) {
 }
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // CPU references at the CPU's speed
   const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   std::printf("correctness vs CPU f64\n");

@@ -21,6 +21,7 @@
 #include <cublas_v2.h>
 
 #include "bench/lab_common.cuh"
+#include "kernels/cpu/blas_setup.h"
 #include "kernels/cuda/vocab_ce.h"
 
 using namespace tgpt;
@@ -219,6 +220,7 @@ struct Run {
 };
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // CPU references at the CPU's speed
   const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   for (auto [N, W, V] :

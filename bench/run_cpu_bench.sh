@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run_cpu_bench.sh — runs tgpt's CPU benchmarks (GEMM and attention at CLIP shapes; CLIP ViT-B/16
 # encode_image and encode_text) and the same operations in PyTorch CPU with the same thread
-# count, and prints them side by side. Usage: bench/run_cpu_bench.sh [THREADS] (default: all
+# count, and prints them side by side; then tgpt's GEMMs with OpenBLAS's generic Prescott kernels
+# forced (what OpenBLAS 0.3.21 runs on a CPU it does not recognise) against the kernels tgpt
+# selects (kernels/cpu/blas_setup.h). PyTorch runs with OpenBLAS's own choice, as a user's would. Usage: bench/run_cpu_bench.sh [THREADS] (default: all
 # cores). Expects a built ./build (scripts/run.sh builds it). Tables land in build/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +30,14 @@ run_pair() {  # run_pair NAME TGPT_BINARY TORCH_SCRIPT MIN_TIME ROUNDS
 }
 run_pair ops bench_cpu torch_cpu.py 0.5 3
 run_pair clip bench_clip_cpu torch_clip_cpu.py 1 3
+
+# GEMM at the CLIP shapes: forced fallback core vs the core tgpt runs (the JSON context names it).
+OPENBLAS_CORETYPE=Prescott ./build/bench_cpu --benchmark_filter=BM_linear \
+  --benchmark_out_format=json --benchmark_out="$out/gemm_prescott.json" \
+  --benchmark_min_time=0.5 --benchmark_repetitions=5
+./build/bench_cpu --benchmark_filter=BM_linear \
+  --benchmark_out_format=json --benchmark_out="$out/gemm_selected.json" \
+  --benchmark_min_time=0.5 --benchmark_repetitions=5
+echo
+/usr/bin/python3 bench/compare_cores.py "$out/gemm_prescott.json" "$out/gemm_selected.json" |
+  tee "$out/gemm_cores_table.md"

@@ -25,6 +25,7 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/random.h"
+#include "kernels/cpu/blas_setup.h"
 
 using namespace tgpt;
 using namespace tgpt::bench;
@@ -50,6 +51,7 @@ BenchRow run_case(const std::string& name, bool flops, double work, double peak_
 }  // namespace
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // the CPU side's GEMMs at the CPU's speed
   if (!cuda_available()) {
     std::fprintf(stderr, "tgpt-bench: no CUDA device\n");
     return 1;

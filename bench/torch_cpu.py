@@ -51,8 +51,9 @@ def main():
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     out = {}
-    for M, K, N in [(197, 768, 2304), (197, 768, 3072), (1576, 768, 2304), (77, 512, 1536),
-                    (77, 512, 2048), (1232, 512, 1536)]:
+    for M, K, N in [(197, 768, 2304), (197, 768, 3072), (1576, 768, 2304), (1576, 768, 768),
+                    (1576, 768, 3072), (1576, 3072, 768), (77, 512, 1536), (77, 512, 2048),
+                    (1232, 512, 1536), (2048, 2048, 2048)]:
         x, w, b = torch.randn(M, K), torch.randn(N, K) * 0.02, torch.randn(N)
         with torch.no_grad():
             t = timeit(lambda: torch.nn.functional.linear(x, w, b))

@@ -16,9 +16,12 @@
 
 #include "base/error.h"
 #include "convert/clip_convert.h"
+#include "tools/tool_options.h"
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // first: may re-execute with other BLAS kernels
   CLI::App app{"Convert CLIP ViT weights into the tgpt CLIP weight file"};
+  tgpt::tools::add_version_flag(app, "tgpt-convert");
   std::string src, out;
   tgpt::ConvertOptions opt;
   app.add_option("SRC", src, "source weights: a file, or a Hugging Face folder")->required();

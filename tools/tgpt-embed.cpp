@@ -141,7 +141,9 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // first: may re-execute with other BLAS kernels
   CLI::App app{"CLIP image and text features into a safetensors file"};
+  tgpt::tools::add_version_flag(app, "tgpt-embed");
   Args a;
   app.add_option("--weights", a.weights, "tgpt CLIP weight file")->required();
   app.add_option("--image", a.images, "image file (repeatable)");

@@ -278,7 +278,9 @@ int run_summarize(const SummarizeArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // first: may re-execute with other BLAS kernels
   CLI::App app{"tgpt evaluation"};
+  tgpt::tools::add_version_flag(app, "tgpt-eval");
   app.require_subcommand(1);
   ZeroShotArgs z;
   CLI::App* zs = app.add_subcommand("zeroshot", "CLIP zero-shot classification accuracy");

@@ -24,6 +24,7 @@
 #include "models/bpe_learn.h"
 #include "models/clip/zeroshot.h"
 #include "models/tokenizer.h"
+#include "tools/tool_options.h"
 
 namespace {
 
@@ -64,7 +65,9 @@ int run_learn(const LearnArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // first: may re-execute with other BLAS kernels
   CLI::App app{"Print CLIP token ids (77 per text) for each TEXT; `learn` learns BPE merges"};
+  tgpt::tools::add_version_flag(app, "tgpt-tokenize");
   app.require_subcommand(0, 1);
   std::string weights, vocab, merges_file;
   bool truncate = false;

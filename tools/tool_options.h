@@ -4,6 +4,8 @@
  * auto device: CUDA when a device is present, else the CPU. auto precision: f32 on the CPU,
  * f16 on CUDA (what openai/CLIP's clip.load does on a GPU: OpenAI's f16 weights stay f16).
  * An explicit cuda without a device fails at model load with a message saying so.
+ * Every tool also takes --version: its name and what it computes with (the BLAS library, the
+ * OpenBLAS kernels in use and who chose them, the GEMM self-test, the CPU's features).
  */
 #pragma once
 
@@ -12,6 +14,7 @@
 
 #include "base/device.h"
 #include "base/dtype.h"
+#include "kernels/cpu/blas_setup.h"
 
 namespace tgpt::tools {
 
@@ -26,6 +29,15 @@ struct Placement {
     return std::string(device == Device::CUDA ? "cuda" : "cpu") + " (" + dtype_name(dtype) + ")";
   }
 };
+
+// --version: prints `name`, then blas_report() (kernels/cpu/blas_setup.h), and exits 0.
+inline void add_version_flag(CLI::App& app, const std::string& name) {
+  app.set_version_flag("--version", [name] {
+    std::string r = name + " (tgpt)\n" + blas_report();
+    while (!r.empty() && r.back() == '\n') r.pop_back();
+    return r;
+  });
+}
 
 inline void add_placement_options(CLI::App& app, PlacementOptions& o) {
   app.add_option("--device", o.device, "where the model runs: auto (cuda if present), cpu, cuda")
