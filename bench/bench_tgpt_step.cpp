@@ -62,6 +62,7 @@
 #include "models/clip/clip.h"
 #include "models/coop/coop.h"
 #include "models/tgpt/tgpt.h"
+#include "kernels/cpu/blas_setup.h"
 
 using namespace tgpt;
 
@@ -199,6 +200,7 @@ void print_phases(const Phases& p) {
 }  // namespace
 
 int main(int argc, char** argv) try {
+  select_blas_kernels(argc, argv);  // first: may re-execute with the CPU's BLAS kernels
   const Options o = parse(argc, argv);
   if (o.threads > 0) set_num_threads(o.threads);
   const Device dev = o.device == "cuda" ? Device::CUDA : Device::CPU;

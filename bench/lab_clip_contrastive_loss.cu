@@ -20,6 +20,7 @@
  */
 #include "bench/lab_common.cuh"
 #include "kernels/cuda/clip_contrastive_loss.h"
+#include "kernels/cpu/blas_setup.h"
 
 using namespace tgpt;
 
@@ -126,6 +127,7 @@ struct Run {
 };
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // CPU references at the CPU's speed
   const auto [check_only, only] = lab::start(argc, argv);
   bool ok = true;
   const float p0 = std::log(1 / 0.07f);

@@ -34,6 +34,7 @@
 #include "data/dataset.h"
 #include "data/dataset_layout.h"
 #include "data/fewshot.h"
+#include "tools/tool_options.h"
 
 namespace {
 
@@ -254,7 +255,9 @@ int run_check(const CheckArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // first: may re-execute with other BLAS kernels
   CLI::App app{"tgpt dataset tools"};
+  tgpt::tools::add_version_flag(app, "tgpt-data");
   app.require_subcommand(1);
   SplitArgs sa;
   CLI::App* split = app.add_subcommand("split", "draw a few-shot split file (Dassl / TGP-T draw)");

@@ -18,10 +18,13 @@
 
 #include "base/error.h"
 #include "data/synth/world.h"
+#include "tools/tool_options.h"
 
 int main(int argc, char** argv) {
   namespace synth = tgpt::synth;
+  tgpt::select_blas_kernels(argc, argv);  // first: may re-execute with other BLAS kernels
   CLI::App app{"Write the synthetic captioned image world (pretraining set + CoOp datasets)"};
+  tgpt::tools::add_version_flag(app, "tgpt-synth");
   synth::WorldOptions o;
   std::string out;
   bool quiet = false;

@@ -263,7 +263,9 @@ int run_replay(ReplayArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tgpt::select_blas_kernels(argc, argv);  // first: may re-execute with other BLAS kernels
   CLI::App app{"tgpt few-shot training: TGP-T, or the CoOp baseline"};
+  tgpt::tools::add_version_flag(app, "tgpt-train");
   app.require_subcommand(0, 1);
   TrainArgs t;
   app.add_option("--dataset", t.dataset, "DATASET.NAME (OxfordPets, ...) or its config stem");
