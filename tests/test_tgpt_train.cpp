@@ -158,9 +158,8 @@ TEST_F(TgptTrainRun, TrainingBeatsTheZeroShotHeadAndWritesEveryOutput) {
     cfg.num_classes = 3;
     Generator gen(1);
     TgptModel model(clip, cfg, tgpt_token_ids(tok, opt_.init_text), gen);
-    const ZeroShotClassifier zs =
-        build_zeroshot_classifier(clip, tok, class_prompts(data_.classnames, opt_.templates), 8);
-    model.set_zeroshot_head(tgpt_zeroshot_head(zs.class_features));
+    model.set_zeroshot_head(
+        tgpt_zeroshot_head_from_templates(clip, tok, data_.classnames, opt_.templates, 8));
     AccuracyMeter plain(3), wiseft(3);
     evaluate_tgpt(model, data_.test, 8, plain, wiseft);
     zeroshot = plain.top1();

@@ -204,10 +204,8 @@ int run_test(const TestArgs& a) {
     const TemplateLists lists = read_templates_file(a.templates_file);
     const std::vector<std::string>& templates =
         select_templates(lists, a.dataset, "templates file '" + a.templates_file + "'");
-    const ZeroShotClassifier zs = build_zeroshot_classifier(
-        clip, tok, class_prompts(ds.classnames, templates), a.batch_size);
-    const Tensor head = tgpt_zeroshot_head(zs.class_features);
-    model.set_zeroshot_weights(head);
+    model.set_zeroshot_weights(
+        tgpt_zeroshot_head_from_templates(clip, tok, ds.classnames, templates, a.batch_size));
     head_source = "built from " + std::to_string(templates.size()) + " templates of " + a.dataset;
   }
   std::printf("checkpoint:   %s (%zu tensors; zero-shot head %s)\n", a.checkpoint.c_str(),

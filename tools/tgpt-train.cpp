@@ -281,26 +281,19 @@ int main(int argc, char** argv) {
                  "tgpt (default), coop, or clip (contrastive CLIP pretraining from scratch)")
       ->check(CLI::IsMember({"tgpt", "coop", "clip"}));
   PretrainArgs pa;
-  app.add_option("--images", pa.images, "clip: the image folder (captions.txt inside or --captions)")
-      ->group("CLIP pretraining (--method clip)");
-  app.add_option("--width", pa.width, "clip: embed and tower width (default 64)")
-      ->group("CLIP pretraining (--method clip)");
-  app.add_option("--layers", pa.layers, "clip: layers per tower (default 2)")
-      ->group("CLIP pretraining (--method clip)");
-  app.add_option("--image-size", pa.image_size, "clip: input resolution (default 32)")
-      ->group("CLIP pretraining (--method clip)");
-  app.add_option("--patch", pa.patch, "clip: patch size (default 8)")
-      ->group("CLIP pretraining (--method clip)");
-  app.add_option("--max-iter", pa.max_iter, "clip: iterations (default 600)")
-      ->group("CLIP pretraining (--method clip)");
-  app.add_option("--batch-size", pa.batch, "clip: pairs per step (default 64)")
-      ->group("CLIP pretraining (--method clip)");
-  app.add_option("--warmup-iter", pa.warmup, "clip: linear warm-up iterations (default 30)")
-      ->group("CLIP pretraining (--method clip)");
-  app.add_option("--lr", pa.lr, "clip: AdamW learning rate (default 2e-3)")
-      ->group("CLIP pretraining (--method clip)");
-  app.add_option("--weight-decay", pa.weight_decay, "clip: AdamW weight decay (default 0.1)")
-      ->group("CLIP pretraining (--method clip)");
+  auto clip_option = [&app](const char* name, auto& value, const char* help) {
+    app.add_option(name, value, help)->group("CLIP pretraining (--method clip)");
+  };
+  clip_option("--images", pa.images, "clip: the image folder (captions.txt inside or --captions)");
+  clip_option("--width", pa.width, "clip: embed and tower width (default 64)");
+  clip_option("--layers", pa.layers, "clip: layers per tower (default 2)");
+  clip_option("--image-size", pa.image_size, "clip: input resolution (default 32)");
+  clip_option("--patch", pa.patch, "clip: patch size (default 8)");
+  clip_option("--max-iter", pa.max_iter, "clip: iterations (default 600)");
+  clip_option("--batch-size", pa.batch, "clip: pairs per step (default 64)");
+  clip_option("--warmup-iter", pa.warmup, "clip: linear warm-up iterations (default 30)");
+  clip_option("--lr", pa.lr, "clip: AdamW learning rate (default 2e-3)");
+  clip_option("--weight-decay", pa.weight_decay, "clip: AdamW weight decay (default 0.1)");
   app.add_option("--captions", t.captions, "captions file (default: the dataset's captions.txt)");
   app.add_flag("--no-content-loss", t.no_content_loss,
                "train without captions (category supervision only)");

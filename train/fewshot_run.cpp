@@ -66,8 +66,9 @@ class Learner {
                           const Tensor& captions) = 0;
   virtual void begin_eval() {}
   virtual void end_eval() {}
-  virtual Tensor logits(const ImageFeatures& image) const = 0;  // [B,C], no tape
-  virtual Tensor logits_wiseft(const ImageFeatures&) const { return Tensor(); }  // none
+  // Logits [B,C] without a tape; with `wiseft` non-null, also the WiSE-FT head's from the same
+  // forward (left undefined by methods without one).
+  virtual Tensor logits(const ImageFeatures& image, Tensor* wiseft = nullptr) const = 0;
   virtual void save(const std::string& path, nlohmann::json meta) const = 0;
 };
 
@@ -89,13 +90,11 @@ class TgptLearner : public Learner {
       so.parts.emplace_back("content_loss", l.content.to(Device::CPU).item());
     return so;
   }
-  Tensor logits(const ImageFeatures& image) const override {
+  Tensor logits(const ImageFeatures& image, Tensor* wiseft) const override {
     NoGradGuard no_grad;
-    return model_.logits(model_.forward(image).features);
-  }
-  Tensor logits_wiseft(const ImageFeatures& image) const override {
-    NoGradGuard no_grad;
-    return model_.logits_wiseft(model_.forward(image).features);
+    const Tensor features = model_.forward(image).features;
+    if (wiseft) *wiseft = model_.logits_wiseft(features);
+    return model_.logits(features);
   }
   void save(const std::string& path, nlohmann::json meta) const override {
     meta["category_queries"] = model_.config().category_queries;
@@ -128,7 +127,7 @@ class CoopLearner : public Learner {
   }
   void begin_eval() override { text_ = model_.class_text_features(chunk_); }
   void end_eval() override { text_ = Tensor(); }
-  Tensor logits(const ImageFeatures& image) const override {
+  Tensor logits(const ImageFeatures& image, Tensor*) const override {
     NoGradGuard no_grad;
     TGPT_CHECK(text_.defined(), "CoOp: logits outside an evaluation");
     return model_.logits(image.cls, text_);
@@ -158,11 +157,9 @@ void evaluate_learner(Learner& learner, const std::vector<LabeledImage>& items, 
     const int64_t len = std::min(batch_size, n - b);
     const ImageFeatures f = learner.encode(preprocess_image_files(paths_of(items, b, len), R, false));
     const std::vector<int64_t> labels = labels_of(items, b, len);
-    plain.add(learner.logits(f), labels);
-    if (wiseft) {
-      const Tensor w = learner.logits_wiseft(f);
-      if (w.defined()) wiseft->add(w, labels);
-    }
+    Tensor w;
+    plain.add(learner.logits(f, wiseft ? &w : nullptr), labels);
+    if (w.defined()) wiseft->add(w, labels);
     if (progress && progress->terminal()) {
       char buf[128];
       std::snprintf(buf, sizeof buf, "evaluating %lld/%lld images",
@@ -184,6 +181,15 @@ FewshotMethod parse_fewshot_method(const std::string& s) {
   if (s == "tgpt") return FewshotMethod::tgpt;
   if (s == "coop") return FewshotMethod::coop;
   TGPT_FAIL("unknown method '", s, "' (expected tgpt or coop)");
+}
+
+Tensor tgpt_zeroshot_head_from_templates(const ClipModel& clip, const ClipTokenizer& tokenizer,
+                                         const std::vector<std::string>& classnames,
+                                         const std::vector<std::string>& templates,
+                                         int64_t batch_size) {
+  const ZeroShotClassifier zs = build_zeroshot_classifier(
+      clip, tokenizer, class_prompts(classnames, templates), batch_size);
+  return tgpt_zeroshot_head(zs.class_features);
 }
 
 void evaluate_tgpt(TgptModel& model, const std::vector<LabeledImage>& items, int64_t batch_size,
@@ -249,9 +255,8 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
     tgpt_model = std::make_unique<TgptModel>(clip, cfg, tgpt_token_ids(tok, o.init_text), gen);
     log.line("Initial context: \"" + o.init_text + "\"");
     TGPT_CHECK(!o.templates.empty(), "TGP-T training: no templates for the zero-shot head");
-    const ZeroShotClassifier zs = build_zeroshot_classifier(
-        clip, tok, class_prompts(data.classnames, o.templates), o.test_batch_size);
-    tgpt_model->set_zeroshot_head(tgpt_zeroshot_head(zs.class_features));
+    tgpt_model->set_zeroshot_head(tgpt_zeroshot_head_from_templates(
+        clip, tok, data.classnames, o.templates, o.test_batch_size));
     tgpt_model->set_category_sentences(tgpt_category_sentence_tokens(tok, data.classnames, ctx));
     if (!data.train_captions.empty()) captions = tok.tokenize_tensor(data.train_captions, ctx, true);
     learner = std::make_unique<TgptLearner>(*tgpt_model);

@@ -108,6 +108,14 @@ struct FewshotRunResult {
 
 FewshotRunResult run_fewshot_training(const FewshotRunOptions& options, const FewshotData& data);
 
+// TGP-T's zero-shot head [C,2E] for raw class names (method.md §1.2 point 7): every template
+// filled with each name, encoded batch_size prompts at a time, the mean of the unnormalised
+// features per class, then tgpt_zeroshot_head.
+Tensor tgpt_zeroshot_head_from_templates(const ClipModel& clip, const ClipTokenizer& tokenizer,
+                                         const std::vector<std::string>& classnames,
+                                         const std::vector<std::string>& templates,
+                                         int64_t batch_size);
+
 // Accuracy of a TGP-T model on images (evaluation transform, batched, no tape) with the plain
 // and the WiSE-FT head, counted into the two meters. progress (may be null) gets the bar.
 void evaluate_tgpt(TgptModel& model, const std::vector<LabeledImage>& items,
