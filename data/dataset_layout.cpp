@@ -45,7 +45,7 @@ const std::vector<DatasetLayout>& dataset_layouts() {
        R::RelativePath, 1000, 0, 0, 10000},
       {"ImageNetSketch", "imagenet_sketch", "imagenet-sketch", "images", "", R::RelativePath, 1000,
        0, 0, 50889},
-      // The built-in synthetic world (data/synth/world.h, tgpt-synth); sizes depend on options.
+      // The built-in synthetic world (data/synth/world.h, tgpt-data synth); sizes depend on options.
       {"SynthShapes", "synth_shapes", "synth_shapes", "images", "split_zhou_SynthShapes.json",
        R::RelativePath, 9, 0, 0, 0},
       {"SynthColors", "synth_colors", "synth_colors", "images", "split_zhou_SynthColors.json",

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# run.sh — the README's first command: installs dependencies, builds tgpt (Release) and runs the
-# main job on its built-in default. Until training lands, the main job is the CPU benchmark
-# (GEMM and attention at CLIP shapes, side by side with PyTorch CPU).
+# run.sh — the README's first command: installs the dependencies, builds tgpt (Release) and runs
+# the main job on its built-in default (scripts/main_job.sh: a captioned synthetic world, a CLIP
+# pretrained on it by tgpt, then zero-shot, CoOp and TGP-T at 16 shots; output/default/).
+# Arguments go to main_job.sh (e.g. --out DIR, --seed S). The CPU benchmark is its own command:
+# bash bench/run_cpu_bench.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$(nproc)"
-exec bash bench/run_cpu_bench.sh "$@"
+exec bash scripts/main_job.sh --bin build "$@"

@@ -303,21 +303,21 @@ TEST_F(TgptTrainRun, BadInputGetsClearErrors) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// The command line: tgpt-synth -> tgpt-train (TGP-T and CoOp) -> tgpt-eval summarize.
+// The command line: tgpt-data synth -> tgpt-train (TGP-T and CoOp) -> tgpt-eval summarize.
 
 namespace {
 
 class TrainTool : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* t : {"tgpt-train", "tgpt-synth", "tgpt-eval", "tgpt-data"})
+    for (const char* t : {"tgpt-train", "tgpt-eval", "tgpt-data"})
       if (!fs::exists(test::tool_path(t))) GTEST_SKIP() << t << " not built next to the tests";
     dir_ = fs::temp_directory_path() / ("tgpt_test_train_tool_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     write_tiny_clip((dir_ / "clip.safetensors").string());
     std::string log;
-    ASSERT_EQ(test::run_command(tool("tgpt-synth") + " --out " + q(dir_ / "world") +
+    ASSERT_EQ(test::run_command(tool("tgpt-data") + " synth --out " + q(dir_ / "world") +
                                     " --pretrain 4 --size 32 --train-per-class 4"
                                     " --val-per-class 2 --test-per-class 3",
                                 dir_, &log),

@@ -1,8 +1,10 @@
 /*
- * tgpt-data — dataset commands: few-shot split files and dataset checks.
+ * tgpt-data — dataset commands: few-shot split files, dataset checks, the synthetic world.
  *
  *   tgpt-data split DATASET --shots K --seed S -o OUT.json [--no-captions] [--no-check-files]
  *   tgpt-data check DATASET [--shots K --seed S]
+ *   tgpt-data synth --out DIR [--seed S] [--pretrain N] [--size PX] [--train-per-class N]
+ *                   [--val-per-class N] [--test-per-class N] [--quiet]
  *
  *   DATASET:  --dataset-dir DIR --split-json FILE --image-root DIR   (the CoOp layout)
  *         or  --dataset NAME --root DATA  (folders from the table of data/dataset_layout.h;
@@ -18,10 +20,16 @@
  * sizes with --dataset), missing image files, and how many images of each subset have a caption;
  * every training image needs one (with --shots and --seed: every drawn training image).
  * Prints "check passed" and exits 0, or lists the problems and exits 1.
+ * synth: writes the synthetic captioned image world (data/synth/world.h): a pretraining set
+ * (images + captions) and the downstream datasets SynthShapes, SynthColors and SynthScenes in the
+ * CoOp layout, with templates.json and the world.json manifest; the same options give the same
+ * bytes. DIR must be missing, empty, or a world written before: the same options make it a
+ * no-op; other options (or an interrupted run) replace it; any other non-empty folder is refused.
  * Errors go to stderr with exit 1.
  */
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -34,6 +42,7 @@
 #include "data/dataset.h"
 #include "data/dataset_layout.h"
 #include "data/fewshot.h"
+#include "data/synth/world.h"
 #include "tools/tool_options.h"
 
 namespace {
@@ -252,6 +261,48 @@ int run_check(const CheckArgs& a) {
   return 1;
 }
 
+struct SynthArgs {
+  tgpt::synth::WorldOptions world;
+  std::string out;
+  bool quiet = false;
+};
+
+int run_synth(const SynthArgs& a) {
+  namespace synth = tgpt::synth;
+  std::string last_stage;  // the stage the progress line shows ("" = none printed)
+  const auto t0 = std::chrono::steady_clock::now();
+  auto progress = [&](const std::string& stage, int64_t done, int64_t total) {
+    if (a.quiet) return;
+    if (!last_stage.empty() && stage != last_stage) std::fprintf(stderr, "\n");
+    last_stage = stage;
+    std::fprintf(stderr, "\r%-12s %lld/%lld images", stage.c_str(), static_cast<long long>(done),
+                 static_cast<long long>(total));
+    std::fflush(stderr);
+  };
+  synth::WorldStatus status;
+  try {
+    status = synth::generate_world(a.out, a.world, progress);
+  } catch (...) {
+    if (!last_stage.empty()) std::fprintf(stderr, "\n");
+    throw;
+  }
+  if (!last_stage.empty()) std::fprintf(stderr, "\n");
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto seed = static_cast<unsigned long long>(a.world.seed);
+  if (status == synth::WorldStatus::Unchanged) {
+    std::printf("%s already holds this world (seed %llu, generator version %d): nothing to do\n",
+                a.out.c_str(), seed, synth::kWorldGeneratorVersion);
+    return 0;
+  }
+  std::printf("%s world in %s (seed %llu): %lld pretraining images",
+              status == synth::WorldStatus::Replaced ? "replaced the" : "wrote the", a.out.c_str(),
+              seed, static_cast<long long>(a.world.pretrain_images));
+  for (const synth::SynthDatasetSpec& d : synth::synth_datasets())
+    std::printf(", %s (%zu classes)", d.name.c_str(), d.classes.size());
+  std::printf(" in %.1f s\n", secs);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -274,14 +325,32 @@ int main(int argc, char** argv) {
   auto* seed = check->add_option("--seed", ca.seed, "seed of that draw (>= 0)");
   shots->needs(seed);
   seed->needs(shots);
+  SynthArgs ya;
+  CLI::App* synth = app.add_subcommand(
+      "synth", "write the synthetic captioned image world (pretraining set + CoOp datasets)");
+  synth->add_option("--out", ya.out, "output folder (missing, empty, or a previous world)")
+      ->required();
+  synth->add_option("--seed", ya.world.seed, "world seed")->capture_default_str();
+  synth->add_option("--pretrain", ya.world.pretrain_images, "pretraining images")
+      ->capture_default_str();
+  synth->add_option("--size", ya.world.image_size, "image side in pixels (16..512)")
+      ->capture_default_str();
+  synth->add_option("--train-per-class", ya.world.train_per_class, "train images per class")
+      ->capture_default_str();
+  synth->add_option("--val-per-class", ya.world.val_per_class, "val images per class")
+      ->capture_default_str();
+  synth->add_option("--test-per-class", ya.world.test_per_class, "test images per class")
+      ->capture_default_str();
+  synth->add_flag("--quiet", ya.quiet, "no progress line");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 1;
   }
-  const std::string name = split->parsed() ? "split" : "check";
+  const std::string name = split->parsed() ? "split" : synth->parsed() ? "synth" : "check";
   try {
     if (split->parsed()) return run_split(sa);
+    if (synth->parsed()) return run_synth(ya);
     if (ca.shots != 0 || ca.seed != -1) {
       TGPT_CHECK(ca.shots >= 1, "--shots must be >= 1, got ", ca.shots);
       TGPT_CHECK(ca.seed >= 0, "--seed must be >= 0, got ", ca.seed);
