@@ -8,7 +8,7 @@
  * and TGP-T (16shots) runs, two seeds on one dataset, CoOp missing one dataset and a 4-shot run
  * that must be left out gives exact cells, averages, column order, JSON and Markdown; the bar
  * chart is well-formed XML with one bar per (dataset, method) and per method's average; errors
- * for no run at K and bad --field values.
+ * for no run at K and bad --field values; and the tool itself on the same tree.
  */
 #include <expat.h>
 #include <gtest/gtest.h>
@@ -24,6 +24,7 @@
 
 #include "base/error.h"
 #include "tests/test_files.h"
+#include "tests/tool_test_util.h"
 #include "train/summary.h"
 
 namespace tgpt {
@@ -635,6 +636,56 @@ TEST(Compare, NoRunAtTheShotCount) {
       << e;
   EXPECT_NE(e.find("SynthColors/0shots/seed1/metrics.json"), std::string::npos) << e;
   EXPECT_NE(e.find("SynthColors/16shots/seed1/metrics.json"), std::string::npos) << e;
+}
+
+TEST(Compare, Tool) {
+  const fs::path bin = test::tool_path("tgpt-eval");
+  if (!fs::exists(bin)) GTEST_SKIP() << "tgpt-eval not built next to the tests";
+  const CompareTree tree("compare_tool");
+  const fs::path out = tree.dir / "out" / "sub";
+  auto q = [](const fs::path& p) { return test::shell_quote(p); };
+  const std::string base = q(bin) + " compare " + q(tree.dir / "zeroshot") + " " +
+                           q(tree.dir / "coop") + " " + q(tree.dir / "tgpt") + " --shots 16";
+  std::string log;
+  ASSERT_EQ(test::run_command(base + " --markdown " + q(out / "table.md") + " --svg " +
+                                  q(out / "bars.svg") + " --json " + q(out / "summary.json") +
+                                  " --field main_job_seconds=512.3 --field num_datasets=3",
+                              tree.dir, &log),
+            0)
+      << log;
+  const MethodComparison c = compare_methods(find_runs({tree.dir.string()}).runs, 16);
+  const std::string md = comparison_markdown(c);
+  EXPECT_NE(log.find(md), std::string::npos) << log;  // stdout
+  EXPECT_EQ(test::read_file((out / "table.md").string()), md);
+  EXPECT_EQ(test::read_file((out / "bars.svg").string()), comparison_svg(c));
+  nlohmann::json expected = comparison_json(c);
+  expected["main_job_seconds"] = 512.3;
+  expected["num_datasets"] = 3;
+  EXPECT_EQ(nlohmann::json::parse(test::read_file((out / "summary.json").string())), expected);
+
+  // Errors: exit 1 with the reason, nothing written.
+  ASSERT_EQ(test::run_command(base + " --json " + q(out / "bad.json") + " --field tgpt_accuracy=1",
+                              tree.dir, &log),
+            1)
+      << log;
+  EXPECT_NE(log.find("tgpt-eval compare: --field 'tgpt_accuracy=1'"), std::string::npos) << log;
+  ASSERT_EQ(test::run_command(base + " --json " + q(out / "bad.json") + " --field seconds",
+                              tree.dir, &log),
+            1)
+      << log;
+  EXPECT_NE(log.find("expected KEY=NUMBER"), std::string::npos) << log;
+  ASSERT_EQ(test::run_command(
+                q(bin) + " compare " + q(tree.dir) + " --shots 2 --json " + q(out / "bad.json"),
+                tree.dir, &log),
+            1)
+      << log;
+  EXPECT_NE(
+      log.find("no run at 2 shots other than zero-shot ones; the runs have shot counts 4, 16"),
+      std::string::npos)
+      << log;
+  EXPECT_FALSE(fs::exists(out / "bad.json"));
+  EXPECT_NE(test::run_command(q(bin) + " compare " + q(tree.dir), tree.dir, &log), 0) << log;
+  EXPECT_NE(log.find("--shots"), std::string::npos) << log;
 }
 
 }  // namespace
