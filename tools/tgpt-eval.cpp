@@ -1,7 +1,8 @@
 /*
  * tgpt-eval — evaluation commands. `zeroshot`: CLIP zero-shot classification accuracy.
  * `test`: a trained TGP-T checkpoint on a dataset split (plain and WiSE-FT heads).
- * `summarize`: mean ± std over seeds of finished runs, as tables and a plot.
+ * `summarize`: mean ± std over seeds of finished runs, as tables and a plot. `compare`: the
+ * methods side by side at one shot count, as a table, a bar chart and a JSON summary.
  *
  *   tgpt-eval zeroshot --weights W
  *       (--image-folder DIR | --split FILE --image-root DIR [--subset test|val|train])
@@ -43,6 +44,19 @@
  * and an Average row (mean of the per-dataset means) per (method, shots); --markdown writes the
  * same text, --csv the numbers, --svg an accuracy-vs-shots plot (train/summary.h). Files are
  * written atomically. Errors go to stderr with exit 1.
+ *
+ *   tgpt-eval compare DIR... --shots K [--markdown FILE] [--svg FILE] [--json FILE]
+ *       [--field KEY=NUMBER]...
+ *
+ * The same run folders, side by side at K shots (train/summary.h compare_methods): one row per
+ * dataset, one column per method (zeroshot — its runs at any shot count, usually 0shots/ —
+ * coop, tgpt, then the others by name), cells mean ± std over seeds, an Average row (mean over
+ * the datasets a method has; a method missing a dataset is flagged). Prints the Markdown table;
+ * --markdown writes it, --svg a grouped bar chart, --json the summary (per-dataset cells,
+ * averages, "zero_shot_accuracy", "coop_accuracy", "tgpt_accuracy", ...); each --field adds a
+ * numeric top-level key to the JSON (e.g. --field main_job_seconds=512.3; a malformed one or a
+ * key the summary already has is an error). No run at K other than zero-shot ones: an error
+ * naming the shot counts that exist. Files are written atomically, parent folders created.
  */
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -54,16 +68,16 @@
 #include <utility>
 #include <vector>
 
+#include "base/error.h"
 #include "data/dataset.h"
 #include "data/preprocess.h"
-#include "base/error.h"
 #include "models/clip/clip.h"
 #include "models/clip/zeroshot.h"
 #include "tools/tool_options.h"
 #include "train/evaluator.h"
 #include "train/fewshot_run.h"
-#include "train/tgpt_weights.h"
 #include "train/summary.h"
+#include "train/tgpt_weights.h"
 
 namespace {
 
@@ -240,14 +254,9 @@ int run_test(const TestArgs& a) {
   return 0;
 }
 
-struct SummarizeArgs {
-  std::vector<std::string> dirs;
-  std::string csv, markdown, svg;
-};
-
-int run_summarize(const SummarizeArgs& a) {
-  using namespace tgpt;
-  const RunSearch found = find_runs(a.dirs);
+// Every run under the directories; the metrics.json files outside the layout listed on stderr.
+tgpt::RunSearch find_runs_reporting_ignored(const std::vector<std::string>& dirs) {
+  tgpt::RunSearch found = tgpt::find_runs(dirs);
   if (!found.ignored.empty()) {
     std::fprintf(stderr, "ignored %zu metrics.json outside <dataset>/<K>shots/seed<S>/:\n",
                  found.ignored.size());
@@ -255,21 +264,58 @@ int run_summarize(const SummarizeArgs& a) {
       std::fprintf(stderr, "  %s\n", found.ignored[k].c_str());
     if (found.ignored.size() > 5) std::fprintf(stderr, "  ...\n");
   }
+  return found;
+}
+
+// Writes each (path, text) whose path is not empty atomically, creating parent folders.
+void write_outputs(const std::vector<std::pair<std::string, std::string>>& outputs) {
+  for (const auto& [path, text] : outputs) {
+    if (path.empty()) continue;
+    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+    tgpt::write_text_file_atomic(path, text);
+    std::fprintf(stderr, "wrote: %s\n", path.c_str());
+  }
+}
+
+struct SummarizeArgs {
+  std::vector<std::string> dirs;
+  std::string csv, markdown, svg;
+};
+
+int run_summarize(const SummarizeArgs& a) {
+  using namespace tgpt;
+  const RunSearch found = find_runs_reporting_ignored(a.dirs);
   const std::vector<SummaryTable> tables = summarize_runs(found.runs);
   const std::string md = summary_markdown(tables);
   std::fputs(md.c_str(), stdout);
   std::fflush(stdout);
   // stdout is the Markdown alone; what was written goes to stderr.
   std::fprintf(stderr, "%zu runs, %zu tables\n", found.runs.size(), tables.size());
-  const std::pair<const std::string*, std::string> outputs[] = {
-      {&a.markdown, md}, {&a.csv, summary_csv(tables)}, {&a.svg, summary_svg(tables)}};
-  for (const auto& [path, text] : outputs) {
-    if (path->empty()) continue;
-    const std::filesystem::path parent = std::filesystem::path(*path).parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent);
-    write_text_file_atomic(*path, text);
-    std::fprintf(stderr, "wrote: %s\n", path->c_str());
-  }
+  write_outputs({{a.markdown, md}, {a.csv, summary_csv(tables)}, {a.svg, summary_svg(tables)}});
+  return 0;
+}
+
+struct CompareArgs {
+  std::vector<std::string> dirs;
+  int64_t shots = -1;
+  std::string markdown, svg, json;
+  std::vector<std::string> fields;  // KEY=NUMBER
+};
+
+int run_compare(const CompareArgs& a) {
+  using namespace tgpt;
+  const RunSearch found = find_runs_reporting_ignored(a.dirs);
+  const MethodComparison c = compare_methods(found.runs, a.shots);
+  // Everything that can fail before anything is printed or written.
+  nlohmann::json summary = comparison_json(c);
+  for (const std::string& f : a.fields) add_json_number_field(summary, f);
+  const std::string md = comparison_markdown(c);
+  std::fputs(md.c_str(), stdout);
+  std::fflush(stdout);
+  std::fprintf(stderr, "%zu methods on %zu datasets at %lld shots\n", c.methods.size(),
+               c.rows.size(), static_cast<long long>(c.shots));
+  write_outputs({{a.markdown, md}, {a.svg, comparison_svg(c)}, {a.json, summary.dump(2) + "\n"}});
   return 0;
 }
 
@@ -307,8 +353,8 @@ int main(int argc, char** argv) {
   tgpt::tools::add_placement_options(*zs, z.placement);
 
   TestArgs ta;
-  CLI::App* ts = app.add_subcommand(
-      "test", "a trained TGP-T checkpoint on a split (plain and WiSE-FT heads)");
+  CLI::App* ts =
+      app.add_subcommand("test", "a trained TGP-T checkpoint on a split (plain and WiSE-FT heads)");
   ts->add_option("--checkpoint", ta.checkpoint,
                  "tgpt run folder or model file, or the official output folder / state dict")
       ->required();
@@ -334,6 +380,18 @@ int main(int argc, char** argv) {
   sm->add_option("--csv", sa.csv, "write the numbers as CSV");
   sm->add_option("--markdown", sa.markdown, "write the Markdown tables");
   sm->add_option("--svg", sa.svg, "write an accuracy-vs-shots plot (SVG)");
+
+  CompareArgs ca;
+  CLI::App* cm = app.add_subcommand(
+      "compare", "the methods side by side at one shot count (table, bar chart, JSON summary)");
+  cm->add_option("dirs", ca.dirs, "folders to search (any depth)")->required();
+  cm->add_option("--shots", ca.shots, "the shot count K to compare at (zero-shot runs: any)")
+      ->required();
+  cm->add_option("--markdown", ca.markdown, "write the Markdown table");
+  cm->add_option("--svg", ca.svg, "write a grouped bar chart (SVG)");
+  cm->add_option("--json", ca.json, "write the JSON summary");
+  cm->add_option("--field", ca.fields, "KEY=NUMBER: add a numeric top-level key to the JSON")
+      ->allow_extra_args(false);
   try {
     app.parse(argc, argv);
     if (zs->parsed() && z.image_folder.empty() && z.split.empty())
@@ -342,8 +400,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 1;
   }
-  const std::string command = sm->parsed() ? "summarize" : ts->parsed() ? "test" : "zeroshot";
+  const std::string command = cm->parsed()   ? "compare"
+                              : sm->parsed() ? "summarize"
+                              : ts->parsed() ? "test"
+                                             : "zeroshot";
   try {
+    if (cm->parsed()) return run_compare(ca);
     if (ts->parsed()) return run_test(ta);
     return sm->parsed() ? run_summarize(sa) : run_zeroshot(z);
   } catch (const std::exception& e) {

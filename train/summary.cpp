@@ -1,6 +1,7 @@
 /*
- * summary.cpp — finding run folders, statistics over seeds, and the Markdown, CSV and SVG
- * renderings of `tgpt-eval summarize` (summary.h).
+ * summary.cpp — finding run folders, statistics over seeds, the Markdown, CSV and SVG
+ * renderings of `tgpt-eval summarize`, and the methods-side-by-side comparison of
+ * `tgpt-eval compare` (Markdown, grouped bar chart, JSON) (summary.h).
  */
 #include "train/summary.h"
 
@@ -189,6 +190,26 @@ RunSearch find_runs(const std::vector<std::string>& dirs) {
 // ---------------------------------------------------------------------------------------------
 // Tables
 
+namespace {
+
+// The seeds (ascending) and the statistics of the runs of one (method, dataset, shots); sorts
+// `rs` by seed.
+void stats_over_seeds(std::vector<const RunMetrics*>& rs, std::vector<int64_t>& seeds,
+                      SeedStats& accuracy, std::optional<SeedStats>& accuracy_wiseft) {
+  std::sort(rs.begin(), rs.end(),
+            [](const RunMetrics* a, const RunMetrics* b) { return a->seed < b->seed; });
+  std::vector<double> acc, wiseft;
+  for (const RunMetrics* r : rs) {
+    seeds.push_back(r->seed);
+    acc.push_back(r->accuracy);
+    if (r->accuracy_wiseft) wiseft.push_back(*r->accuracy_wiseft);
+  }
+  accuracy = mean_std(acc);
+  if (!wiseft.empty()) accuracy_wiseft = mean_std(wiseft);
+}
+
+}  // namespace
+
 std::vector<SummaryTable> summarize_runs(const std::vector<RunMetrics>& runs) {
   std::map<std::pair<std::string, int64_t>, std::map<std::string, std::vector<const RunMetrics*>>>
       groups;
@@ -201,18 +222,9 @@ std::vector<SummaryTable> summarize_runs(const std::vector<RunMetrics>& runs) {
     bool all_wiseft = true;
     double sum = 0, sum_wiseft = 0;
     for (auto& [dataset, rs] : datasets) {
-      std::sort(rs.begin(), rs.end(),
-                [](const RunMetrics* a, const RunMetrics* b) { return a->seed < b->seed; });
       SummaryRow row;
       row.dataset = dataset;
-      std::vector<double> acc, wiseft;
-      for (const RunMetrics* r : rs) {
-        row.seeds.push_back(r->seed);
-        acc.push_back(r->accuracy);
-        if (r->accuracy_wiseft) wiseft.push_back(*r->accuracy_wiseft);
-      }
-      row.accuracy = mean_std(acc);
-      if (!wiseft.empty()) row.accuracy_wiseft = mean_std(wiseft);
+      stats_over_seeds(rs, row.seeds, row.accuracy, row.accuracy_wiseft);
       sum += row.accuracy.mean;
       if (row.accuracy_wiseft)
         sum_wiseft += row.accuracy_wiseft->mean;
@@ -374,6 +386,10 @@ std::string num(double v) {
   return buf;
 }
 
+// Line and bar colours (matplotlib's tab10).
+constexpr const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+
 std::string tick_label(double v, double step) {
   char buf[32];
   const int decimals = step >= 1 ? 0 : step >= 0.1 ? 1 : 2;
@@ -445,8 +461,6 @@ std::string summary_svg(const std::vector<SummaryTable>& tables) {
   };
   auto py = [&](double y) { return bottom - (y - ylo) / (yhi - ylo) * (bottom - top); };
 
-  static const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
   std::ostringstream svg;
   svg << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       << "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"" << width
@@ -545,6 +559,382 @@ std::string summary_svg(const std::vector<SummaryTable>& tables) {
         << "* points average different datasets</text>\n";
   svg << "</svg>\n";
   return svg.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Methods side by side at one shot count
+
+namespace {
+
+// Column order: zeroshot, coop, tgpt, then the others by name.
+bool method_before(const std::string& a, const std::string& b) {
+  auto rank = [](const std::string& m) {
+    return m == "zeroshot" ? 0 : m == "coop" ? 1 : m == "tgpt" ? 2 : 3;
+  };
+  return std::make_pair(rank(a), a) < std::make_pair(rank(b), b);
+}
+
+std::string shots_words(int64_t shots) {
+  return std::to_string(shots) + (shots == 1 ? " shot" : " shots");
+}
+
+// "zero_shot" for the method "zeroshot", the method name otherwise (JSON "<key>_accuracy").
+std::string result_key(const std::string& method) {
+  return method == "zeroshot" ? "zero_shot" : method;
+}
+
+std::string datasets_words(int64_t n) {
+  return std::to_string(n) + (n == 1 ? " dataset" : " datasets");
+}
+
+// "12.34 ± 0.56", or "12.34" for one seed.
+std::string cell_text(const SeedStats& s) {
+  return s.n == 1 ? fixed2(s.mean) : fixed2(s.mean) + " ± " + fixed2(s.std);
+}
+
+// "SynthColors, SynthShapes"
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+}  // namespace
+
+MethodComparison compare_methods(const std::vector<RunMetrics>& runs, int64_t shots) {
+  TGPT_CHECK(shots >= 0, "compare: the shot count must be >= 0, got ", shots);
+  // method -> dataset -> runs
+  std::map<std::string, std::map<std::string, std::vector<const RunMetrics*>>> groups;
+  std::set<int64_t> shot_counts;  // of the runs other than zero-shot ones
+  bool any_zeroshot = false;
+  for (const RunMetrics& r : runs) {
+    if (r.method == "zeroshot") {
+      groups[r.method][r.dataset].push_back(&r);
+      any_zeroshot = true;
+      continue;
+    }
+    shot_counts.insert(r.shots);
+    if (r.shots == shots) groups[r.method][r.dataset].push_back(&r);
+  }
+  if (groups.size() == (any_zeroshot ? 1u : 0u)) {
+    TGPT_CHECK(!shot_counts.empty(), "compare: no runs other than zero-shot ones (",
+               any_zeroshot ? "only \"zeroshot\" runs were found" : "no runs were given",
+               "); nothing to compare at ", shots_words(shots));
+    std::string have;
+    for (int64_t k : shot_counts) have += (have.empty() ? "" : ", ") + std::to_string(k);
+    TGPT_FAIL("compare: no run at ", shots_words(shots),
+              " other than zero-shot ones; the runs have shot counts ", have);
+  }
+
+  MethodComparison c;
+  c.shots = shots;
+  std::set<std::string> datasets;
+  for (const auto& [method, by_dataset] : groups) {
+    c.methods.push_back(method);
+    for (const auto& [dataset, rs] : by_dataset) datasets.insert(dataset);
+  }
+  std::stable_sort(c.methods.begin(), c.methods.end(), method_before);
+  c.averages.resize(c.methods.size());
+  std::vector<bool> all_wiseft(c.methods.size(), true);
+  std::vector<double> sum(c.methods.size(), 0), sum_wiseft(c.methods.size(), 0);
+  for (const std::string& dataset : datasets) {
+    ComparisonRow row;
+    row.dataset = dataset;
+    for (size_t m = 0; m < c.methods.size(); ++m) {
+      MethodAverage& avg = c.averages[m];
+      auto& by_dataset = groups[c.methods[m]];
+      const auto it = by_dataset.find(dataset);
+      if (it == by_dataset.end()) {
+        row.cells.emplace_back();
+        avg.missing.push_back(dataset);
+        continue;
+      }
+      ComparisonCell cell;
+      stats_over_seeds(it->second, cell.seeds, cell.accuracy, cell.accuracy_wiseft);
+      // Zero-shot runs of several shot folders: one seed must not be there twice.
+      for (size_t k = 1; k < it->second.size(); ++k)
+        TGPT_CHECK(it->second[k]->seed != it->second[k - 1]->seed, "two runs of method ",
+                   c.methods[m], ", dataset ", dataset, ", seed ", it->second[k]->seed, ": '",
+                   it->second[k - 1]->path, "' and '", it->second[k]->path, "'");
+      ++avg.datasets;
+      sum[m] += cell.accuracy.mean;
+      if (cell.accuracy_wiseft)
+        sum_wiseft[m] += cell.accuracy_wiseft->mean;
+      else
+        all_wiseft[m] = false;
+      row.cells.push_back(std::move(cell));
+    }
+    c.rows.push_back(std::move(row));
+  }
+  for (size_t m = 0; m < c.methods.size(); ++m) {
+    MethodAverage& avg = c.averages[m];
+    const double n = static_cast<double>(avg.datasets);
+    avg.accuracy = sum[m] / n;
+    if (all_wiseft[m]) avg.accuracy_wiseft = sum_wiseft[m] / n;
+  }
+  return c;
+}
+
+std::string comparison_markdown(const MethodComparison& c) {
+  const size_t num_datasets = c.rows.size();
+  std::ostringstream md;
+  md << "## Top-1 accuracy (%), " << shots_words(c.shots) << "\n\n| Dataset |";
+  for (const std::string& m : c.methods) md << ' ' << md_cell(m) << " |";
+  md << "\n|:--|";
+  for (size_t m = 0; m < c.methods.size(); ++m) md << "--:|";
+  md << "\n";
+  for (const ComparisonRow& r : c.rows) {
+    md << "| " << md_cell(r.dataset) << " |";
+    for (const std::optional<ComparisonCell>& cell : r.cells)
+      md << ' ' << (cell ? cell_text(cell->accuracy) : std::string("–")) << " |";
+    md << "\n";
+  }
+  md << "| **Average** |";
+  for (const MethodAverage& a : c.averages) {
+    md << " **" << fixed2(a.accuracy) << "**";
+    if (!a.missing.empty()) md << " (" << a.datasets << " of " << num_datasets << " datasets)";
+    md << " |";
+  }
+  md << "\n\n";
+  for (size_t m = 0; m < c.methods.size(); ++m) {
+    const MethodAverage& a = c.averages[m];
+    if (a.missing.empty()) continue;
+    md << "- " << md_cell(c.methods[m]) << " has no run on " << md_cell(join_names(a.missing))
+       << "; its average is over " << a.datasets << " of " << datasets_words(num_datasets) << ".\n";
+  }
+  for (size_t m = 0; m < c.methods.size(); ++m) {
+    bool any = false;
+    for (const ComparisonRow& r : c.rows) any = any || (r.cells[m] && r.cells[m]->accuracy_wiseft);
+    if (!any) continue;
+    md << "- " << md_cell(c.methods[m]) << " with the WiSE-FT head: average "
+       << (c.averages[m].accuracy_wiseft ? fixed2(*c.averages[m].accuracy_wiseft)
+                                         : std::string("– (not every dataset has WiSE-FT runs)"))
+       << ".\n";
+  }
+  if (!c.methods.empty() && c.methods.front() == "zeroshot")
+    md << "- zeroshot: CLIP zero-shot, which does not depend on the shot count.\n";
+  md << "- Top-1 accuracy on the test set, mean ± standard deviation over seeds (the population "
+        "one, numpy's default, ddof=0), the mean alone for one seed; Average: the mean of a "
+        "method's per-dataset means.\n";
+  return md.str();
+}
+
+namespace {
+
+// Fixed colours: zeroshot grey, coop orange, tgpt blue, the others from the rest of the palette.
+std::vector<std::string> method_colors(const std::vector<std::string>& methods) {
+  static const char* kOthers[] = {"#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                                  "#e377c2", "#bcbd22", "#17becf"};
+  std::vector<std::string> colors;
+  size_t other = 0;
+  for (const std::string& m : methods) {
+    if (m == "zeroshot")
+      colors.push_back(kColors[7]);
+    else if (m == "coop")
+      colors.push_back(kColors[1]);
+    else if (m == "tgpt")
+      colors.push_back(kColors[0]);
+    else
+      colors.push_back(kOthers[other++ % std::size(kOthers)]);
+  }
+  return colors;
+}
+
+}  // namespace
+
+std::string comparison_svg(const MethodComparison& c) {
+  const std::vector<std::string> colors = method_colors(c.methods);
+  const size_t num_methods = c.methods.size(), num_groups = c.rows.size() + 1;
+  const double bar_w = 26, group_gap = 30, group_w = num_methods * bar_w + group_gap;
+  const double left = 70, top = 60, bottom = 380;
+  const double right = left + num_groups * group_w;
+  const double width = std::max(480.0, right + 190), height = 420;
+  auto py = [&](double v) { return bottom - std::clamp(v, 0.0, 100.0) / 100 * (bottom - top); };
+  auto bar_x = [&](size_t g, size_t m) { return left + g * group_w + group_gap / 2 + m * bar_w; };
+
+  std::ostringstream svg;
+  svg << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      << "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"" << num(width)
+      << "\" height=\"" << num(height) << "\" viewBox=\"0 0 " << num(width) << ' ' << num(height)
+      << "\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"13\">\n";
+  svg << "<rect x=\"0\" y=\"0\" width=\"" << num(width) << "\" height=\"" << num(height)
+      << "\" fill=\"white\"/>\n";
+  svg << "<text x=\"" << num((left + right) / 2) << "\" y=\"30\" text-anchor=\"middle\" "
+      << "font-size=\"16\">Top-1 accuracy, " << shots_words(c.shots) << "</text>\n";
+
+  // Grid, y ticks every 10 %, axes.
+  svg << "<g stroke=\"#dddddd\" stroke-width=\"1\">\n";
+  for (int v = 10; v <= 100; v += 10)
+    svg << "<line x1=\"" << num(left) << "\" y1=\"" << num(py(v)) << "\" x2=\"" << num(right)
+        << "\" y2=\"" << num(py(v)) << "\"/>\n";
+  svg << "</g>\n<g text-anchor=\"end\">\n";
+  for (int v = 0; v <= 100; v += 10)
+    svg << "<text x=\"" << num(left - 8) << "\" y=\"" << num(py(v) + 4) << "\">" << v
+        << "</text>\n";
+  svg << "</g>\n";
+  svg << "<text x=\"18\" y=\"" << num((top + bottom) / 2) << "\" text-anchor=\"middle\" "
+      << "transform=\"rotate(-90 18 " << num((top + bottom) / 2) << ")\">accuracy (%)</text>\n";
+  // The Average group apart from the datasets.
+  const double sep = left + c.rows.size() * group_w;
+  svg << "<line x1=\"" << num(sep) << "\" y1=\"" << num(top) << "\" x2=\"" << num(sep) << "\" y2=\""
+      << num(bottom) << "\" stroke=\"#bbbbbb\" stroke-width=\"1\"/>\n";
+
+  // Bars, one group per dataset, then the Average group.
+  auto bar = [&](size_t g, size_t m, double mean, std::optional<double> std_dev,
+                 const std::string& label, const std::string& tooltip) {
+    const double x = bar_x(g, m), y = py(mean);
+    svg << "<rect class=\"bar\" x=\"" << num(x) << "\" y=\"" << num(y) << "\" width=\""
+        << num(bar_w - 2) << "\" height=\"" << num(bottom - y) << "\" fill=\"" << colors[m]
+        << "\"><title>" << xml_escape(tooltip) << "</title></rect>\n";
+    double label_y = y;
+    if (std_dev && *std_dev > 0) {
+      const double cx = x + (bar_w - 2) / 2;
+      const double y_lo = py(mean - *std_dev), y_hi = py(mean + *std_dev);
+      svg << "<g stroke=\"black\" stroke-width=\"1\"><line x1=\"" << num(cx) << "\" y1=\""
+          << num(y_lo) << "\" x2=\"" << num(cx) << "\" y2=\"" << num(y_hi) << "\"/><line x1=\""
+          << num(cx - 4) << "\" y1=\"" << num(y_hi) << "\" x2=\"" << num(cx + 4) << "\" y2=\""
+          << num(y_hi) << "\"/></g>\n";
+      label_y = std::min(label_y, y_hi);
+    }
+    svg << "<text x=\"" << num(x + (bar_w - 2) / 2) << "\" y=\"" << num(label_y - 4)
+        << "\" text-anchor=\"middle\" font-size=\"10\">" << xml_escape(label) << "</text>\n";
+  };
+  for (size_t g = 0; g < c.rows.size(); ++g) {
+    const ComparisonRow& r = c.rows[g];
+    for (size_t m = 0; m < num_methods; ++m) {
+      if (!r.cells[m]) {
+        svg << "<text x=\"" << num(bar_x(g, m) + (bar_w - 2) / 2) << "\" y=\"" << num(bottom - 4)
+            << "\" text-anchor=\"middle\" font-size=\"10\" fill=\"#888888\">"
+            << "n/a<title>" << xml_escape(c.methods[m] + ", " + r.dataset + ": no run")
+            << "</title></text>\n";
+        continue;
+      }
+      const ComparisonCell& cell = *r.cells[m];
+      std::string tooltip = c.methods[m] + ", " + r.dataset + ": " + cell_text(cell.accuracy) +
+                            "% (" + (cell.seeds.size() == 1 ? "seed " : "seeds ") +
+                            join_seeds(cell.seeds, ", ") + ")";
+      if (cell.accuracy_wiseft) tooltip += "; WiSE-FT " + cell_text(*cell.accuracy_wiseft) + "%";
+      bar(g, m, cell.accuracy.mean,
+          cell.accuracy.n > 1 ? std::optional<double>(cell.accuracy.std) : std::nullopt,
+          num(cell.accuracy.mean), tooltip);
+    }
+  }
+  bool flagged = false;
+  for (size_t m = 0; m < num_methods; ++m) {
+    const MethodAverage& a = c.averages[m];
+    const bool fewer = !a.missing.empty();
+    flagged = flagged || fewer;
+    std::string tooltip = c.methods[m] + ", Average over " +
+                          (fewer ? std::to_string(a.datasets) + " of " : std::string()) +
+                          datasets_words(static_cast<int64_t>(c.rows.size())) + ": " +
+                          fixed2(a.accuracy) + "%";
+    if (fewer) tooltip += " (no run on " + join_names(a.missing) + ")";
+    bar(c.rows.size(), m, a.accuracy, std::nullopt, num(a.accuracy) + (fewer ? "*" : ""), tooltip);
+  }
+
+  // Axis and group labels.
+  svg << "<line x1=\"" << num(left) << "\" y1=\"" << num(bottom) << "\" x2=\"" << num(right)
+      << "\" y2=\"" << num(bottom) << "\" stroke=\"black\" stroke-width=\"1\"/>\n"
+      << "<line x1=\"" << num(left) << "\" y1=\"" << num(top) << "\" x2=\"" << num(left)
+      << "\" y2=\"" << num(bottom) << "\" stroke=\"black\" stroke-width=\"1\"/>\n";
+  svg << "<g text-anchor=\"middle\">\n";
+  for (size_t g = 0; g < num_groups; ++g)
+    svg << "<text x=\"" << num(left + (g + 0.5) * group_w) << "\" y=\"" << num(bottom + 20) << "\""
+        << (g == c.rows.size() ? " font-weight=\"bold\"" : "") << ">"
+        << xml_escape(g < c.rows.size() ? c.rows[g].dataset : std::string("Average"))
+        << "</text>\n";
+  svg << "</g>\n";
+
+  // Legend.
+  const double lx = right + 20;
+  double ly = top + 10;
+  for (size_t m = 0; m < num_methods; ++m) {
+    svg << "<rect class=\"legend\" x=\"" << num(lx) << "\" y=\"" << num(ly - 7)
+        << "\" width=\"14\" height=\"14\" fill=\"" << colors[m] << "\"/>\n"
+        << "<text x=\"" << num(lx + 22) << "\" y=\"" << num(ly + 4) << "\">"
+        << xml_escape(c.methods[m]) << (c.averages[m].missing.empty() ? "" : " *") << "</text>\n";
+    ly += 22;
+  }
+  if (flagged)
+    svg << "<text x=\"" << num(lx) << "\" y=\"" << num(ly + 8) << "\" font-size=\"11\">"
+        << "* average over fewer datasets</text>\n";
+  svg << "</svg>\n";
+  return svg.str();
+}
+
+nlohmann::json comparison_json(const MethodComparison& c) {
+  nlohmann::json j = nlohmann::json::object();
+  j["shots"] = c.shots;
+  j["methods"] = c.methods;
+  std::map<std::string, std::string> key_of;  // "<key>_accuracy" -> method
+  for (const std::string& m : c.methods) {
+    const std::string key = result_key(m) + "_accuracy";
+    const auto [it, fresh] = key_of.emplace(key, m);
+    TGPT_CHECK(fresh, "compare: methods \"", it->second, "\" and \"", m,
+               "\" would both be reported as \"", key, "\"");
+  }
+  nlohmann::json datasets = nlohmann::json::object(), per_dataset = nlohmann::json::object();
+  for (const ComparisonRow& r : c.rows) {
+    nlohmann::json cells = nlohmann::json::object(), keys = nlohmann::json::object();
+    for (size_t m = 0; m < c.methods.size(); ++m) {
+      if (!r.cells[m]) continue;
+      const ComparisonCell& cell = *r.cells[m];
+      nlohmann::json e = {{"accuracy", cell.accuracy.mean},
+                          {"accuracy_std", cell.accuracy.std},
+                          {"seeds", cell.seeds}};
+      if (cell.accuracy_wiseft) {
+        e["accuracy_wiseft"] = cell.accuracy_wiseft->mean;
+        e["accuracy_wiseft_std"] = cell.accuracy_wiseft->std;
+      }
+      cells[c.methods[m]] = std::move(e);
+      keys[result_key(c.methods[m]) + "_accuracy"] = cell.accuracy.mean;
+    }
+    datasets[r.dataset] = std::move(cells);
+    per_dataset[r.dataset] = std::move(keys);
+  }
+  j["datasets"] = std::move(datasets);
+  nlohmann::json average = nlohmann::json::object(), counts = nlohmann::json::object(),
+                 missing = nlohmann::json::object(), wiseft = nlohmann::json::object();
+  for (size_t m = 0; m < c.methods.size(); ++m) {
+    const MethodAverage& a = c.averages[m];
+    average[c.methods[m]] = a.accuracy;
+    counts[c.methods[m]] = a.datasets;
+    missing[c.methods[m]] = a.missing;
+    if (a.accuracy_wiseft) wiseft[c.methods[m]] = *a.accuracy_wiseft;
+    j[result_key(c.methods[m]) + "_accuracy"] = a.accuracy;
+  }
+  j["average"] = std::move(average);
+  j["averaged_datasets"] = std::move(counts);
+  j["missing_datasets"] = std::move(missing);
+  if (!wiseft.empty()) j["average_wiseft"] = std::move(wiseft);
+  j["per_dataset"] = std::move(per_dataset);
+  return j;
+}
+
+void add_json_number_field(nlohmann::json& j, const std::string& key_equals_number) {
+  const size_t eq = key_equals_number.find('=');
+  TGPT_CHECK(eq != std::string::npos, "--field '", key_equals_number,
+             "': expected KEY=NUMBER (e.g. main_job_seconds=512.3)");
+  const std::string key = key_equals_number.substr(0, eq);
+  const std::string value = key_equals_number.substr(eq + 1);
+  static const std::regex key_re("[A-Za-z0-9_.-]+");
+  TGPT_CHECK(std::regex_match(key, key_re), "--field '", key_equals_number, "': the key \"", key,
+             "\" must be letters, digits, '_', '-' or '.'");
+  TGPT_CHECK(j.is_object() && !j.contains(key), "--field '", key_equals_number, "': the key \"",
+             key, "\" is already in the JSON summary");
+  const char* first = value.data();
+  const char* last = value.data() + value.size();
+  int64_t integer = 0;
+  if (const auto r = std::from_chars(first, last, integer);
+      !value.empty() && r.ec == std::errc() && r.ptr == last) {
+    j[key] = integer;
+    return;
+  }
+  double number = 0;
+  const auto r = std::from_chars(first, last, number);
+  TGPT_CHECK(!value.empty() && r.ec == std::errc() && r.ptr == last && std::isfinite(number),
+             "--field '", key_equals_number, "': \"", value, "\" is not a finite number");
+  j[key] = number;
 }
 
 }  // namespace tgpt

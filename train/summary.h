@@ -2,7 +2,8 @@
  * summary.h — results over runs: finds the metrics.json of every run folder under some
  * directories, groups the runs by (method, dataset, shots), and gives mean ± std over seeds
  * per dataset and the average over datasets, as Markdown, CSV and an accuracy-vs-shots SVG
- * plot (`tgpt-eval summarize`).
+ * plot (`tgpt-eval summarize`); and the methods side by side at one shot count, as a Markdown
+ * table, a grouped bar chart (SVG) and a JSON summary (`tgpt-eval compare`).
  *
  * Run folders: <root>/<dataset>/<K>shots/seed<S>/metrics.json at any depth under each
  * directory (other metrics.json files are listed as ignored). A run's metrics.json (written by
@@ -20,10 +21,19 @@
  * std = sqrt(Σ(x - mean)²/n), the population standard deviation (numpy's default, ddof=0).
  * The Average row of a (method, shots) table is the mean over its datasets of their means; its
  * WiSE-FT average exists only when every dataset has WiSE-FT runs.
+ *
+ * Comparison at K shots: the runs of every method at K plus the "zeroshot" runs at any shot
+ * count (zero-shot CLIP does not depend on K; its runs live in 0shots/). Rows are the datasets
+ * any of them has (name order), columns the methods in the order zeroshot, coop, tgpt, then the
+ * others by name; a cell is the mean ± std over seeds as above, or empty when the method has no
+ * run on the dataset. A method's average is the mean of its cells' means over the datasets it
+ * has; a method without a run on some dataset of the table is flagged (its average covers fewer
+ * datasets than the others').
  */
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -91,5 +101,65 @@ std::string summary_csv(const std::vector<SummaryTable>& tables);
 // ticks, grid, axis labels, title and a legend. A method whose points do not all average the
 // same datasets is marked with * and a footnote.
 std::string summary_svg(const std::vector<SummaryTable>& tables);
+
+// ---------------------------------------------------------------------------------------------
+// Methods side by side at one shot count (`tgpt-eval compare`)
+
+// One (dataset, method) cell: the runs' statistics over seeds.
+struct ComparisonCell {
+  std::vector<int64_t> seeds;  // ascending
+  SeedStats accuracy;
+  std::optional<SeedStats> accuracy_wiseft;  // over the seeds that have it, when any does
+};
+struct ComparisonRow {
+  std::string dataset;
+  std::vector<std::optional<ComparisonCell>> cells;  // per method of MethodComparison::methods
+};
+struct MethodAverage {
+  double accuracy = 0;                    // mean over the datasets the method has of its cell means
+  int64_t datasets = 0;                   // how many datasets that is
+  std::vector<std::string> missing;       // datasets of the table without a run of this method
+  std::optional<double> accuracy_wiseft;  // when every cell of the method has WiSE-FT
+};
+struct MethodComparison {
+  int64_t shots = 0;
+  std::vector<std::string> methods;     // zeroshot, coop, tgpt, then the others by name
+  std::vector<ComparisonRow> rows;      // datasets in name order
+  std::vector<MethodAverage> averages;  // per method
+};
+// The comparison at `shots` (>= 0) of the runs (any order). Throws when no run other than a
+// zero-shot one is at `shots` (naming the shot counts that have runs), and when two zero-shot
+// runs of one dataset and seed sit in different shot folders (naming both files).
+MethodComparison compare_methods(const std::vector<RunMetrics>& runs, int64_t shots);
+
+// "## Top-1 accuracy (%), K shots", then one table: Dataset | <method>... with cells
+// "mean ± std" (two decimals; the mean alone for one seed; "–" for no run), the Average row last
+// (a flagged method's average says "(n of N datasets)"), then notes on the missing cells, the
+// WiSE-FT averages when any method has them, and the statistics.
+std::string comparison_markdown(const MethodComparison& c);
+// A standalone SVG (1.1, with width/height/viewBox): a grouped bar chart, one group per dataset
+// and an "Average" group, one bar (<rect class="bar">) per method present in the group ("n/a" where
+// a method has no run), colours fixed per method (zeroshot grey, coop orange, tgpt blue, others
+// from a palette by name order), each bar's value written above it and a <title> tooltip (mean ±
+// std, seeds), a y axis of accuracy 0..100 with a grid, a legend, and the title "Top-1 accuracy, K
+// shots". Averages of flagged methods are marked with * and a footnote.
+std::string comparison_svg(const MethodComparison& c);
+// The JSON summary:
+//   {"shots": K, "methods": [...],
+//    "datasets": {"<dataset>": {"<method>": {"accuracy": mean, "accuracy_std": std,
+//                 "seeds": [...], "accuracy_wiseft": mean, "accuracy_wiseft_std": std}}},
+//    "average": {"<method>": mean}, "averaged_datasets": {"<method>": n},
+//    "missing_datasets": {"<method>": ["<dataset>", ...]},
+//    "average_wiseft": {"<method>": mean}       (only methods with one; the key only if any),
+//    "<key>_accuracy": the method's average, for every method,
+//    "per_dataset": {"<dataset>": {"<key>_accuracy": mean}}}
+// where key is "zero_shot" for the method "zeroshot" and the method name otherwise; a cell
+// without a run is absent; the WiSE-FT keys of a cell only when its runs have it. Throws when
+// two methods give the same key (e.g. "zero_shot" next to "zeroshot").
+nlohmann::json comparison_json(const MethodComparison& c);
+// Adds a numeric top-level key to `j` from "KEY=NUMBER" (KEY of letters, digits, '_', '-', '.';
+// NUMBER an integer, stored as one, or a finite decimal number). Throws on another form or when
+// `j` already has KEY.
+void add_json_number_field(nlohmann::json& j, const std::string& key_equals_number);
 
 }  // namespace tgpt
