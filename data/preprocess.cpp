@@ -9,8 +9,8 @@
 #include <exception>
 #include <limits>
 
-#include "data/resize.h"
 #include "base/parallel.h"
+#include "data/resize.h"
 
 namespace tgpt {
 
@@ -162,20 +162,56 @@ CropBox random_resized_crop_box(int64_t h, int64_t w, std::mt19937_64& rng, doub
 }
 
 Image random_resized_crop_flip(const Image& img, int64_t n, std::mt19937_64& rng) {
-  check_target_size("random_resized_crop", n);
-  TGPT_CHECK(!img.empty(), "random_resized_crop: empty image ", img.height, "x", img.width);
-  const CropBox box = random_resized_crop_box(img.height, img.width, rng);
-  Image out = resize_bicubic(crop_image(img, box), n, n);
-  if (uniform01(rng) < 0.5) out = hflip_image(out);
-  return out;
+  return random_train_view(img, n, TrainTransform{}, rng);
 }
 
 Tensor clip_train_preprocess(const Image& img, int64_t n, std::mt19937_64& rng) {
   return normalize_image(random_resized_crop_flip(img, n, rng));
 }
 
+TrainTransform train_transform_from_names(const std::vector<std::string>& names,
+                                          const std::vector<double>& crop_scale) {
+  TrainTransform t;
+  t.random_resized_crop = false;
+  t.random_flip = false;
+  for (const std::string& name : names) {
+    if (name == "random_resized_crop") {
+      t.random_resized_crop = true;
+    } else if (name == "random_flip") {
+      t.random_flip = true;
+    } else {
+      TGPT_CHECK(name == "normalize", "INPUT.TRANSFORMS: '", name,
+                 "' is not supported (supported: random_resized_crop, random_flip, normalize)");
+    }
+  }
+  TGPT_CHECK(crop_scale.size() == 2, "INPUT.RRCROP_SCALE must hold two numbers, got ",
+             crop_scale.size());
+  TGPT_CHECK(crop_scale[0] > 0 && crop_scale[0] <= crop_scale[1] && crop_scale[1] <= 1.0,
+             "INPUT.RRCROP_SCALE must satisfy 0 < min <= max <= 1, got (", crop_scale[0], ", ",
+             crop_scale[1], ")");
+  t.crop_scale_min = crop_scale[0];
+  t.crop_scale_max = crop_scale[1];
+  return t;
+}
+
+Image random_train_view(const Image& img, int64_t n, const TrainTransform& t,
+                        std::mt19937_64& rng) {
+  check_target_size("random_train_view", n);
+  TGPT_CHECK(!img.empty(), "random_train_view: empty image ", img.height, "x", img.width);
+  Image out;
+  if (t.random_resized_crop) {
+    const CropBox box =
+        random_resized_crop_box(img.height, img.width, rng, t.crop_scale_min, t.crop_scale_max);
+    out = resize_bicubic(crop_image(img, box), n, n);
+  } else {
+    out = resize_bicubic(img, n, n);
+  }
+  if (t.random_flip && uniform01(rng) < 0.5) out = hflip_image(out);
+  return out;
+}
+
 Tensor preprocess_image_files(const std::vector<std::string>& paths, int64_t n, bool train,
-                              uint64_t seed) {
+                              uint64_t seed, const TrainTransform& transform) {
   check_target_size("preprocess_image_files", n);
   const int64_t count = static_cast<int64_t>(paths.size());
   Tensor out = Tensor::empty({count, 3, n, n}, DType::f32);
@@ -191,7 +227,7 @@ Tensor preprocess_image_files(const std::vector<std::string>& paths, int64_t n, 
       Image crop;
       if (train) {
         std::mt19937_64 rng(mix64(seed ^ mix64(static_cast<uint64_t>(i) + 0x9e3779b97f4a7c15ULL)));
-        crop = random_resized_crop_flip(img, n, rng);
+        crop = random_train_view(img, n, transform, rng);
       } else {
         crop = clip_resize_center_crop(img, n);
       }

@@ -15,6 +15,9 @@
  * fraction and log-uniform aspect ratio, then the center-crop fallback), crop, PIL-bicubic resize
  * of the crop to n x n, flip. Randomness comes from std::mt19937_64: reproducible for a given
  * seed, but NOT the same random numbers as torch's generator.
+ * TrainTransform chooses the parts as Dassl's INPUT.TRANSFORMS does: random_resized_crop (scale
+ * range INPUT.RRCROP_SCALE) or, without it, Resize((n, n)) bicubic; random_flip or not; the CLIP
+ * normalisation always.
  */
 #pragma once
 
@@ -64,11 +67,27 @@ Image random_resized_crop_flip(const Image& img, int64_t n, std::mt19937_64& rng
 // Full training preprocessing -> f32 [3, n, n].
 Tensor clip_train_preprocess(const Image& img, int64_t n, std::mt19937_64& rng);
 
+// The training augmentation, as Dassl builds it from INPUT.TRANSFORMS (the default is the
+// official TGP-T/CoOp one: random_resized_crop with scale (0.08, 1), random_flip, normalize).
+struct TrainTransform {
+  bool random_resized_crop = true;  // else Resize((n, n)), bicubic
+  double crop_scale_min = 0.08, crop_scale_max = 1.0;
+  bool random_flip = true;
+};
+// From Dassl's transform names (random_resized_crop, random_flip, normalize; any other name is
+// a tgpt::Error listing the supported ones) and INPUT.RRCROP_SCALE (two numbers,
+// 0 < min <= max <= 1). The CLIP normalisation is applied whether or not "normalize" is named.
+TrainTransform train_transform_from_names(const std::vector<std::string>& names,
+                                          const std::vector<double>& crop_scale);
+// One training view -> uint8 [n, n, 3].
+Image random_train_view(const Image& img, int64_t n, const TrainTransform& t, std::mt19937_64& rng);
+
 // Decodes and preprocesses N files in parallel (one image per thread) -> f32 [N, 3, n, n].
 // Evaluation transform when `train` is false. With `train`, image i uses its own generator
 // seeded from (seed, i), so the batch is reproducible whatever the thread count. Any failure is
 // rethrown after the parallel loop as one tgpt::Error listing every failing path.
 Tensor preprocess_image_files(const std::vector<std::string>& paths, int64_t n = 224,
-                              bool train = false, uint64_t seed = 0);
+                              bool train = false, uint64_t seed = 0,
+                              const TrainTransform& transform = TrainTransform{});
 
 }  // namespace tgpt

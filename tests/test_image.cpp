@@ -410,6 +410,42 @@ TEST(ImageAugment, CropResizeFlipIsReproducibleAndComposesThePieces) {
 
 // ---- decoding without fixtures ------------------------------------------------------------------
 
+// Dassl's INPUT.TRANSFORMS: which parts run, the crop's scale range, and the errors.
+TEST(ImageAugment, TrainTransformFollowsTheConfigNames) {
+  const TrainTransform official =
+      train_transform_from_names({"random_resized_crop", "random_flip", "normalize"}, {0.08, 1.0});
+  EXPECT_TRUE(official.random_resized_crop);
+  EXPECT_TRUE(official.random_flip);
+  const TrainTransform plain = train_transform_from_names({"normalize"}, {0.5, 0.9});
+  EXPECT_FALSE(plain.random_resized_crop);
+  EXPECT_FALSE(plain.random_flip);
+  const TrainTransform crop = train_transform_from_names({"random_resized_crop"}, {0.5, 0.9});
+  EXPECT_TRUE(crop.random_resized_crop);
+  EXPECT_FALSE(crop.random_flip);
+  EXPECT_EQ(crop.crop_scale_min, 0.5);
+  EXPECT_EQ(crop.crop_scale_max, 0.9);
+  expect_error([] { train_transform_from_names({"colorjitter"}, {0.08, 1.0}); },
+               {"colorjitter", "not supported", "random_resized_crop"});
+  expect_error([] { train_transform_from_names({}, {0.9, 0.5}); }, {"RRCROP_SCALE"});
+  expect_error([] { train_transform_from_names({}, {0.0, 1.0}); }, {"RRCROP_SCALE"});
+  expect_error([] { train_transform_from_names({}, {0.5}); }, {"RRCROP_SCALE", "two"});
+
+  Image x = random_image(40, 56, 11);
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    // The default is the official augmentation, draw for draw.
+    std::mt19937_64 r1(seed), r2(seed), r3(seed), r4(seed);
+    EXPECT_EQ(random_train_view(x, 24, official, r1).pixels,
+              random_resized_crop_flip(x, 24, r2).pixels);
+    // Neither crop nor flip: Resize((n, n)), whatever the generator.
+    EXPECT_EQ(random_train_view(x, 24, plain, r3).pixels, resize_bicubic(x, 24, 24).pixels);
+    // A crop with the given scale range and no flip.
+    std::mt19937_64 r5(seed);
+    const CropBox box = random_resized_crop_box(x.height, x.width, r5, 0.5, 0.9);
+    EXPECT_EQ(random_train_view(x, 24, crop, r4).pixels,
+              resize_bicubic(crop_image(x, box), 24, 24).pixels);
+  }
+}
+
 TEST(ImageDecode, LosslessRoundTripAndChannelConversion) {
   Image x = random_image(19, 23, 21);
   std::vector<uint8_t> png = encode("png", x.pixels.data(), 23, 19, 3);

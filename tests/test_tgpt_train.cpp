@@ -65,11 +65,12 @@ void write_tiny_clip(const std::string& path) {
     if (name == "logit_scale") t.fill_(std::log(100.0));
     tensors.emplace_back(name, t);
   }
-  save_safetensors(path, tensors,
-                   {{"tgpt.format", "clip"},
-                    {"tgpt.format_version", "1"},
-                    {"tgpt.config", c.to_json()},
-                    {"tgpt.bpe_merges", std::string(kMerges).substr(std::string(kMerges).find('\n') + 1)}});
+  save_safetensors(
+      path, tensors,
+      {{"tgpt.format", "clip"},
+       {"tgpt.format_version", "1"},
+       {"tgpt.config", c.to_json()},
+       {"tgpt.bpe_merges", std::string(kMerges).substr(std::string(kMerges).find('\n') + 1)}});
 }
 
 // A 20x20 image of one colour per class with noise.
@@ -78,8 +79,7 @@ void write_image(const fs::path& p, int label, std::mt19937_64& rng) {
   std::normal_distribution<double> noise(0.0, 25.0);
   std::vector<unsigned char> px(20 * 20 * 3);
   for (size_t i = 0; i < px.size(); ++i)
-    px[i] = static_cast<unsigned char>(
-        std::clamp(colours[label][i % 3] + noise(rng), 0.0, 255.0));
+    px[i] = static_cast<unsigned char>(std::clamp(colours[label][i % 3] + noise(rng), 0.0, 255.0));
   fs::create_directories(p.parent_path());
   ASSERT_TRUE(stbi_write_png(p.string().c_str(), 20, 20, 3, px.data(), 60)) << p;
 }
@@ -167,9 +167,9 @@ TEST_F(TgptTrainRun, TrainingBeatsTheZeroShotHeadAndWritesEveryOutput) {
     EXPECT_EQ(plain.correct_top1(), wiseft.correct_top1());
   }
   const FewshotRunResult r = run_fewshot_training(opt_, data_);
-  std::printf("test accuracy: zero-shot head %.1f%%, after %lld iterations %.1f%% (WiSE-FT %.1f%%)\n",
-              zeroshot, static_cast<long long>(r.iteration), r.test_accuracy,
-              r.test_accuracy_wiseft);
+  std::printf(
+      "test accuracy: zero-shot head %.1f%%, after %lld iterations %.1f%% (WiSE-FT %.1f%%)\n",
+      zeroshot, static_cast<long long>(r.iteration), r.test_accuracy, r.test_accuracy_wiseft);
   EXPECT_EQ(r.status, TrainStatus::finished);
   EXPECT_EQ(r.iteration, 40);
   EXPECT_GT(r.best_iteration, 0);
@@ -177,16 +177,16 @@ TEST_F(TgptTrainRun, TrainingBeatsTheZeroShotHeadAndWritesEveryOutput) {
   EXPECT_GE(r.test_accuracy, 80.0);
 
   const fs::path out = opt_.output_dir;
-  for (const char* f : {"log.txt", "metrics.json", "per_class.csv", "confusion.csv", "test.json",
-                        "model-best.safetensors", "model-last.safetensors",
-                        "checkpoint-last.safetensors"})
+  for (const char* f :
+       {"log.txt", "metrics.json", "per_class.csv", "confusion.csv", "test.json",
+        "model-best.safetensors", "model-last.safetensors", "checkpoint-last.safetensors"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
   std::ifstream lf(out / "log.txt");
   const std::string log((std::istreambuf_iterator<char>(lf)), {});
-  for (const char* s : {"** Config **", "Setting fixed seed: 1", "Iter [10/40]", "cls_loss",
-                        "category_loss", "content_loss", "Evaluate on the *val* set",
-                        "Finish training", "Evaluate on the *test* set", "* accuracy: ",
-                        "* accuracy_wiseft: ", "Elapsed: "})
+  for (const char* s :
+       {"** Config **", "Setting fixed seed: 1", "Iter [10/40]", "cls_loss", "category_loss",
+        "content_loss", "Evaluate on the *val* set", "Finish training",
+        "Evaluate on the *test* set", "* accuracy: ", "* accuracy_wiseft: ", "Elapsed: "})
     EXPECT_NE(log.find(s), std::string::npos) << s << "\n" << log;
   // parse_test_res.py reads the first "* accuracy: x%" after "Finish training".
   const size_t fin = log.find("Finish training");
@@ -215,14 +215,14 @@ TEST_F(TgptTrainRun, TrainingBeatsTheZeroShotHeadAndWritesEveryOutput) {
   const fs::path bin = test::tool_path("tgpt-eval");
   if (!fs::exists(bin)) GTEST_SKIP() << "tgpt-eval not built next to the tests";
   std::string log_text;
-  ASSERT_EQ(test::run_command(test::shell_quote(bin) + " test --device cpu --checkpoint " +
-                                  test::shell_quote(out) + " --weights " +
-                                  test::shell_quote(opt_.weights) + " --split " +
-                                  test::shell_quote(dir_ / "split_zhou_Colours.json") +
-                                  " --image-root " + test::shell_quote(dir_ / "images") +
-                                  " --output " + test::shell_quote(dir_ / "eval"),
-                              dir_, &log_text),
-            0)
+  ASSERT_EQ(
+      test::run_command(
+          test::shell_quote(bin) + " test --device cpu --checkpoint " + test::shell_quote(out) +
+              " --weights " + test::shell_quote(opt_.weights) + " --split " +
+              test::shell_quote(dir_ / "split_zhou_Colours.json") + " --image-root " +
+              test::shell_quote(dir_ / "images") + " --output " + test::shell_quote(dir_ / "eval"),
+          dir_, &log_text),
+      0)
       << log_text;
   std::ifstream ef(dir_ / "eval" / "metrics.json");
   const nlohmann::json e = nlohmann::json::parse(ef);
@@ -265,7 +265,8 @@ TEST_F(TgptTrainRun, CoopRunsThroughTheSameLoop) {
   EXPECT_EQ(r.iteration, 40);
   EXPECT_EQ(r.test_accuracy_wiseft, r.test_accuracy);  // no WiSE-FT head
   const fs::path out = o.output_dir;
-  for (const char* f : {"log.txt", "metrics.json", "model-best.safetensors", "checkpoint-last.safetensors"})
+  for (const char* f :
+       {"log.txt", "metrics.json", "model-best.safetensors", "checkpoint-last.safetensors"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
   EXPECT_FALSE(fs::exists(out / "test.json"));
   std::ifstream mf(out / "metrics.json");
@@ -333,8 +334,7 @@ class TrainTool : public ::testing::Test {
   std::string train_command(const std::string& output, const std::string& extra) const {
     return tool("tgpt-train") + " --device cpu --dataset SynthShapes --root " + q(dir_ / "world") +
            " --shots 2 --seed 3 --weights " + q(dir_ / "clip.safetensors") + " --output " +
-           q(dir_ / output) + " --templates " + q(dir_ / "world" / "templates.json") + " " +
-           extra +
+           q(dir_ / output) + " --templates " + q(dir_ / "world" / "templates.json") + " " + extra +
            " OPTIM.MAX_ITER 6 OPTIM.WARMUP_ITER 2 TRAIN.TEST_FREQ 3 TRAIN.PRINT_FREQ 1"
            " MODEL.BONDER.NUM_Q_CTG 8 MODEL.BONDER.NUM_Q_CON 8 DATALOADER.TEST.BATCH_SIZE 16";
   }
@@ -354,22 +354,26 @@ TEST_F(TrainTool, TrainsBothMethodsAndSummarizes) {
                         "model-best.safetensors", "checkpoint-last.safetensors"})
     EXPECT_TRUE(fs::exists(run / f)) << f << "\n" << log;
   const std::string text = read_all(run / "log.txt");
-  for (const char* s : {"** Config **", "NUM_SHOTS: 2", "NAME: SynthShapes", "Iter [6/6]",
-                        "content_loss", "Evaluate on the *val* set", "Finish training",
-                        "* accuracy: "})
+  for (const char* s :
+       {"** Config **", "NUM_SHOTS: 2", "NAME: SynthShapes", "Iter [6/6]", "content_loss",
+        "Evaluate on the *val* set", "Finish training", "* accuracy: "})
     EXPECT_NE(text.find(s), std::string::npos) << s << "\n" << text;
   // The split in the run folder is the one tgpt-data split draws.
-  ASSERT_EQ(test::run_command(tool("tgpt-data") + " split --dataset SynthShapes --root " +
-                                  q(dir_ / "world") + " --shots 2 --seed 3 -o " +
-                                  q(dir_ / "split.json"),
-                              dir_, &log),
-            0)
+  ASSERT_EQ(
+      test::run_command(tool("tgpt-data") + " split --dataset SynthShapes --root " +
+                            q(dir_ / "world") + " --shots 2 --seed 3 -o " + q(dir_ / "split.json"),
+                        dir_, &log),
+      0)
       << log;
   EXPECT_EQ(read_all(dir_ / "split.json"), read_all(run / "split_fewshot.json"));
 
   ASSERT_EQ(test::run_command(train_command("out_coop", "--method coop"), dir_, &log), 0) << log;
   const fs::path coop = dir_ / "out_coop" / "SynthShapes" / "2shots" / "seed3";
   EXPECT_TRUE(fs::exists(coop / "metrics.json")) << log;
+  // CoOp's own schedule gives way to the command line's OPTIM.MAX_ITER and TRAIN.TEST_FREQ.
+  const std::string coop_log = read_all(coop / "log.txt");
+  for (const char* s : {"Iter [6/6]", "Evaluate on the *val* set"})
+    EXPECT_NE(coop_log.find(s), std::string::npos) << s << "\n" << coop_log;
 
   ASSERT_EQ(test::run_command(tool("tgpt-eval") + " summarize " + q(dir_ / "out_tgpt") + " " +
                                   q(dir_ / "out_coop") + " --csv " + q(dir_ / "summary.csv"),
@@ -383,10 +387,15 @@ TEST_F(TrainTool, TrainsBothMethodsAndSummarizes) {
 
 TEST_F(TrainTool, BadInputAndInterruption) {
   std::string log;
+  // A training transform tgpt does not have.
+  EXPECT_EQ(test::run_command(train_command("out_t", "") + " INPUT.TRANSFORMS \"('cutout',)\"",
+                              dir_, &log),
+            1);
+  EXPECT_NE(log.find("'cutout' is not supported"), std::string::npos) << log;
   // No templates while INPUT.TEXT_AUG is template_mining.
   std::string cmd = train_command("out_a", "");
-  cmd.replace(cmd.find(" --templates "), std::string(" --templates ").size() +
-                                             q(dir_ / "world" / "templates.json").size(),
+  cmd.replace(cmd.find(" --templates "),
+              std::string(" --templates ").size() + q(dir_ / "world" / "templates.json").size(),
               "");
   EXPECT_EQ(test::run_command(cmd, dir_, &log), 1) << log;
   EXPECT_NE(log.find("--templates"), std::string::npos) << log;
@@ -448,14 +457,14 @@ TEST_F(TrainTool, PretrainsAClipFromScratch) {
   const ClipModel clip = ClipModel::load(weights.string());
   EXPECT_EQ(clip.config().embed_dim, clip.config().transformer_width);
   EXPECT_FALSE(clip.bpe_merges().empty());
-  ASSERT_EQ(test::run_command(tool("tgpt-eval") + " zeroshot --device cpu --weights " + q(weights) +
-                                  " --split " +
-                                  q(dir_ / "world" / "synth_shapes" / "split_zhou_SynthShapes.json") +
-                                  " --image-root " + q(dir_ / "world" / "synth_shapes" / "images") +
-                                  " --templates " + q(dir_ / "world" / "templates.json") +
-                                  " --dataset SynthShapes",
-                              dir_, &log),
-            0)
+  ASSERT_EQ(
+      test::run_command(
+          tool("tgpt-eval") + " zeroshot --device cpu --weights " + q(weights) + " --split " +
+              q(dir_ / "world" / "synth_shapes" / "split_zhou_SynthShapes.json") +
+              " --image-root " + q(dir_ / "world" / "synth_shapes" / "images") + " --templates " +
+              q(dir_ / "world" / "templates.json") + " --dataset SynthShapes",
+          dir_, &log),
+      0)
       << log;
   EXPECT_NE(log.find("* accuracy: "), std::string::npos) << log;
   // No merges: a clear error.
@@ -465,6 +474,60 @@ TEST_F(TrainTool, PretrainsAClipFromScratch) {
                               dir_, &log),
             1);
   EXPECT_NE(log.find("--vocab"), std::string::npos) << log;
+}
+
+// The main job's pipeline (scripts/main_job.sh) at toy size: world -> BPE -> CLIP pretraining ->
+// zero-shot, CoOp and TGP-T on the three datasets -> table, plot and summary.json; a second run
+// reuses the pretrained CLIP. (The numbers of a toy run mean nothing; the default size's are in
+// the README.)
+TEST(MainJob, ToyPipelineEndToEnd) {
+  for (const char* t : {"tgpt-data", "tgpt-tokenize", "tgpt-train", "tgpt-eval"})
+    if (!fs::exists(test::tool_path(t))) GTEST_SKIP() << t << " not built next to the tests";
+  const fs::path dir =
+      fs::temp_directory_path() / ("tgpt_test_main_job_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path script = fs::path(TGPT_TEST_SOURCE_DIR) / "scripts" / "main_job.sh";
+  const std::string cmd = "bash " + test::shell_quote(script) + " --size toy --bin " +
+                          test::shell_quote(test::tool_path("tgpt-train").parent_path()) +
+                          " --out " + test::shell_quote(dir / "out");
+  std::string log;
+  ASSERT_EQ(test::run_command(cmd, dir, &log), 0) << log;
+  const fs::path out = dir / "out";
+  for (const char* f : {"summary.md", "summary.svg", "summary.json", "clip/clip.safetensors",
+                        "vocab/merges.txt", "world/world.json"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  std::ifstream f(out / "summary.json");
+  const nlohmann::json j = nlohmann::json::parse(f);
+  for (const char* key : {"zero_shot_accuracy", "coop_accuracy", "tgpt_accuracy"}) {
+    ASSERT_TRUE(j.contains(key) && j[key].is_number()) << key << "\n" << j.dump(2);
+    EXPECT_GE(j[key].get<double>(), 0.0) << key;
+    EXPECT_LE(j[key].get<double>(), 100.0) << key;
+  }
+  ASSERT_TRUE(j.contains("main_job_seconds") && j["main_job_seconds"].is_number());
+  EXPECT_GT(j["main_job_seconds"].get<double>(), 0.0);
+  for (const char* name : {"SynthShapes", "SynthColors", "SynthScenes"}) {
+    ASSERT_TRUE(j["per_dataset"].contains(name)) << name;
+    for (const char* key : {"zero_shot_accuracy", "coop_accuracy", "tgpt_accuracy"})
+      EXPECT_TRUE(j["per_dataset"][name].contains(key)) << name << " " << key;
+    for (const char* method : {"coop", "tgpt"})
+      EXPECT_TRUE(fs::exists(out / "runs" / method / name / "16shots" / "seed1" / "log.txt"));
+  }
+  // The averages are the means of the per-dataset values.
+  double sum = 0;
+  for (const auto& [name, v] : j["per_dataset"].items()) sum += v["tgpt_accuracy"].get<double>();
+  EXPECT_NEAR(j["tgpt_accuracy"].get<double>(), sum / 3, 1e-9);
+  EXPECT_NE(log.find("Dataset"), std::string::npos) << log;  // the table was printed
+
+  // Again: the world and the CLIP are reused, the runs redone.
+  ASSERT_EQ(test::run_command(cmd, dir, &log), 0) << log;
+  EXPECT_NE(log.find("already holds this world"), std::string::npos) << log;
+  EXPECT_NE(log.find("reusing"), std::string::npos) << log;
+  EXPECT_TRUE(fs::exists(out / "summary.json"));
+  // Bad arguments: a clear error.
+  EXPECT_EQ(test::run_command("bash " + test::shell_quote(script) + " --size huge", dir, &log), 2);
+  EXPECT_NE(log.find("--size"), std::string::npos) << log;
+  fs::remove_all(dir);
 }
 
 }  // namespace

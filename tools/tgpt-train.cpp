@@ -23,12 +23,15 @@
  * (train/fewshot_run.h: log.txt, metrics.json, test.json, model and checkpoint files,
  * split_fewshot.json). --method coop trains CoOp's 16 shared context vectors with CoOp's own
  * settings (SGD lr 0.002, batch 32, 50 epochs with one constant warm-up epoch at 1e-5) in the
- * same loop. --resume continues OUT/.../checkpoint-last.safetensors. --method clip
- * pretrains a small ViT CLIP from scratch with the contrastive loss (train/clip_pretrain.h) on
- * captioned images and writes OUT/clip.safetensors, a normal tgpt CLIP weight file with the
- * merges embedded. Device auto: the GPU when
- * present; precision auto: f32 on the CPU, bf16 frozen encoders on the GPU (TGP-T's parameters,
- * losses and optimizer stay f32).
+ * same loop; OPTIM.LR, OPTIM.MAX_EPOCH, OPTIM.MAX_ITER, OPTIM.WARMUP_ITER,
+ * DATALOADER.TRAIN_X.BATCH_SIZE, TRAIN.TEST_FREQ and TRAIN.PRINT_FREQ given as KEY VALUE
+ * replace those. Both methods augment training images as INPUT.TRANSFORMS and
+ * INPUT.RRCROP_SCALE say (data/preprocess.h TrainTransform). --resume continues
+ * OUT/.../checkpoint-last.safetensors. --method clip pretrains a small ViT CLIP from scratch with
+ * the contrastive loss (train/clip_pretrain.h) on captioned images and writes OUT/clip.safetensors,
+ * a normal tgpt CLIP weight file with the merges embedded. Device auto: the GPU when present;
+ * precision auto: f32 on the CPU, bf16 frozen encoders on the GPU (TGP-T's parameters, losses and
+ * optimizer stay f32).
  *
  * replay: N training steps on one fixed batch from a given initial state, every loss, learning
  * rate, first forward, first gradient and parameters after each step written to OUT
@@ -72,7 +75,8 @@ int run_train(const TrainArgs& a) {
              a.overrides.size(), " words");
   // Config: YAML / preset / defaults, then the named arguments, then KEY VALUE.
   std::vector<std::string> overrides;
-  if (a.shots > 0) overrides.insert(overrides.end(), {"DATASET.NUM_SHOTS", std::to_string(a.shots)});
+  if (a.shots > 0)
+    overrides.insert(overrides.end(), {"DATASET.NUM_SHOTS", std::to_string(a.shots)});
   if (a.seed >= 0) overrides.insert(overrides.end(), {"SEED", std::to_string(a.seed)});
   if (!a.root.empty()) overrides.insert(overrides.end(), {"DATASET.ROOT", "'" + a.root + "'"});
   overrides.insert(overrides.end(), a.overrides.begin(), a.overrides.end());
@@ -94,8 +98,9 @@ int run_train(const TrainArgs& a) {
     req.image_root = a.image_root;
     req.dataset_dir = std::filesystem::path(a.split).parent_path().string();
   } else {
-    TGPT_CHECK(!a.root.empty(), "give --root DATA (the folder holding the datasets) or --split "
-                                "FILE --image-root DIR for a custom dataset");
+    TGPT_CHECK(!a.root.empty(),
+               "give --root DATA (the folder holding the datasets) or --split "
+               "FILE --image-root DIR for a custom dataset");
     const DatasetLayout& layout = find_dataset_layout(name);
     TGPT_CHECK(!layout.split_file.empty(), name,
                " has no CoOp split file; its own layout is not read yet (give --split FILE "
@@ -133,8 +138,8 @@ int run_train(const TrainArgs& a) {
   if (place_opts.precision == "auto") place_opts.precision = "f32";
   const tools::Placement place = tools::resolve_placement(place_opts);
   o.device = place.device;
-  o.compute_dtype = a.placement.precision == "auto" && place.device == Device::CUDA ? DType::bf16
-                                                                                    : place.dtype;
+  o.compute_dtype =
+      a.placement.precision == "auto" && place.device == Device::CUDA ? DType::bf16 : place.dtype;
   o.run_info = {{"method", fewshot_method_name(method)},
                 {"shots", shots},
                 {"seed", seed},
@@ -153,32 +158,49 @@ int run_train(const TrainArgs& a) {
     o.init_text = cfg.get_string("TRAINER.CTX_INIT");
   } else {
     // CoOp's own settings (vit_b16_ep50: SGD lr 0.002, batch 32, 50 epochs, one constant
-    // warm-up epoch at 1e-5), iteration-based.
+    // warm-up epoch at 1e-5), iteration-based; a KEY VALUE override on the command line
+    // replaces the matching one.
+    auto overridden = [&a](const char* key) {
+      for (size_t k = 0; k + 1 < a.overrides.size(); k += 2)
+        if (a.overrides[k] == key) return true;
+      return false;
+    };
     const int64_t n = static_cast<int64_t>(data.train.size());
-    o.batch_size = 32;
+    o.batch_size = overridden("DATALOADER.TRAIN_X.BATCH_SIZE")
+                       ? cfg.get_int("DATALOADER.TRAIN_X.BATCH_SIZE")
+                       : 32;
+    TGPT_CHECK(o.batch_size >= 1, "DATALOADER.TRAIN_X.BATCH_SIZE must be >= 1");
     const int64_t per_epoch = (n + o.batch_size - 1) / o.batch_size;
-    o.lr = 0.002;
-    o.max_iter = 50 * per_epoch;
-    o.warmup_iter = per_epoch;
+    const int64_t epochs = overridden("OPTIM.MAX_EPOCH") ? cfg.get_int("OPTIM.MAX_EPOCH") : 50;
+    o.lr = overridden("OPTIM.LR") ? cfg.get_double("OPTIM.LR") : 0.002;
+    o.max_iter = overridden("OPTIM.MAX_ITER") ? cfg.get_int("OPTIM.MAX_ITER") : epochs * per_epoch;
+    o.warmup_iter = overridden("OPTIM.WARMUP_ITER") ? cfg.get_int("OPTIM.WARMUP_ITER") : per_epoch;
     o.warmup_lr = 1e-5;
     o.test_batch_size = cfg.get_int("DATALOADER.TEST.BATCH_SIZE");
-    o.eval_every = 0;  // CoOp tests the last model
-    o.print_every = std::min<int64_t>(per_epoch, 20);
+    o.eval_every = overridden("TRAIN.TEST_FREQ") ? cfg.get_int("TRAIN.TEST_FREQ")
+                                                 : 0;  // CoOp tests the last model
+    o.print_every = overridden("TRAIN.PRINT_FREQ") ? cfg.get_int("TRAIN.PRINT_FREQ")
+                                                   : std::min<int64_t>(per_epoch, 20);
   }
+  o.train_transform = train_transform_from_names(cfg.get_string_list("INPUT.TRANSFORMS"),
+                                                 cfg.get_double_list("INPUT.RRCROP_SCALE"));
   if (cfg.get_string("INPUT.TEXT_AUG") == "template_mining" && !a.templates.empty()) {
     o.templates = select_templates(read_templates_file(a.templates), name,
                                    "templates file '" + a.templates + "'");
   } else {
-    TGPT_CHECK(method != FewshotMethod::tgpt || cfg.get_string("INPUT.TEXT_AUG") != "template_mining",
-               "INPUT.TEXT_AUG is template_mining: give --templates FILE (the mined templates, "
-               "keyed by DATASET.NAME), or INPUT.TEXT_AUG hand_crafted for \"a photo of a {}.\"");
+    TGPT_CHECK(
+        method != FewshotMethod::tgpt || cfg.get_string("INPUT.TEXT_AUG") != "template_mining",
+        "INPUT.TEXT_AUG is template_mining: give --templates FILE (the mined templates, "
+        "keyed by DATASET.NAME), or INPUT.TEXT_AUG hand_crafted for \"a photo of a {}.\"");
     o.templates = {"a photo of a {}."};
   }
   o.header = "** Config **\n" + cfg.dump();
   const FewshotRunResult r = run_fewshot_training(o, data);
   if (r.status == TrainStatus::interrupted) {
-    std::fprintf(stderr, "tgpt-train: stopped at iteration %lld; the checkpoint is in %s (resume "
-                 "with --resume)\n", static_cast<long long>(r.iteration), out.c_str());
+    std::fprintf(stderr,
+                 "tgpt-train: stopped at iteration %lld; the checkpoint is in %s (resume "
+                 "with --resume)\n",
+                 static_cast<long long>(r.iteration), out.c_str());
     return kInterruptedExitCode;
   }
   std::printf("results in %s\n", out.c_str());
@@ -196,10 +218,13 @@ struct PretrainArgs {
 int run_pretrain(const TrainArgs& a, const PretrainArgs& p) {
   using namespace tgpt;
   TGPT_CHECK(!p.images.empty(), "--method clip needs --images DIR (images with captions)");
-  TGPT_CHECK(!a.vocab.empty(), "--method clip needs --vocab FILE (BPE merges, e.g. from "
-                               "tgpt-tokenize learn)");
-  TGPT_CHECK(p.width > 0 && p.width % 8 == 0, "--width must be a positive multiple of 8 (the "
-                                              "TGP-T Bonder's 8 heads), got ", p.width);
+  TGPT_CHECK(!a.vocab.empty(),
+             "--method clip needs --vocab FILE (BPE merges, e.g. from "
+             "tgpt-tokenize learn)");
+  TGPT_CHECK(p.width > 0 && p.width % 8 == 0,
+             "--width must be a positive multiple of 8 (the "
+             "TGP-T Bonder's 8 heads), got ",
+             p.width);
   ClipPretrainOptions o;
   o.image_dir = p.images;
   o.captions = a.captions;
@@ -298,8 +323,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-content-loss", t.no_content_loss,
                "train without captions (category supervision only)");
   auto* split_opt = app.add_option("--split", t.split, "custom dataset: a split_zhou-format file");
-  auto* root_opt =
-      app.add_option("--image-root", t.image_root, "custom dataset: what the split's paths are under");
+  auto* root_opt = app.add_option("--image-root", t.image_root,
+                                  "custom dataset: what the split's paths are under");
   split_opt->needs(root_opt);
   root_opt->needs(split_opt);
   app.add_option("--vocab", t.vocab, "BPE merges (default: the merges in the weight file)");

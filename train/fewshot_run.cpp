@@ -29,11 +29,11 @@ std::string join_path(const std::string& dir, const std::string& name) {
   return (fs::path(dir) / name).string();
 }
 
-
 std::vector<int64_t> labels_of(const std::vector<LabeledImage>& items, int64_t begin,
                                int64_t count) {
   std::vector<int64_t> out;
-  for (int64_t i = begin; i < begin + count; ++i) out.push_back(items[static_cast<size_t>(i)].label);
+  for (int64_t i = begin; i < begin + count; ++i)
+    out.push_back(items[static_cast<size_t>(i)].label);
   return out;
 }
 
@@ -50,7 +50,9 @@ double batch_accuracy(const Tensor& logits, const std::vector<int64_t>& labels) 
   return m.top1();
 }
 
-std::string format_duration(double seconds) { return format_eta(seconds); }
+std::string format_duration(double seconds) {
+  return format_eta(seconds);
+}
 
 using ImageFeatures = TgptModel::ImageFeatures;
 
@@ -99,9 +101,9 @@ class TgptLearner : public Learner {
   void save(const std::string& path, nlohmann::json meta) const override {
     meta["category_queries"] = model_.config().category_queries;
     meta["content_queries"] = model_.config().content_queries;
-    model_.parameters().save(path, {{"tgpt.format", "tgpt-prompt"},
-                                    {"tgpt.format_version", "1"},
-                                    {"tgpt.tgpt", meta.dump()}});
+    model_.parameters().save(
+        path,
+        {{"tgpt.format", "tgpt-prompt"}, {"tgpt.format_version", "1"}, {"tgpt.tgpt", meta.dump()}});
   }
 
  private:
@@ -134,11 +136,10 @@ class CoopLearner : public Learner {
   }
   void save(const std::string& path, nlohmann::json meta) const override {
     meta["n_ctx"] = model_.n_ctx();
-    model_.parameters().save(path,
-                             {{"tgpt.format", "tgpt-coop"},
-                              {"tgpt.format_version", "1"},
-                              {"tgpt.coop", meta.dump()}},
-                             /*trainable_only=*/true);
+    model_.parameters().save(
+        path,
+        {{"tgpt.format", "tgpt-coop"}, {"tgpt.format_version", "1"}, {"tgpt.coop", meta.dump()}},
+        /*trainable_only=*/true);
   }
 
  private:
@@ -155,15 +156,16 @@ void evaluate_learner(Learner& learner, const std::vector<LabeledImage>& items, 
   learner.begin_eval();
   for (int64_t b = 0; b < n; b += batch_size) {
     const int64_t len = std::min(batch_size, n - b);
-    const ImageFeatures f = learner.encode(preprocess_image_files(paths_of(items, b, len), R, false));
+    const ImageFeatures f =
+        learner.encode(preprocess_image_files(paths_of(items, b, len), R, false));
     const std::vector<int64_t> labels = labels_of(items, b, len);
     Tensor w;
     plain.add(learner.logits(f, wiseft ? &w : nullptr), labels);
     if (w.defined()) wiseft->add(w, labels);
     if (progress && progress->terminal()) {
       char buf[128];
-      std::snprintf(buf, sizeof buf, "evaluating %lld/%lld images",
-                    static_cast<long long>(b + len), static_cast<long long>(n));
+      std::snprintf(buf, sizeof buf, "evaluating %lld/%lld images", static_cast<long long>(b + len),
+                    static_cast<long long>(n));
       progress->bar(buf);
     }
   }
@@ -187,8 +189,8 @@ Tensor tgpt_zeroshot_head_from_templates(const ClipModel& clip, const ClipTokeni
                                          const std::vector<std::string>& classnames,
                                          const std::vector<std::string>& templates,
                                          int64_t batch_size) {
-  const ZeroShotClassifier zs = build_zeroshot_classifier(
-      clip, tokenizer, class_prompts(classnames, templates), batch_size);
+  const ZeroShotClassifier zs =
+      build_zeroshot_classifier(clip, tokenizer, class_prompts(classnames, templates), batch_size);
   return tgpt_zeroshot_head(zs.class_features);
 }
 
@@ -208,8 +210,8 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
   TGPT_CHECK(C > 0, "few-shot training: no classes");
   TGPT_CHECK(!data.train.empty(), "few-shot training: no training images");
   TGPT_CHECK(data.train_captions.empty() || data.train_captions.size() == data.train.size(),
-             "few-shot training: ", data.train_captions.size(), " captions for ",
-             data.train.size(), " training images");
+             "few-shot training: ", data.train_captions.size(), " captions for ", data.train.size(),
+             " training images");
   for (const auto* list : {&data.train, &data.val, &data.test})
     for (const LabeledImage& it : *list)
       TGPT_CHECK(it.label >= 0 && it.label < C, "few-shot training: ", it.path, " has label ",
@@ -228,13 +230,13 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
 
   if (!o.header.empty()) log.line(o.header);
   log.line("Setting fixed seed: " + std::to_string(o.seed));
-  std::snprintf(buf, sizeof buf, "Dataset %s: %lld classes, %lld train, %lld val, %lld test images%s",
-                data.dataset.c_str(), static_cast<long long>(C),
-                static_cast<long long>(data.train.size()), static_cast<long long>(data.val.size()),
-                static_cast<long long>(data.test.size()),
-                is_tgpt && data.train_captions.empty()
-                    ? " (no captions: category supervision only, no content loss)"
-                    : "");
+  std::snprintf(
+      buf, sizeof buf, "Dataset %s: %lld classes, %lld train, %lld val, %lld test images%s",
+      data.dataset.c_str(), static_cast<long long>(C), static_cast<long long>(data.train.size()),
+      static_cast<long long>(data.val.size()), static_cast<long long>(data.test.size()),
+      is_tgpt && data.train_captions.empty()
+          ? " (no captions: category supervision only, no content loss)"
+          : "");
   log.line(buf);
 
   // Model.
@@ -258,7 +260,8 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
     tgpt_model->set_zeroshot_head(tgpt_zeroshot_head_from_templates(
         clip, tok, data.classnames, o.templates, o.test_batch_size));
     tgpt_model->set_category_sentences(tgpt_category_sentence_tokens(tok, data.classnames, ctx));
-    if (!data.train_captions.empty()) captions = tok.tokenize_tensor(data.train_captions, ctx, true);
+    if (!data.train_captions.empty())
+      captions = tok.tokenize_tensor(data.train_captions, ctx, true);
     learner = std::make_unique<TgptLearner>(*tgpt_model);
   } else {
     CoopOptions co = o.coop;
@@ -351,7 +354,8 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
       paths.push_back(data.train[static_cast<size_t>(i)].path);
       labels.push_back(data.train[static_cast<size_t>(i)].label);
     }
-    const Tensor images = preprocess_image_files(paths, R, true, trainer.rng()());
+    const Tensor images =
+        preprocess_image_files(paths, R, true, trainer.rng()(), o.train_transform);
     Tensor cap;
     if (captions.defined()) {
       cap = Tensor::empty({static_cast<int64_t>(idx.size()), captions.size(1)}, DType::i32);

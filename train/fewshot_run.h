@@ -48,6 +48,7 @@
 #include "base/device.h"
 #include "base/dtype.h"
 #include "data/dataset.h"
+#include "data/preprocess.h"
 #include "models/coop/coop.h"
 #include "models/tgpt/tgpt.h"
 #include "train/evaluator.h"
@@ -83,6 +84,7 @@ struct FewshotRunOptions {
   double momentum = 0.9;                   // CoOp's SGD
   double weight_decay = -1;                // < 0: the method's (TGP-T 1e-4, CoOp 5e-4)
   int64_t batch_size = 8;                  // DATALOADER.TRAIN_X.BATCH_SIZE
+  TrainTransform train_transform;          // INPUT.TRANSFORMS, INPUT.RRCROP_SCALE
   int64_t test_batch_size = 128;           // DATALOADER.TEST.BATCH_SIZE
   int64_t eval_every = 200;                // TRAIN.TEST_FREQ (0: only at the end)
   int64_t print_every = 50;                // TRAIN.PRINT_FREQ
