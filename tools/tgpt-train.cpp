@@ -210,7 +210,7 @@ int run_train(const TrainArgs& a) {
 // Contrastive CLIP pretraining (--method clip): a small ViT CLIP from scratch.
 struct PretrainArgs {
   std::string images;  // image folder; captions from --captions or images/captions.txt
-  int64_t width = 64, layers = 2, image_size = 32, patch = 8, max_iter = 600, batch = 64;
+  int64_t width = 64, layers = 2, heads = 0, image_size = 32, patch = 8, max_iter = 600, batch = 64;
   int64_t warmup = 30;
   double lr = 2e-3, weight_decay = 0.1;
 };
@@ -236,10 +236,13 @@ int run_pretrain(const TrainArgs& a, const PretrainArgs& p) {
   c.vision_layers = p.layers;
   c.vision_width = p.width;
   c.vision_patch_size = p.patch;
-  c.vision_heads = static_cast<int>(std::max<int64_t>(1, p.width / 64));
+  const int64_t heads = p.heads > 0 ? p.heads : std::max<int64_t>(1, p.width / 64);
+  TGPT_CHECK(p.heads >= 0 && p.width % heads == 0,
+             "--heads must be a positive divisor of --width (", p.width, "), got ", p.heads);
+  c.vision_heads = static_cast<int>(heads);
   c.context_length = 77;
   c.transformer_width = p.width;
-  c.transformer_heads = static_cast<int>(std::max<int64_t>(1, p.width / 64));
+  c.transformer_heads = static_cast<int>(heads);
   c.transformer_layers = p.layers;
   c.activation = Activation::quick_gelu;
   o.lr = p.lr;
@@ -312,6 +315,7 @@ int main(int argc, char** argv) {
   clip_option("--images", pa.images, "clip: the image folder (captions.txt inside or --captions)");
   clip_option("--width", pa.width, "clip: embed and tower width (default 64)");
   clip_option("--layers", pa.layers, "clip: layers per tower (default 2)");
+  clip_option("--heads", pa.heads, "clip: attention heads per layer (default width / 64, >= 1)");
   clip_option("--image-size", pa.image_size, "clip: input resolution (default 32)");
   clip_option("--patch", pa.patch, "clip: patch size (default 8)");
   clip_option("--max-iter", pa.max_iter, "clip: iterations (default 600)");
