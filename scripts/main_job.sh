@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # main_job.sh — tgpt's built-in default, with nothing downloaded: a captioned synthetic world, a
-# small CLIP pretrained on it with the contrastive loss, then zero-shot, CoOp and TGP-T at 16
-# shots on its three downstream datasets, a table, an SVG plot and a JSON summary.
+# small CLIP pretrained on it with the contrastive loss, then zero-shot, CoOp, TGP-T and CLIP's
+# linear probe at 16 shots on its three downstream datasets, a table, an SVG plot and a JSON
+# summary.
 #
 #   bash scripts/main_job.sh [--bin DIR] [--out DIR] [--size default|toy] [--seed S]
 #
@@ -114,7 +115,7 @@ k=0
 for entry in "${datasets[@]}"; do
   name=${entry%%:*}
   k=$((k + 1))
-  stage "4/5 $name ($k/${#datasets[@]}): zero-shot, CoOp and TGP-T at $shots shots"
+  stage "4/5 $name ($k/${#datasets[@]}): zero-shot, CoOp, TGP-T and the linear probe at $shots shots"
   dir="$out/world/${entry##*:}"
   "$bin/tgpt-eval" zeroshot --weights "$weights" --split "$dir/split_zhou_$name.json" \
     --image-root "$dir/images" --templates "$out/world/templates.json" --dataset "$name" \
@@ -124,6 +125,10 @@ for entry in "${datasets[@]}"; do
   "$bin/tgpt-train" --method tgpt --dataset "$name" --root "$out/world" --shots "$shots" \
     --seed "$seed" --weights "$weights" --templates "$out/world/templates.json" \
     --output "$out/runs/tgpt" "${tgpt_opts[@]}"
+  # The linear probe on the frozen image features: how much the features hold (prompt tuning
+  # changes only the text side).
+  "$bin/tgpt-train" --method probe --dataset "$name" --root "$out/world" --shots "$shots" \
+    --seed "$seed" --weights "$weights" --output "$out/runs/probe"
 done
 
 stage "5/5 summary"

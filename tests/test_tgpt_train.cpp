@@ -370,6 +370,12 @@ TEST_F(TrainTool, TrainsBothMethodsAndSummarizes) {
   ASSERT_EQ(test::run_command(train_command("out_coop", "--method coop"), dir_, &log), 0) << log;
   const fs::path coop = dir_ / "out_coop" / "SynthShapes" / "2shots" / "seed3";
   EXPECT_TRUE(fs::exists(coop / "metrics.json")) << log;
+  // The linear probe on the same split: a metrics.json that summarize and compare read.
+  ASSERT_EQ(test::run_command(train_command("out_probe", "--method probe"), dir_, &log), 0) << log;
+  const fs::path probe = dir_ / "out_probe" / "SynthShapes" / "2shots" / "seed3";
+  const std::string probe_metrics = read_all(probe / "metrics.json");
+  EXPECT_NE(probe_metrics.find("\"method\": \"probe\""), std::string::npos) << probe_metrics;
+  EXPECT_NE(read_all(probe / "log.txt").find("Chosen L2 penalty"), std::string::npos);
   // CoOp's own schedule gives way to the command line's OPTIM.MAX_ITER and TRAIN.TEST_FREQ.
   const std::string coop_log = read_all(coop / "log.txt");
   for (const char* s : {"Iter [6/6]", "Evaluate on the *val* set"})
@@ -508,9 +514,10 @@ TEST(MainJob, ToyPipelineEndToEnd) {
   EXPECT_GT(j["main_job_seconds"].get<double>(), 0.0);
   for (const char* name : {"SynthShapes", "SynthColors", "SynthScenes"}) {
     ASSERT_TRUE(j["per_dataset"].contains(name)) << name;
-    for (const char* key : {"zero_shot_accuracy", "coop_accuracy", "tgpt_accuracy"})
+    for (const char* key :
+         {"zero_shot_accuracy", "coop_accuracy", "tgpt_accuracy", "probe_accuracy"})
       EXPECT_TRUE(j["per_dataset"][name].contains(key)) << name << " " << key;
-    for (const char* method : {"coop", "tgpt"})
+    for (const char* method : {"coop", "tgpt", "probe"})
       EXPECT_TRUE(fs::exists(out / "runs" / method / name / "16shots" / "seed1" / "log.txt"));
   }
   // The averages are the means of the per-dataset values.

@@ -2,12 +2,13 @@
  * tgpt-train — few-shot prompt tuning on a frozen CLIP: TGP-T (default) or the CoOp baseline.
  *
  *   tgpt-train --dataset NAME --root DATA --shots K --seed S --weights CLIP --output OUT
- *       [--config FILE] [--templates FILE] [--method tgpt|coop] [--captions FILE]
+ *       [--config FILE] [--templates FILE] [--method tgpt|coop|probe] [--captions FILE]
  *       [--no-content-loss] [--split FILE --image-root DIR] [--vocab FILE] [--resume]
  *       [--device auto|cpu|cuda] [--precision auto|f32|bf16|f16] [KEY VALUE ...]
  *   tgpt-train --method clip --images DIR [--captions FILE] --vocab MERGES --output OUT
- *       [--width 64 --layers 2 --image-size 32 --patch 8 --max-iter 600 --batch-size 64
- *        --warmup-iter 30 --lr 2e-3 --weight-decay 0.1] [--seed S] [--resume] [--device ...]
+ *       [--width 64 --layers 2 --heads W/64 --image-size 32 --patch 8 --max-iter 600
+ *        --batch-size 64 --warmup-iter 30 --lr 2e-3 --weight-decay 0.1] [--seed S] [--resume]
+ *       [--device ...]
  *   tgpt-train replay --weights CLIP --init INIT --batch BATCH --steps N --lr LR --max-iter M
  *       [--warmup-iter W] --trace OUT [--vocab FILE] [--device ...] [--precision ...]
  *
@@ -26,7 +27,9 @@
  * same loop; OPTIM.LR, OPTIM.MAX_EPOCH, OPTIM.MAX_ITER, OPTIM.WARMUP_ITER,
  * DATALOADER.TRAIN_X.BATCH_SIZE, TRAIN.TEST_FREQ and TRAIN.PRINT_FREQ given as KEY VALUE
  * replace those. Both methods augment training images as INPUT.TRANSFORMS and
- * INPUT.RRCROP_SCALE say (data/preprocess.h TrainTransform). --resume continues
+ * INPUT.RRCROP_SCALE say (data/preprocess.h TrainTransform). --method probe fits CLIP's linear
+ * probe (logistic regression on the frozen image features, L2 penalty chosen on the few-shot val
+ * set; train/linear_probe.h) and writes log.txt and metrics.json. --resume continues
  * OUT/.../checkpoint-last.safetensors. --method clip pretrains a small ViT CLIP from scratch with
  * the contrastive loss (train/clip_pretrain.h) on captioned images and writes OUT/clip.safetensors,
  * a normal tgpt CLIP weight file with the merges embedded. Device auto: the GPU when present;
@@ -54,6 +57,7 @@
 #include "train/clip_pretrain.h"
 #include "train/config.h"
 #include "train/fewshot_run.h"
+#include "train/linear_probe.h"
 #include "train/tgpt_replay.h"
 #include "train/trainer.h"
 
@@ -126,6 +130,21 @@ int run_train(const TrainArgs& a) {
                               .string();
   std::filesystem::create_directories(out);
   write_fewshot_split((std::filesystem::path(out) / "split_fewshot.json").string(), fs.split);
+  if (method == FewshotMethod::probe) {
+    // Inference only: the tools' default placement (f32 on the CPU, f16 on the GPU).
+    const tools::Placement probe_place = tools::resolve_placement(a.placement);
+    LinearProbeOptions po;
+    po.weights = a.weights;
+    po.output_dir = out;
+    po.header = "** Config **\n" + cfg.dump();
+    po.batch_size = cfg.get_int("DATALOADER.TEST.BATCH_SIZE");
+    po.device = probe_place.device;
+    po.compute_dtype = probe_place.dtype;
+    po.run_info = {{"shots", shots}, {"seed", seed}, {"split_fewshot", "split_fewshot.json"}};
+    run_linear_probe(po, data);
+    std::printf("results in %s\n", out.c_str());
+    return 0;
+  }
 
   FewshotRunOptions o;
   o.method = method;
@@ -306,8 +325,9 @@ int main(int argc, char** argv) {
   app.add_option("--templates", t.templates,
                  "templates JSON {\"DATASET.NAME\": [...]} for the zero-shot head");
   app.add_option("--method", t.method,
-                 "tgpt (default), coop, or clip (contrastive CLIP pretraining from scratch)")
-      ->check(CLI::IsMember({"tgpt", "coop", "clip"}));
+                 "tgpt (default), coop, probe (linear probe on the frozen image features), or "
+                 "clip (contrastive CLIP pretraining from scratch)")
+      ->check(CLI::IsMember({"tgpt", "coop", "probe", "clip"}));
   PretrainArgs pa;
   auto clip_option = [&app](const char* name, auto& value, const char* help) {
     app.add_option(name, value, help)->group("CLIP pretraining (--method clip)");

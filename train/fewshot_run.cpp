@@ -176,13 +176,19 @@ void evaluate_learner(Learner& learner, const std::vector<LabeledImage>& items, 
 }  // namespace
 
 const char* fewshot_method_name(FewshotMethod m) {
-  return m == FewshotMethod::tgpt ? "tgpt" : "coop";
+  switch (m) {
+    case FewshotMethod::tgpt: return "tgpt";
+    case FewshotMethod::coop: return "coop";
+    case FewshotMethod::probe: return "probe";
+  }
+  return "?";
 }
 
 FewshotMethod parse_fewshot_method(const std::string& s) {
   if (s == "tgpt") return FewshotMethod::tgpt;
   if (s == "coop") return FewshotMethod::coop;
-  TGPT_FAIL("unknown method '", s, "' (expected tgpt or coop)");
+  if (s == "probe") return FewshotMethod::probe;
+  TGPT_FAIL("unknown method '", s, "' (expected tgpt, coop or probe)");
 }
 
 Tensor tgpt_zeroshot_head_from_templates(const ClipModel& clip, const ClipTokenizer& tokenizer,
@@ -205,6 +211,8 @@ void evaluate_tgpt(TgptModel& model, const std::vector<LabeledImage>& items, int
 FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotData& data) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
+  TGPT_CHECK(o.method != FewshotMethod::probe,
+             "few-shot training: the linear probe runs through run_linear_probe");
   const bool is_tgpt = o.method == FewshotMethod::tgpt;
   const int64_t C = static_cast<int64_t>(data.classnames.size());
   TGPT_CHECK(C > 0, "few-shot training: no classes");

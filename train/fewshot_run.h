@@ -56,26 +56,27 @@
 
 namespace tgpt {
 
-enum class FewshotMethod { tgpt, coop };
-const char* fewshot_method_name(FewshotMethod m);  // "tgpt", "coop"
+// probe: the linear-probe baseline (train/linear_probe.h), run by run_linear_probe.
+enum class FewshotMethod { tgpt, coop, probe };
+const char* fewshot_method_name(FewshotMethod m);  // "tgpt", "coop", "probe"
 FewshotMethod parse_fewshot_method(const std::string& s);
 
 struct FewshotData {
-  std::string dataset;                      // DATASET.NAME (for the log and metrics)
-  std::vector<std::string> classnames;      // raw names, index = label
+  std::string dataset;                  // DATASET.NAME (for the log and metrics)
+  std::vector<std::string> classnames;  // raw names, index = label
   std::vector<LabeledImage> train, val, test;
   std::vector<std::string> train_captions;  // TGP-T: one per train item; empty: no content loss
 };
 
 struct FewshotRunOptions {
   FewshotMethod method = FewshotMethod::tgpt;
-  std::string weights;                 // tgpt CLIP weight file
-  std::string merges;                  // BPE merges (empty: embedded in the weight file)
-  std::vector<std::string> templates;  // TGP-T's zero-shot head templates, "{}" = class name
-  std::string output_dir;              // the run folder (created)
-  std::string header;                  // text written at the top of log.txt (resolved config)
-  TgptConfig tgpt;                     // num_classes is taken from the data
-  CoopOptions coop;                    // n_ctx, init text (seed: the run's)
+  std::string weights;                     // tgpt CLIP weight file
+  std::string merges;                      // BPE merges (empty: embedded in the weight file)
+  std::vector<std::string> templates;      // TGP-T's zero-shot head templates, "{}" = class name
+  std::string output_dir;                  // the run folder (created)
+  std::string header;                      // text written at the top of log.txt (resolved config)
+  TgptConfig tgpt;                         // num_classes is taken from the data
+  CoopOptions coop;                        // n_ctx, init text (seed: the run's)
   std::string init_text = "a photo of a";  // TGP-T's TRAINER.CTX_INIT
   double lr = 0;                           // OPTIM.LR
   int64_t max_iter = 0;                    // OPTIM.MAX_ITER
@@ -101,9 +102,9 @@ struct FewshotRunOptions {
 struct FewshotRunResult {
   TrainStatus status = TrainStatus::finished;
   int64_t iteration = 0;
-  double best_val = 0;          // percent (0 without validation)
-  int64_t best_iteration = 0;   // 0: no validation ran
-  double test_accuracy = 0;     // percent, plain head
+  double best_val = 0;              // percent (0 without validation)
+  int64_t best_iteration = 0;       // 0: no validation ran
+  double test_accuracy = 0;         // percent, plain head
   double test_accuracy_wiseft = 0;  // TGP-T's WiSE-FT head (CoOp: = test_accuracy)
   double seconds = 0;
 };
@@ -120,8 +121,7 @@ Tensor tgpt_zeroshot_head_from_templates(const ClipModel& clip, const ClipTokeni
 
 // Accuracy of a TGP-T model on images (evaluation transform, batched, no tape) with the plain
 // and the WiSE-FT head, counted into the two meters. progress (may be null) gets the bar.
-void evaluate_tgpt(TgptModel& model, const std::vector<LabeledImage>& items,
-                   int64_t batch_size, AccuracyMeter& plain, AccuracyMeter& wiseft,
-                   TrainLog* progress = nullptr);
+void evaluate_tgpt(TgptModel& model, const std::vector<LabeledImage>& items, int64_t batch_size,
+                   AccuracyMeter& plain, AccuracyMeter& wiseft, TrainLog* progress = nullptr);
 
 }  // namespace tgpt
