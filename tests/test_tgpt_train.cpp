@@ -391,6 +391,39 @@ TEST_F(TrainTool, TrainsBothMethodsAndSummarizes) {
   EXPECT_NE(log.find("SynthShapes"), std::string::npos) << log;
 }
 
+// The on-disk feature cache: a second run on the same images and weights reads the val and test
+// features instead of encoding them and gets the same numbers; a damaged entry is reported,
+// ignored and rewritten.
+TEST_F(TrainTool, FeatureCacheIsReusedAndSurvivesDamage) {
+  std::string log;
+  const std::string cache = " --feature-cache " + q(dir_ / "fcache");
+  ASSERT_EQ(test::run_command(train_command("out_c1", cache), dir_, &log), 0) << log;
+  EXPECT_NE(log.find("set stored in the cache"), std::string::npos) << log;
+  ASSERT_EQ(test::run_command(train_command("out_c2", cache), dir_, &log), 0) << log;
+  EXPECT_NE(log.find("Image features of the val set from the cache"), std::string::npos) << log;
+  EXPECT_NE(log.find("Image features of the test set from the cache"), std::string::npos) << log;
+  const fs::path r1 = dir_ / "out_c1" / "SynthShapes" / "2shots" / "seed3";
+  const fs::path r2 = dir_ / "out_c2" / "SynthShapes" / "2shots" / "seed3";
+  const nlohmann::json m1 = nlohmann::json::parse(read_all(r1 / "metrics.json"));
+  const nlohmann::json m2 = nlohmann::json::parse(read_all(r2 / "metrics.json"));
+  EXPECT_EQ(m1["accuracy"], m2["accuracy"]);
+  EXPECT_EQ(m1["accuracy_wiseft"], m2["accuracy_wiseft"]);
+  // Truncate every entry: the next run says so, encodes again and still agrees.
+  int entries = 0;
+  for (const auto& e : fs::directory_iterator(dir_ / "fcache")) {
+    fs::resize_file(e.path(), fs::file_size(e.path()) / 2);
+    ++entries;
+  }
+  EXPECT_EQ(entries, 2);  // val and test
+  ASSERT_EQ(test::run_command(train_command("out_c3", cache), dir_, &log), 0) << log;
+  EXPECT_NE(log.find("ignoring the damaged entry"), std::string::npos) << log;
+  const nlohmann::json m3 = nlohmann::json::parse(
+      read_all(dir_ / "out_c3" / "SynthShapes" / "2shots" / "seed3" / "metrics.json"));
+  EXPECT_EQ(m1["accuracy"], m3["accuracy"]);
+  ASSERT_EQ(test::run_command(train_command("out_c4", cache), dir_, &log), 0) << log;
+  EXPECT_NE(log.find("Image features of the test set from the cache"), std::string::npos) << log;
+}
+
 TEST_F(TrainTool, BadInputAndInterruption) {
   std::string log;
   // A training transform tgpt does not have.

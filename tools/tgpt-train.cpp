@@ -4,6 +4,7 @@
  *   tgpt-train --dataset NAME --root DATA --shots K --seed S --weights CLIP --output OUT
  *       [--config FILE] [--templates FILE] [--method tgpt|coop|probe] [--captions FILE]
  *       [--no-content-loss] [--split FILE --image-root DIR] [--vocab FILE] [--resume]
+ *       [--feature-cache DIR]
  *       [--device auto|cpu|cuda] [--precision auto|f32|bf16|f16] [KEY VALUE ...]
  *   tgpt-train --method clip --images DIR [--captions FILE] --vocab MERGES --output OUT
  *       [--width 64 --layers 2 --heads W/64 --image-size 32 --patch 8 --max-iter 600
@@ -29,12 +30,14 @@
  * replace those. Both methods augment training images as INPUT.TRANSFORMS and
  * INPUT.RRCROP_SCALE say (data/preprocess.h TrainTransform). --method probe fits CLIP's linear
  * probe (logistic regression on the frozen image features, L2 penalty chosen on the few-shot val
- * set; train/linear_probe.h) and writes log.txt and metrics.json. --resume continues
- * OUT/.../checkpoint-last.safetensors. --method clip pretrains a small ViT CLIP from scratch with
- * the contrastive loss (train/clip_pretrain.h) on captioned images and writes OUT/clip.safetensors,
- * a normal tgpt CLIP weight file with the merges embedded. Device auto: the GPU when present;
- * precision auto: f32 on the CPU, bf16 frozen encoders on the GPU (TGP-T's parameters, losses and
- * optimizer stay f32).
+ * set; train/linear_probe.h) and writes log.txt and metrics.json. --feature-cache DIR keeps the
+ * frozen image features of the val and test sets on disk (train/feature_cache.h), so later runs
+ * on the same images and weights (other seeds, shots or methods) skip the image encoder. --resume
+ * continues OUT/.../checkpoint-last.safetensors. --method clip pretrains a small ViT CLIP from
+ * scratch with the contrastive loss (train/clip_pretrain.h) on captioned images and writes
+ * OUT/clip.safetensors, a normal tgpt CLIP weight file with the merges embedded. Device auto: the
+ * GPU when present; precision auto: f32 on the CPU, bf16 frozen encoders on the GPU (TGP-T's
+ * parameters, losses and optimizer stay f32).
  *
  * replay: N training steps on one fixed batch from a given initial state, every loss, learning
  * rate, first forward, first gradient and parameters after each step written to OUT
@@ -65,7 +68,7 @@ namespace {
 
 struct TrainArgs {
   std::string dataset, root, weights, output, config, templates, method = "tgpt", captions;
-  std::string split, image_root, vocab;
+  std::string split, image_root, vocab, feature_cache;
   int64_t shots = -1, seed = -1;
   bool no_content_loss = false, resume = false;
   std::vector<std::string> overrides;
@@ -153,6 +156,7 @@ int run_train(const TrainArgs& a) {
   o.output_dir = out;
   o.seed = static_cast<uint64_t>(seed);
   o.resume = a.resume;
+  o.feature_cache_dir = a.feature_cache;
   tools::PlacementOptions place_opts = a.placement;
   if (place_opts.precision == "auto") place_opts.precision = "f32";
   const tools::Placement place = tools::resolve_placement(place_opts);
@@ -353,6 +357,8 @@ int main(int argc, char** argv) {
   root_opt->needs(split_opt);
   app.add_option("--vocab", t.vocab, "BPE merges (default: the merges in the weight file)");
   app.add_flag("--resume", t.resume, "continue from the run folder's checkpoint");
+  app.add_option("--feature-cache", t.feature_cache,
+                 "folder of the on-disk cache of frozen val/test image features, shared by runs");
   tgpt::tools::add_placement_options(app, t.placement);
   app.add_option("overrides", t.overrides, "KEY VALUE ... (yacs opts)");
 

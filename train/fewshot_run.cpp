@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "base/error.h"
 #include "data/preprocess.h"
@@ -17,6 +18,7 @@
 #include "engine/schedule.h"
 #include "models/clip/zeroshot.h"
 #include "train/checkpoint.h"
+#include "train/feature_cache.h"
 #include "train/sampler.h"
 
 namespace fs = std::filesystem;
@@ -173,6 +175,65 @@ void evaluate_learner(Learner& learner, const std::vector<LabeledImage>& items, 
   if (progress && progress->terminal()) progress->end_bar();
 }
 
+// Every item's features (CPU f32 [N,E], with tokens [N,T,E]): from the on-disk cache when it
+// holds them, else encoded batch by batch and, with a cache, stored.
+ImageFeatures encode_items(const Learner& learner, const std::vector<LabeledImage>& items,
+                           int64_t R, int64_t batch_size, int64_t E, int64_t T, bool tokens,
+                           const ImageFeatureCache* cache, const FewshotRunOptions& o,
+                           TrainLog& log, const char* what, bool progress) {
+  const int64_t n = static_cast<int64_t>(items.size());
+  std::string key;
+  if (cache) {
+    key = cache->key(paths_of(items, 0, n), R, o.compute_dtype, o.device, tokens);
+    std::optional<CachedImageFeatures> hit =
+        cache->load(key, n, E, tokens ? T : 0, [&log](const std::string& m) { log.line(m); });
+    if (hit) {
+      log.line(std::string("Image features of the ") + what + " set from the cache (" +
+               cache->entry_path(key) + ")");
+      return {hit->cls, hit->tokens};
+    }
+  }
+  ImageFeatures all{Tensor::empty({n, E}), tokens ? Tensor::empty({n, T, E}) : Tensor()};
+  for (int64_t b = 0; b < n; b += batch_size) {
+    const int64_t len = std::min(batch_size, n - b);
+    const ImageFeatures f =
+        learner.encode(preprocess_image_files(paths_of(items, b, len), R, false));
+    all.cls.narrow(0, b, len).copy_(f.cls);
+    if (tokens) all.tokens.narrow(0, b, len).copy_(f.tokens);
+    if (progress && log.terminal()) {
+      char buf[128];
+      std::snprintf(buf, sizeof buf, "encoding the %s set: %lld/%lld images", what,
+                    static_cast<long long>(b + len), static_cast<long long>(n));
+      log.bar(buf);
+    }
+  }
+  if (progress && log.terminal()) log.end_bar();
+  if (cache) {
+    cache->store(key, {all.cls, all.tokens});
+    log.line(std::string("Image features of the ") + what + " set stored in the cache (" +
+             cache->entry_path(key) + ")");
+  }
+  return all;
+}
+
+// Plain (and WiSE-FT) accuracy of a learner on features encoded before.
+void evaluate_features(Learner& learner, const ImageFeatures& all,
+                       const std::vector<LabeledImage>& items, int64_t batch_size,
+                       AccuracyMeter& plain, AccuracyMeter* wiseft) {
+  const int64_t n = static_cast<int64_t>(items.size());
+  learner.begin_eval();
+  for (int64_t b = 0; b < n; b += batch_size) {
+    const int64_t len = std::min(batch_size, n - b);
+    const ImageFeatures f{all.cls.narrow(0, b, len),
+                          all.tokens.defined() ? all.tokens.narrow(0, b, len) : Tensor()};
+    const std::vector<int64_t> labels = labels_of(items, b, len);
+    Tensor w;
+    plain.add(learner.logits(f, wiseft ? &w : nullptr), labels);
+    if (w.defined()) wiseft->add(w, labels);
+  }
+  learner.end_eval();
+}
+
 }  // namespace
 
 const char* fewshot_method_name(FewshotMethod m) {
@@ -285,6 +346,13 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
                 static_cast<long long>(learner->parameters().numel(true)));
   log.line(buf);
 
+  // The on-disk cache of frozen image features (val and test sets), when asked for.
+  std::optional<ImageFeatureCache> feature_cache;
+  if (!o.feature_cache_dir.empty()) {
+    feature_cache.emplace(o.feature_cache_dir, o.weights);
+    log.line("Image feature cache: " + o.feature_cache_dir);
+  }
+
   // Validation images: encoded once when they fit the cache.
   const int64_t R = clip.config().image_resolution, E = clip.config().embed_dim;
   const int64_t T = clip.config().vision_tokens();
@@ -295,25 +363,10 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
   auto validate = [&](int64_t) {
     AccuracyMeter plain(C);
     if (cache_val) {
-      if (!val_cache.cls.defined()) {
-        val_cache.cls = Tensor::empty({nval, E});
-        if (is_tgpt) val_cache.tokens = Tensor::empty({nval, T, E});
-        for (int64_t b = 0; b < nval; b += o.test_batch_size) {
-          const int64_t len = std::min(o.test_batch_size, nval - b);
-          const ImageFeatures f =
-              learner->encode(preprocess_image_files(paths_of(data.val, b, len), R, false));
-          val_cache.cls.narrow(0, b, len).copy_(f.cls);
-          if (is_tgpt) val_cache.tokens.narrow(0, b, len).copy_(f.tokens);
-        }
-      }
-      learner->begin_eval();
-      for (int64_t b = 0; b < nval; b += o.test_batch_size) {
-        const int64_t len = std::min(o.test_batch_size, nval - b);
-        const ImageFeatures f{val_cache.cls.narrow(0, b, len),
-                              is_tgpt ? val_cache.tokens.narrow(0, b, len) : Tensor()};
-        plain.add(learner->logits(f), labels_of(data.val, b, len));
-      }
-      learner->end_eval();
+      if (!val_cache.cls.defined())
+        val_cache = encode_items(*learner, data.val, R, o.test_batch_size, E, T, is_tgpt,
+                                 feature_cache ? &*feature_cache : nullptr, o, log, "val", false);
+      evaluate_features(*learner, val_cache, data.val, o.test_batch_size, plain, nullptr);
     } else {
       evaluate_learner(*learner, data.val, R, o.test_batch_size, plain, nullptr, nullptr);
     }
@@ -410,7 +463,15 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
   AccuracyMeter plain(C), wiseft(C);
   if (!data.test.empty()) {
     log.line("Evaluate on the *test* set");
-    evaluate_learner(*learner, data.test, R, o.test_batch_size, plain, &wiseft, &log);
+    const int64_t ntest = static_cast<int64_t>(data.test.size());
+    if (feature_cache && ntest * per_image <= o.val_cache_bytes) {
+      const ImageFeatures test_features =
+          encode_items(*learner, data.test, R, o.test_batch_size, E, T, is_tgpt, &*feature_cache, o,
+                       log, "test", true);
+      evaluate_features(*learner, test_features, data.test, o.test_batch_size, plain, &wiseft);
+    } else {
+      evaluate_learner(*learner, data.test, R, o.test_batch_size, plain, &wiseft, &log);
+    }
     const bool has_wiseft = wiseft.count() > 0;
     std::string block = result_block(plain);
     if (has_wiseft) {

@@ -93,8 +93,11 @@ struct FewshotRunOptions {
   uint64_t seed = 1;
   bool resume = false;  // continue from OUT/checkpoint-last.safetensors (error when absent)
   Device device = Device::CPU;
-  DType compute_dtype = DType::f32;  // of the frozen CLIP
-  int64_t val_cache_bytes = int64_t{2} << 30;
+  DType compute_dtype = DType::f32;            // of the frozen CLIP
+  int64_t val_cache_bytes = int64_t{2} << 30;  // in-memory features of a val or test set at most
+  // The on-disk image feature cache (train/feature_cache.h) for the val and test sets; empty:
+  // none. The test set goes through it when its features fit val_cache_bytes.
+  std::string feature_cache_dir;
   nlohmann::json run_info = nlohmann::json::object();  // merged into metrics.json
   std::FILE* console = stdout;
 };
