@@ -5,7 +5,8 @@
  * $DATA tree of tiny PNG/JPEG files written here: labels, class names, orders, relpaths, the
  * A/R ImageNet class indices, size warnings, errors for damaged files and folders; the few-shot
  * draws of FGVCAircraft and ImageNet against the Python reference of
- * tests/golden/gen_dataset_layouts.py (Dassl's readers and draw, compared exactly).
+ * tests/golden/gen_dataset_layouts.py (Dassl's readers and draw, compared exactly); and the
+ * tools: tgpt-data split/check on these layouts, tgpt-train's refusal of the test-only sets.
  */
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "data/layout_readers.h"
 #include "tests/test_files.h"
 #include "tests/test_util.h"
+#include "tests/tool_test_util.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
@@ -455,4 +457,105 @@ TEST(DatasetLayoutsGolden, FewshotMatchesPython) {
   const DatasetFewshotData fd = load_dataset_fewshot(req);
   EXPECT_EQ(fd.fewshot.train_captions.size(), fd.fewshot.split.train.size());
   EXPECT_NE(fd.fewshot.train_captions[0].find("A photo of a "), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tools
+
+class LayoutTools : public LayoutTree {
+ protected:
+  void SetUp() override {
+    LayoutTree::SetUp();
+    data_bin_ = test::tool_path("tgpt-data");
+    if (!fs::exists(data_bin_)) GTEST_SKIP() << "tgpt-data not built next to the tests";
+  }
+  int run(const std::string& cmd, std::string* out) { return test::run_command(cmd, dir_, out); }
+  std::string data(const std::string& args) {
+    return test::shell_quote(data_bin_) + " " + args + " --root " + test::shell_quote(data_);
+  }
+  fs::path data_bin_;
+};
+
+TEST_F(LayoutTools, DataSplitAndCheck) {
+  make_fgvc();
+  make_imagenet();
+  std::string out;
+  // FGVCAircraft: the library's draw, written in the split_zhou format.
+  const fs::path file = dir_ / "fgvc.json";
+  ASSERT_EQ(run(data("split --dataset FGVCAircraft --shots 2 --seed 1 --no-captions -o " +
+                     test::shell_quote(file)),
+                &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("warning: train has 6 images; the published FGVCAircraft split has 3334"),
+            std::string::npos)
+      << out;
+  const DatasetSplit s = read_fgvc_aircraft((data_ / "fgvc_aircraft").string());
+  const FewshotSplit want = draw_dataset_fewshot(s, 2, 1);
+  const FewshotSplit got = read_fewshot_split(file.string(), s.image_root, true);
+  EXPECT_EQ(relpaths(got.train), relpaths(want.train));
+  EXPECT_EQ(relpaths(got.val), relpaths(want.val));
+  EXPECT_EQ(got.classnames, s.split.classnames);
+  EXPECT_EQ(got.val_shots, 2);
+  // ImageNet: captions missing is an error, --no-captions draws; val max(K, 8).
+  const fs::path inet = dir_ / "imagenet.json";
+  EXPECT_EQ(
+      run(data("split --dataset ImageNet --shots 1 --seed 2 -o " + test::shell_quote(inet)), &out),
+      1)
+      << out;
+  EXPECT_NE(out.find("captions.txt and descriptions.txt"), std::string::npos) << out;
+  ASSERT_EQ(run(data("split --dataset ImageNet --shots 1 --seed 2 --no-captions -o " +
+                     test::shell_quote(inet)),
+                &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("val:          3 images (8 per class)"), std::string::npos) << out;
+  EXPECT_NE(out.find("note: ImageNet's images are taken in file-name order"), std::string::npos)
+      << out;
+  EXPECT_EQ(
+      read_fewshot_split(inet.string(), (data_ / "imagenet/images").string(), true).train.size(),
+      3u);
+  // Test-only sets have no few-shot split; check reads them.
+  write(data_ / "imagenet-adversarial/classnames.txt", six_classnames());
+  image(data_ / "imagenet-adversarial/imagenet-a/n01443537/0.jpg");
+  image(data_ / "imagenet-adversarial/imagenet-a/n01496331/0.jpg");
+  EXPECT_EQ(run(data("split --dataset ImageNetA --shots 1 --seed 1 -o " +
+                     test::shell_quote(dir_ / "a.json")),
+                &out),
+            1);
+  EXPECT_NE(out.find("ImageNetA is a test set only"), std::string::npos) << out;
+  ASSERT_EQ(run(data("check --dataset imagenet_a"), &out), 0) << out;
+  EXPECT_NE(out.find("test            2 images, 1..1 per class"), std::string::npos) << out;
+  EXPECT_NE(out.find("ImageNet classes of labels 0..1: 1, 5\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("check passed"), std::string::npos) << out;
+  // check on FGVC and ImageNet; a missing image and a damaged list are reported.
+  ASSERT_EQ(run(data("check --dataset FGVCAircraft"), &out), 0) << out;
+  EXPECT_NE(out.find("train           6 images, 1..3 per class"), std::string::npos) << out;
+  ASSERT_EQ(run(data("check --dataset ImageNet"), &out), 0) << out;
+  EXPECT_NE(out.find("val             3 images, 0..2 per class"), std::string::npos) << out;
+  EXPECT_NE(out.find("source:         " + (data_ / "imagenet").string()), std::string::npos) << out;
+  fs::remove(data_ / "fgvc_aircraft/images/2000002.jpg");
+  EXPECT_EQ(run(data("check --dataset FGVCAircraft"), &out), 1) << out;
+  EXPECT_NE(out.find("2000002.jpg"), std::string::npos) << out;
+  write(data_ / "fgvc_aircraft/images_variant_val.txt", "2000001\n");
+  EXPECT_EQ(run(data("check --dataset FGVCAircraft"), &out), 1) << out;
+  EXPECT_NE(out.find("images_variant_val.txt' line 1: expected"), std::string::npos) << out;
+}
+
+TEST_F(LayoutTools, TrainRefusesTestOnlySets) {
+  const fs::path bin = test::tool_path("tgpt-train");
+  if (!fs::exists(bin)) GTEST_SKIP() << "tgpt-train not built next to the tests";
+  for (const char* name : {"ImageNetV2", "imagenet_sketch", "ImageNetA", "ImageNetR"}) {
+    std::string out;
+    EXPECT_EQ(
+        run(test::shell_quote(bin) + " --dataset " + name + " --root " + test::shell_quote(data_) +
+                " --shots 1 --seed 1 --weights " + test::shell_quote(dir_ / "none.safetensors") +
+                " --output " + test::shell_quote(dir_ / "out"),
+            &out),
+        1)
+        << name;
+    EXPECT_NE(out.find("is a test set only: it is evaluated with a model trained on ImageNet"),
+              std::string::npos)
+        << name << ": " << out;
+  }
 }
