@@ -90,24 +90,32 @@ bool is_image_file_name(const std::string& name) {
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".gif";
 }
 
+std::vector<std::string> list_subfolders(const std::string& dir) {
+  return list_sorted(dir, [](const fs::directory_entry& e) {
+    std::error_code ec;
+    return e.is_directory(ec);
+  });
+}
+
+std::vector<std::string> list_image_files(const std::string& dir) {
+  return list_sorted(dir, [](const fs::directory_entry& e) {
+    std::error_code ec;
+    return e.is_regular_file(ec) && is_image_file_name(e.path().filename().string());
+  });
+}
+
 ImageDataset read_image_folder(const std::string& root) {
   std::error_code ec;
   TGPT_CHECK(!root.empty(), "image folder: empty path");
   TGPT_CHECK(fs::exists(root, ec), "image folder '", root, "' does not exist");
   TGPT_CHECK(fs::is_directory(root, ec), "image folder '", root, "' is not a folder");
-  const std::vector<std::string> classes = list_sorted(root, [](const fs::directory_entry& e) {
-    std::error_code e2;
-    return e.is_directory(e2);
-  });
+  const std::vector<std::string> classes = list_subfolders(root);
   TGPT_CHECK(!classes.empty(), "image folder '", root,
              "' has no class sub-folders (expected ROOT/<class>/<image files>)");
   ImageDataset ds;
   for (size_t c = 0; c < classes.size(); ++c) {
     const fs::path dir = fs::path(root) / classes[c];
-    const std::vector<std::string> files = list_sorted(dir, [](const fs::directory_entry& e) {
-      std::error_code e2;
-      return e.is_regular_file(e2) && is_image_file_name(e.path().filename().string());
-    });
+    const std::vector<std::string> files = list_image_files(dir.string());
     TGPT_CHECK(!files.empty(), "image folder '", root, "': class folder '", classes[c],
                "' has no image files (.jpg, .jpeg, .png, .bmp, .gif)");
     std::string name = classes[c];

@@ -48,6 +48,13 @@ struct ImageDataset {
 // True when the file name ends in .jpg/.jpeg/.png/.bmp/.gif (any case).
 bool is_image_file_name(const std::string& name);
 
+// Sorted (byte-wise) names of the non-hidden sub-folders of `dir` (symlinks followed). Throws
+// when `dir` cannot be listed.
+std::vector<std::string> list_subfolders(const std::string& dir);
+// Sorted names of the non-hidden regular files directly in `dir` with an image extension
+// (is_image_file_name). Throws when `dir` cannot be listed.
+std::vector<std::string> list_image_files(const std::string& dir);
+
 // Reads an image-folder dataset. Errors: ROOT missing or not a folder, no class sub-folders, a
 // class folder without images.
 ImageDataset read_image_folder(const std::string& root);

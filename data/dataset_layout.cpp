@@ -19,8 +19,12 @@ std::string lower(std::string s) {
 
 const std::vector<DatasetLayout>& dataset_layouts() {
   using R = CaptionKeyRule;
+  using F = DatasetFormat;
   static const std::vector<DatasetLayout> kLayouts = {
-      {"ImageNet", "imagenet", "imagenet", "images", "", R::ImageNet, 1000, 0, 0, 50000},
+      // ImageNet's train size is ILSVRC-2012's (1,281,167 images; data.md §1.1 says 1.28M); its val
+      // set is the test set, the few-shot val comes from split_ImageNet.json.
+      {"ImageNet", "imagenet", "imagenet", "images", "", R::ImageNet, 1000, 1281167, 0, 50000,
+       F::ImageNet},
       {"Caltech101", "caltech101", "caltech-101", "101_ObjectCategories",
        "split_zhou_Caltech101.json", R::RelativePath, 100, 4128, 1649, 2465},
       {"OxfordPets", "oxford_pets", "oxford_pets", "images", "split_zhou_OxfordPets.json",
@@ -32,7 +36,7 @@ const std::vector<DatasetLayout>& dataset_layouts() {
       {"Food101", "food101", "food-101", "images", "split_zhou_Food101.json", R::RelativePath, 101,
        50500, 20200, 30300},
       {"FGVCAircraft", "fgvc_aircraft", "fgvc_aircraft", "images", "", R::FGVCAircraft, 100, 3334,
-       3333, 3333},
+       3333, 3333, F::FGVCAircraft},
       {"SUN397", "sun397", "sun397", "SUN397", "split_zhou_SUN397.json", R::RelativePath, 397,
        15880, 3970, 19850},
       {"DescribableTextures", "dtd", "dtd", "images", "split_zhou_DescribableTextures.json",
@@ -42,10 +46,16 @@ const std::vector<DatasetLayout>& dataset_layouts() {
       {"UCF101", "ucf101", "ucf101", "UCF-101-midframes", "split_zhou_UCF101.json", R::RelativePath,
        101, 7639, 1898, 3783},
       {"ImageNetV2", "imagenetv2", "imagenetv2", "imagenetv2-matched-frequency-format-val", "",
-       R::RelativePath, 1000, 0, 0, 10000},
+       R::RelativePath, 1000, 0, 0, 10000, F::ImageNetV2},
       {"ImageNetSketch", "imagenet_sketch", "imagenet-sketch", "images", "", R::RelativePath, 1000,
-       0, 0, 50889},
-      // The built-in synthetic world (data/synth/world.h, tgpt-data synth); sizes depend on options.
+       0, 0, 50889, F::ImageNetSketch},
+      // Not in method.md §5 (TGP-T evaluates V2 and Sketch only); data.md §1.1's DG targets.
+      {"ImageNetA", "imagenet_a", "imagenet-adversarial", "imagenet-a", "", R::RelativePath, 200, 0,
+       0, 7500, F::ImageNetSubset},
+      {"ImageNetR", "imagenet_r", "imagenet-rendition", "imagenet-r", "", R::RelativePath, 200, 0,
+       0, 30000, F::ImageNetSubset},
+      // The built-in synthetic world (data/synth/world.h, tgpt-data synth); sizes depend on
+      // options.
       {"SynthShapes", "synth_shapes", "synth_shapes", "images", "split_zhou_SynthShapes.json",
        R::RelativePath, 9, 0, 0, 0},
       {"SynthColors", "synth_colors", "synth_colors", "images", "split_zhou_SynthColors.json",

@@ -394,7 +394,8 @@ TEST(Fewshot, SplitFileMatchesPython) {
 }
 
 TEST(DatasetLayout, Table) {
-  EXPECT_EQ(dataset_layouts().size(), 16u);  // method.md §5's 13 and the 3 synthetic ones
+  // method.md §5's 13, ImageNet-A and -R (data.md §1.1), and the 3 synthetic ones.
+  EXPECT_EQ(dataset_layouts().size(), 18u);
   // The synthetic datasets' layout matches what the world generator writes.
   for (const synth::SynthDatasetSpec& spec : synth::synth_datasets()) {
     const DatasetLayout& l = find_dataset_layout(spec.name);

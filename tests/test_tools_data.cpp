@@ -135,7 +135,7 @@ TEST_F(DataToolTest, SplitErrors) {
       {"split --dataset Cifar10 --root " + q(dir_ / "data") + " --shots 4 --seed 1 -o " + q(file),
        "unknown dataset \"Cifar10\""},
       {"split --dataset FGVCAircraft --root " + q(dir_) + " --shots 4 --seed 1 -o " + q(file),
-       "FGVCAircraft has no CoOp split file"},
+       "fgvc_aircraft' does not exist or is not a folder"},
       {"split --dataset OxfordPets --shots 4 --seed 1 -o " + q(file), "needs --root"},
       {"split --shots 4 --seed 1 -o " + q(file), "give --dataset-dir"},
       {"", ""},  // no subcommand

@@ -7,18 +7,23 @@
  *                   [--val-per-class N] [--test-per-class N] [--quiet]
  *
  *   DATASET:  --dataset-dir DIR --split-json FILE --image-root DIR   (the CoOp layout)
- *         or  --dataset NAME --root DATA  (folders from the table of data/dataset_layout.h;
- *             any of --dataset-dir, --split-json, --image-root overrides its entry)
+ *         or  --dataset NAME --root DATA  (the dataset's own layout from the table of
+ *             data/dataset_layout.h, read by data/layout_readers.h: split_zhou files, FGVC's
+ *             list files, ImageNet's class folders, the ImageNet variants' folders);
+ *             --dataset-dir overrides its folder; --split-json / --image-root read a split
+ *             file in the CoOp layout instead
  *   [--caption-rule auto|path|stanford_cars|fgvc|imagenet]  (auto: from --dataset, else path)
  *
- * split: draws the few-shot train (K per class) and val (min(K, 4) per class) as Dassl / TGP-T
- * do with Python's random seeded with S (data/fewshot.h), checks that every image of the split
- * file exists and that every drawn training image has a caption in DIR/captions.txt (or
- * descriptions.txt; --no-captions skips that), and writes OUT.json atomically in the split_zhou
- * format (paths relative to the image root, draw order; the test subset whole).
- * check: reads the split file and reports the subset sizes and classes (against the published
+ * split: draws the few-shot train (K per class) and val (min(K, 4) per class; ImageNet:
+ * max(K, 8) from split_ImageNet.json) as Dassl / TGP-T do with Python's random seeded with S
+ * (data/fewshot.h), checks that every listed image exists and that every drawn training image
+ * has a caption in DIR/captions.txt (or descriptions.txt; --no-captions skips that), and writes
+ * OUT.json atomically in the split_zhou format (paths relative to the image root, draw order;
+ * the test subset whole). The test-only ImageNet variants have no few-shot split.
+ * check: reads the dataset and reports the subset sizes and classes (against the published
  * sizes with --dataset), missing image files, and how many images of each subset have a caption;
- * every training image needs one (with --shots and --seed: every drawn training image).
+ * every training image needs one (with --shots and --seed: every drawn training image; ImageNet,
+ * whose captions cover only the authors' draws: only with --shots and --seed).
  * Prints "check passed" and exits 0, or lists the problems and exits 1.
  * synth: writes the synthetic captioned image world (data/synth/world.h): a pretraining set
  * (images + captions) and the downstream datasets SynthShapes, SynthColors and SynthScenes in the
@@ -42,6 +47,7 @@
 #include "data/dataset.h"
 #include "data/dataset_layout.h"
 #include "data/fewshot.h"
+#include "data/layout_readers.h"
 #include "data/synth/world.h"
 #include "tools/tool_options.h"
 
@@ -58,6 +64,7 @@ struct Resolved {
   std::string dataset_dir, split_json, image_root;
   CaptionKeyRule caption_rule = CaptionKeyRule::RelativePath;
   const DatasetLayout* layout = nullptr;
+  bool own_layout = false;  // read in the layout's own format (data/layout_readers.h)
 };
 
 Resolved resolve(const DatasetArgs& a) {
@@ -73,20 +80,23 @@ Resolved resolve(const DatasetArgs& a) {
                  l.dir, "/) or --dataset-dir");
       r.dataset_dir = (fs::path(a.root) / l.dir).string();
     }
-    if (r.split_json.empty()) {
-      TGPT_CHECK(!l.split_file.empty(), "dataset ", l.name,
-                 " has no CoOp split file (split_zhou_*.json); its own layout is not read yet. "
-                 "Give --split-json FILE --image-root DIR for a split file in the CoOp format");
-      r.split_json = (fs::path(r.dataset_dir) / l.split_file).string();
-    }
-    if (r.image_root.empty())
-      r.image_root =
-          l.image_root.empty() ? r.dataset_dir : (fs::path(r.dataset_dir) / l.image_root).string();
     r.caption_rule = l.caption_rule;
+    if (r.split_json.empty() && r.image_root.empty()) {
+      r.own_layout = true;
+      r.image_root = layout_image_root(l, r.dataset_dir);
+      r.split_json = l.split_file.empty() ? "" : (fs::path(r.dataset_dir) / l.split_file).string();
+    } else {
+      TGPT_CHECK(!r.split_json.empty(),
+                 "--image-root needs --split-json FILE (a split file in "
+                 "the CoOp layout); without both, --dataset ",
+                 l.name, " reads its own layout");
+      if (r.image_root.empty()) r.image_root = layout_image_root(l, r.dataset_dir);
+    }
   }
-  TGPT_CHECK(!r.dataset_dir.empty() && !r.split_json.empty() && !r.image_root.empty(),
-             "give --dataset-dir DIR --split-json FILE --image-root DIR, or --dataset NAME "
-             "--root DATA");
+  TGPT_CHECK(
+      !r.dataset_dir.empty() && (r.own_layout || !r.split_json.empty()) && !r.image_root.empty(),
+      "give --dataset-dir DIR --split-json FILE --image-root DIR, or --dataset NAME "
+      "--root DATA");
   static const std::map<std::string, CaptionKeyRule> kRules = {
       {"path", CaptionKeyRule::RelativePath},
       {"stanford_cars", CaptionKeyRule::StanfordCars},
@@ -99,6 +109,21 @@ Resolved resolve(const DatasetArgs& a) {
   TGPT_CHECK(fs::is_directory(r.image_root, ec), "image root '", r.image_root,
              "' does not exist or is not a folder");
   return r;
+}
+
+// The dataset: its own layout, or the split file (with the size warnings under --dataset).
+DatasetSplit read_resolved(const Resolved& r, bool check_files) {
+  if (r.own_layout) return read_dataset(*r.layout, r.dataset_dir, check_files);
+  DatasetSplit d;
+  d.split = read_coop_split(r.split_json, r.image_root, check_files);
+  d.image_root = r.image_root;
+  d.source = r.split_json;
+  if (r.layout) d.warnings = dataset_size_warnings(*r.layout, d.split);
+  return d;
+}
+
+void print_lines(const char* prefix, const std::vector<std::string>& lines) {
+  for (const auto& l : lines) std::printf("%s%s\n", prefix, l.c_str());
 }
 
 void add_dataset_options(CLI::App& app, DatasetArgs& a) {
@@ -142,20 +167,39 @@ int run_split(const SplitArgs& a) {
   TGPT_CHECK(a.shots >= 1, "--shots must be >= 1, got ", a.shots);
   TGPT_CHECK(a.seed >= 0, "--seed must be >= 0, got ", a.seed,
              " (Dassl seeds Python's random only when SEED >= 0)");
-  CoopFewshotRequest req;
-  req.dataset_dir = r.dataset_dir;
-  req.split_json = r.split_json;
-  req.image_root = r.image_root;
-  req.shots = a.shots;
-  req.seed = a.seed;
-  req.caption_rule = r.caption_rule;
-  req.captions = !a.no_captions;
-  req.check_files = !a.no_check_files;
-  const CoopFewshotData d = load_coop_fewshot(req);
+  CoopFewshotData d;
+  std::vector<std::string> warnings, notes;
+  if (r.own_layout) {
+    DatasetFewshotRequest req;
+    req.layout = r.layout;
+    req.dataset_dir = r.dataset_dir;
+    req.shots = a.shots;
+    req.seed = a.seed;
+    req.captions = !a.no_captions;
+    req.caption_rule = r.caption_rule;
+    req.check_files = !a.no_check_files;
+    DatasetFewshotData ld = load_dataset_fewshot(req);
+    d = std::move(ld.fewshot);
+    warnings = std::move(ld.warnings);
+    notes = std::move(ld.notes);
+  } else {
+    CoopFewshotRequest req;
+    req.dataset_dir = r.dataset_dir;
+    req.split_json = r.split_json;
+    req.image_root = r.image_root;
+    req.shots = a.shots;
+    req.seed = a.seed;
+    req.caption_rule = r.caption_rule;
+    req.captions = !a.no_captions;
+    req.check_files = !a.no_check_files;
+    d = load_coop_fewshot(req);
+  }
   const FewshotSplit& s = d.split;
   const size_t k = s.classnames.size();
   const ClassCounts tc = class_counts(s.train, k, a.shots);
-  std::printf("split file:   %s (image root %s)\n", r.split_json.c_str(), r.image_root.c_str());
+  std::printf("%s   %s (image root %s)\n",
+              r.split_json.empty() ? "source:    " : "split file:", s.source.c_str(),
+              r.image_root.c_str());
   std::printf("classes:      %zu\n", k);
   std::printf("train:        %zu images (%lld shots, seed %lld)", s.train.size(),
               static_cast<long long>(a.shots), static_cast<long long>(a.seed));
@@ -174,6 +218,8 @@ int run_split(const SplitArgs& a) {
   if (!parent.empty()) fs::create_directories(parent, ec);
   write_fewshot_split(a.output, s);
   std::printf("wrote:        %s\n", a.output.c_str());
+  print_lines("warning: ", warnings);
+  print_lines("note: ", notes);
   return 0;
 }
 
@@ -188,15 +234,16 @@ struct CheckArgs {
 int run_check(const CheckArgs& a) {
   const Resolved r = resolve(a.data);
   std::vector<std::string> problems;
-  std::printf("dataset folder: %s\nsplit file:     %s\nimage root:     %s\n", r.dataset_dir.c_str(),
-              r.split_json.c_str(), r.image_root.c_str());
-  const CoopSplit split = read_coop_split(r.split_json, r.image_root, false);
+  std::printf("dataset folder: %s\n%s     %s\nimage root:     %s\n", r.dataset_dir.c_str(),
+              r.split_json.empty() ? "source:    " : "split file:",
+              r.split_json.empty() ? r.dataset_dir.c_str() : r.split_json.c_str(),
+              r.image_root.c_str());
+  const DatasetSplit d = read_resolved(r, false);
+  const CoopSplit& split = d.split;
   const size_t k = split.classnames.size();
   std::printf("classes:        %zu\n", k);
   const std::pair<const char*, const std::vector<LabeledImage>*> subsets[3] = {
       {"train", &split.train}, {"val", &split.val}, {"test", &split.test}};
-  const int64_t expected[3] = {r.layout ? r.layout->num_train : 0, r.layout ? r.layout->num_val : 0,
-                               r.layout ? r.layout->num_test : 0};
   for (int i = 0; i < 3; ++i) {
     const auto& [name, items] = subsets[i];
     std::printf("%-6s          %zu images", name, items->size());
@@ -206,9 +253,7 @@ int run_check(const CheckArgs& a) {
                   static_cast<long long>(c.max));
     }
     std::printf("\n");
-    if (expected[i] > 0 && static_cast<int64_t>(items->size()) != expected[i])
-      std::printf("warning: %s has %zu images; the published %s split has %lld\n", name,
-                  items->size(), r.layout->name.c_str(), static_cast<long long>(expected[i]));
+    if (d.files_listed[i]) continue;  // found by listing the class folders
     try {
       ImageDataset ds;
       ds.items = *items;
@@ -217,14 +262,28 @@ int run_check(const CheckArgs& a) {
       problems.push_back(e.what());
     }
   }
-  if (r.layout && r.layout->num_classes > 0 && static_cast<int64_t>(k) != r.layout->num_classes)
-    std::printf("warning: %zu classes; the published %s split has %lld\n", k,
-                r.layout->name.c_str(), static_cast<long long>(r.layout->num_classes));
-  TGPT_CHECK(!split.train.empty(), "split file '", r.split_json, "': the train subset is empty");
+  print_lines("warning: ", d.warnings);
+  print_lines("note: ", d.notes);
+  const bool test_only = r.own_layout && r.layout->test_only();
+  if (test_only) {
+    std::printf("test set only: evaluated with a model trained on ImageNet");
+    std::string classes;  // the ImageNet classes (classnames.txt lines) of its labels
+    for (size_t i = 0; i < d.imagenet_index.size() && i < 8; ++i)
+      classes += (i ? ", " : "") + std::to_string(d.imagenet_index[i]);
+    if (d.imagenet_index.size() > 8) classes += ", ...";
+    std::printf("\nImageNet classes of labels 0..%zu: %s\n", d.imagenet_index.size() - 1,
+                classes.c_str());
+    TGPT_CHECK(!split.test.empty(), "'", d.source, "': the test set is empty");
+  } else {
+    TGPT_CHECK(!split.train.empty(), "'", d.source, "': the train subset is empty");
+  }
 
-  // Captions.
-  const std::string file = find_captions_file(r.dataset_dir);
-  if (file.empty()) {
+  // Captions (training only: none for the test-only sets).
+  const std::string file = test_only ? "" : find_captions_file(r.dataset_dir);
+  const bool imagenet = r.own_layout && r.layout->format == DatasetFormat::ImageNet;
+  if (test_only) {
+    // No captions: nothing is trained on a test set.
+  } else if (file.empty()) {
     std::printf(
         "captions:       none (no captions.txt or descriptions.txt in %s): fine for "
         "zero-shot and CoOp, TGP-T training needs them\n",
@@ -238,13 +297,17 @@ int run_check(const CheckArgs& a) {
         std::printf("  %-6s        %zu of %zu images have a caption\n", name,
                     count_captioned(captions, *items), items->size());
       if (a.shots >= 1) {
-        const FewshotSplit fs = generate_fewshot(split, a.shots, a.seed);
+        const FewshotSplit fs = draw_dataset_fewshot(d, a.shots, a.seed);
         check_captions(captions, fs.train,
                        "few-shot train (" + std::to_string(a.shots) + " shots, seed " +
                            std::to_string(a.seed) + ")");
         std::printf("  few-shot train (%lld shots, seed %lld): all %zu images have a caption\n",
                     static_cast<long long>(a.shots), static_cast<long long>(a.seed),
                     fs.train.size());
+      } else if (imagenet) {
+        std::printf(
+            "  ImageNet's captions cover the authors' few-shot draws only: give --shots "
+            "and --seed to check a draw\n");
       } else {
         check_captions(captions, split.train, "train subset");
       }

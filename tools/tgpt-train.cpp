@@ -16,10 +16,12 @@
  * Training: the config is the official one (train/config.h): --config reads an official TGP-T
  * YAML unchanged, else the preset of --dataset (the official per-dataset numbers), else the
  * defaults; then --shots/--seed, then the trailing KEY VALUE overrides as yacs's opts. The data:
- * the dataset's folder under --root (data/dataset_layout.h: split_zhou_<Name>.json, image root,
- * captions.txt), or a custom dataset in the CoOp layout (--split FILE --image-root DIR; captions
- * from --captions or the split file's folder). The few-shot split is drawn exactly as the
- * official code draws it (data/fewshot.h) and written to the run folder. The zero-shot head:
+ * the dataset's folder under --root in its own layout (data/dataset_layout.h,
+ * data/layout_readers.h: split_zhou_<Name>.json, FGVCAircraft's list files, ImageNet's class
+ * folders and split_ImageNet.json; captions.txt), or a custom dataset in the CoOp layout (--split
+ * FILE --image-root DIR; captions from --captions or the split file's folder). The ImageNet
+ * variants (V2, Sketch, A, R) are test sets, refused here. The few-shot split is drawn exactly as
+ * the official code draws it (data/fewshot.h) and written to the run folder. The zero-shot head:
  * the dataset's list in --templates (the mined templates file, keyed by DATASET.NAME) when
  * INPUT.TEXT_AUG is template_mining, else "a photo of a {}.". Output: OUT/<NAME>/<K>shots/seed<S>/
  * (train/fewshot_run.h: log.txt, metrics.json, test.json, model and checkpoint files,
@@ -56,6 +58,7 @@
 #include "data/dataset.h"
 #include "data/dataset_layout.h"
 #include "data/fewshot.h"
+#include "data/layout_readers.h"
 #include "tools/tool_options.h"
 #include "train/clip_pretrain.h"
 #include "train/config.h"
@@ -96,30 +99,41 @@ int run_train(const TrainArgs& a) {
   TGPT_CHECK(seed >= 0, "SEED must be >= 0 (give --seed S), got ", seed);
 
   // Data.
-  CoopFewshotRequest req;
-  req.shots = shots;
-  req.seed = seed;
-  req.captions = method == FewshotMethod::tgpt && !a.no_content_loss;
+  const bool captions = method == FewshotMethod::tgpt && !a.no_content_loss;
+  CoopFewshotData fs;
   if (!a.split.empty()) {
+    CoopFewshotRequest req;
+    req.shots = shots;
+    req.seed = seed;
+    req.captions = captions;
+    req.captions_file = a.captions;
     req.split_json = a.split;
     req.image_root = a.image_root;
     req.dataset_dir = std::filesystem::path(a.split).parent_path().string();
+    fs = load_coop_fewshot(req);
   } else {
+    // The dataset's own layout (split_zhou file, FGVC's lists, ImageNet's folders); the
+    // ImageNet variants are refused (test sets, evaluated with an ImageNet model).
+    const DatasetLayout& layout = find_dataset_layout(name);
+    TGPT_CHECK(!layout.test_only(), name,
+               " is a test set only: it is evaluated with a model trained on ImageNet "
+               "(tgpt-train --dataset ImageNet, then tgpt-eval on ",
+               name, "), not trained on");
     TGPT_CHECK(!a.root.empty(),
                "give --root DATA (the folder holding the datasets) or --split "
                "FILE --image-root DIR for a custom dataset");
-    const DatasetLayout& layout = find_dataset_layout(name);
-    TGPT_CHECK(!layout.split_file.empty(), name,
-               " has no CoOp split file; its own layout is not read yet (give --split FILE "
-               "--image-root DIR with a split_zhou-format file)");
-    const std::filesystem::path dir = std::filesystem::path(a.root) / layout.dir;
-    req.dataset_dir = dir.string();
-    req.split_json = (dir / layout.split_file).string();
-    req.image_root = (layout.image_root.empty() ? dir : dir / layout.image_root).string();
-    req.caption_rule = layout.caption_rule;
+    DatasetFewshotRequest req;
+    req.layout = &layout;
+    req.dataset_dir = (std::filesystem::path(a.root) / layout.dir).string();
+    req.shots = shots;
+    req.seed = seed;
+    req.captions = captions;
+    req.captions_file = a.captions;
+    DatasetFewshotData d = load_dataset_fewshot(req);
+    for (const auto& w : d.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    for (const auto& n : d.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
+    fs = std::move(d.fewshot);
   }
-  if (!a.captions.empty()) req.captions_file = a.captions;
-  const CoopFewshotData fs = load_coop_fewshot(req);
   FewshotData data;
   data.dataset = name;
   data.classnames = fs.split.classnames;
