@@ -422,6 +422,24 @@ TEST_F(TrainTool, FeatureCacheIsReusedAndSurvivesDamage) {
   EXPECT_EQ(m1["accuracy"], m3["accuracy"]);
   ASSERT_EQ(test::run_command(train_command("out_c4", cache), dir_, &log), 0) << log;
   EXPECT_NE(log.find("Image features of the test set from the cache"), std::string::npos) << log;
+  // The linear probe keeps its train, val and test features (without tokens) beside them, and
+  // a second probe run reads them back with the same result.
+  auto count_entries = [&] {
+    int k = 0;
+    for (const auto& e : fs::directory_iterator(dir_ / "fcache")) k += e.is_regular_file();
+    return k;
+  };
+  ASSERT_EQ(test::run_command(train_command("out_p1", cache + " --method probe"), dir_, &log), 0)
+      << log;
+  EXPECT_EQ(count_entries(), 5);
+  ASSERT_EQ(test::run_command(train_command("out_p2", cache + " --method probe"), dir_, &log), 0)
+      << log;
+  EXPECT_EQ(count_entries(), 5);
+  const auto probe_acc = [&](const char* out) {
+    return nlohmann::json::parse(
+        read_all(dir_ / out / "SynthShapes" / "2shots" / "seed3" / "metrics.json"))["accuracy"];
+  };
+  EXPECT_EQ(probe_acc("out_p1"), probe_acc("out_p2"));
 }
 
 TEST_F(TrainTool, BadInputAndInterruption) {

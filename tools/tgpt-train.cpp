@@ -155,6 +155,7 @@ int run_train(const TrainArgs& a) {
     po.output_dir = out;
     po.header = "** Config **\n" + cfg.dump();
     po.batch_size = cfg.get_int("DATALOADER.TEST.BATCH_SIZE");
+    po.feature_cache_dir = a.feature_cache;
     po.device = probe_place.device;
     po.compute_dtype = probe_place.dtype;
     po.run_info = {{"shots", shots}, {"seed", seed}, {"split_fewshot", "split_fewshot.json"}};

@@ -11,11 +11,13 @@
  * A changed weight file, image file (size or time), order, resolution or precision gives another
  * key, so an entry is never stale; entries are never deleted by tgpt (delete the folder to free
  * the space).
- * Entry: DIR/<key>.safetensors, written atomically: "cls" f32 [N,E] and, with tokens, "tokens"
- * f32 [N,T,E]; metadata "tgpt.format" = "image-features", "tgpt.count" = N. Reading checks the
- * format, the count and the shapes against what the caller expects; an entry that fails (a
- * damaged or truncated file) is reported through the warning callback and treated as missing,
- * then overwritten by the new features.
+ * Entry: DIR/<key>.safetensors, written atomically: "cls" f32 [N,E] (CLIP's encode_image,
+ * unnormalised) and, with tokens, "tokens" f32 [N,T,E] (the projected patch tokens of
+ * encode_image_with_tokens), so runs of every method (TGP-T, CoOp, the linear probe) share them;
+ * metadata "tgpt.format" = "image-features", "tgpt.count" = N. Reading checks the format, the count
+ * and the shapes against what the caller expects; an entry that fails (a damaged or truncated file)
+ * is reported through the warning callback and treated as missing, then overwritten by the new
+ * features.
  */
 #pragma once
 

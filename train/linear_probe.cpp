@@ -8,11 +8,13 @@
 #include <deque>
 #include <filesystem>
 #include <limits>
+#include <optional>
 
 #include "base/error.h"
 #include "kernels/cpu/matmul.h"
 #include "models/clip/clip.h"
 #include "train/evaluator.h"
+#include "train/feature_cache.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -199,14 +201,26 @@ std::vector<double> linear_probe_logits(const LinearProbeModel& m, const std::ve
 
 namespace {
 
-// Frozen, L2-normalised image features [N, E] of the items, f64 row-major.
+// Frozen, L2-normalised image features [N, E] of the items, f64 row-major (through the feature
+// cache when there is one).
 std::vector<double> probe_features(const ClipModel& clip, const std::vector<LabeledImage>& items,
-                                   int64_t batch_size) {
+                                   int64_t batch_size, const ImageFeatureCache* cache,
+                                   const LinearProbeOptions& o, TrainLog& log) {
   std::vector<std::string> paths;
   for (const LabeledImage& it : items) paths.push_back(it.path);
-  const Tensor f = encode_images_batched(
-      clip, image_file_source(std::move(paths), clip.config().image_resolution), batch_size);
   const int64_t n = static_cast<int64_t>(items.size()), e = clip.config().embed_dim;
+  const int64_t R = clip.config().image_resolution;
+  Tensor f;
+  std::string key;
+  if (cache && n > 0) {
+    key = cache->key(paths, R, o.compute_dtype, o.device, false);
+    if (auto hit = cache->load(key, n, e, 0, [&log](const std::string& m) { log.line(m); }))
+      f = hit->cls;
+  }
+  if (!f.defined()) {
+    f = encode_images_batched(clip, image_file_source(std::move(paths), R), batch_size);
+    if (cache && n > 0) cache->store(key, {f, Tensor()});
+  }
   std::vector<double> v = f.to_double_vector();
   TGPT_CHECK(static_cast<int64_t>(v.size()) == n * e, "linear probe: feature shape mismatch");
   for (int64_t i = 0; i < n; ++i) {
@@ -262,8 +276,14 @@ LinearProbeResult run_linear_probe(const LinearProbeOptions& o, const FewshotDat
            " (" + dtype_name(o.compute_dtype) + ")");
   log.line("Linear probe: logistic regression on the frozen, L2-normalised image features");
   const int64_t E = clip.config().embed_dim;
-  const std::vector<double> xtr = probe_features(clip, data.train, o.batch_size);
-  const std::vector<double> xva = probe_features(clip, data.val, o.batch_size);
+  std::optional<ImageFeatureCache> cache;
+  if (!o.feature_cache_dir.empty()) {
+    cache.emplace(o.feature_cache_dir, o.weights);
+    log.line("Image feature cache: " + o.feature_cache_dir);
+  }
+  const ImageFeatureCache* fc = cache ? &*cache : nullptr;
+  const std::vector<double> xtr = probe_features(clip, data.train, o.batch_size, fc, o, log);
+  const std::vector<double> xva = probe_features(clip, data.val, o.batch_size, fc, o, log);
   const std::vector<int64_t> ytr = labels_of(data.train), yva = labels_of(data.val);
 
   // λ search on the val set (ties: the larger λ).
@@ -295,7 +315,8 @@ LinearProbeResult run_linear_probe(const LinearProbeOptions& o, const FewshotDat
 
   log.line("Evaluate on the *test* set");
   AccuracyMeter test(C);
-  count_into(test, best, probe_features(clip, data.test, o.batch_size), labels_of(data.test));
+  count_into(test, best, probe_features(clip, data.test, o.batch_size, fc, o, log),
+             labels_of(data.test));
   log.line(result_block(test));
   LinearProbeResult r;
   r.l2 = best.l2;

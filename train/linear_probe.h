@@ -19,8 +19,9 @@
  * larger λ, the simpler model). Without a val set the middle of the grid is used.
  *
  * The run (run_linear_probe): the train, val and test images through the frozen image encoder
- * with the evaluation transform (no augmentation, as CLIP's probe), features L2-normalised, the
- * λ search, then the test set with the chosen model. Output folder: log.txt (the search and the
+ * with the evaluation transform (no augmentation, as CLIP's probe; through the on-disk feature
+ * cache when one is given), features L2-normalised, the λ search, then the test set with the
+ * chosen model. Output folder: log.txt (the search and the
  * result block), metrics.json (write_metrics plus run_info: "method": "probe", "l2", the grid's
  * val accuracies), per_class.csv, confusion.csv.
  */
@@ -62,7 +63,8 @@ struct LinearProbeOptions {
   std::string output_dir;  // the run folder (created)
   std::string header;      // text written at the top of log.txt
   std::vector<double> l2_grid = {1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1};
-  int64_t batch_size = 128;  // images per encoder call
+  int64_t batch_size = 128;       // images per encoder call
+  std::string feature_cache_dir;  // the on-disk image feature cache (train/feature_cache.h)
   Device device = Device::CPU;
   DType compute_dtype = DType::f32;
   nlohmann::json run_info = nlohmann::json::object();  // merged into metrics.json
