@@ -199,7 +199,9 @@ TEST(ClipTrainable, F32GradientsAgreeWithF64AtPretrainingSize) {
     }
     // f32 rounding through ~10 layers: errors stay well below 1e-3 of the tensor's largest entry.
     EXPECT_LE(max_err, 1e-3 * max_ref + 1e-9) << name << " max |g| " << max_ref;
-    if (name != "token_embedding.weight") EXPECT_GT(max_ref, 0.0) << name;
+    if (name != "token_embedding.weight") {
+      EXPECT_GT(max_ref, 0.0) << name;
+    }
   }
 }
 

@@ -482,7 +482,12 @@ Tensor ClipModel::encode_text(const Tensor& tokens) const {
   std::optional<NoGradGuard> no_grad;
   if (!trainable_) no_grad.emplace();
   Tensor eot_t = Tensor::from_data(eot.data(), {N});
-  return encode_text_embeddings(embed_tokens(tokens), eot_t);
+  // The mask is causal: the features at the EOT positions depend on no later position, so the
+  // encoder runs on the first max(eot) + 1 positions only (the same values, a fraction of the
+  // work for short texts such as prompts and captions).
+  const int64_t L = *std::max_element(eot.begin(), eot.end()) + 1;
+  return encode_text_embeddings(
+      embed_tokens(L < ctx ? tokens.narrow(1, 0, L).contiguous() : tokens), eot_t);
 }
 
 Tensor ClipModel::encode_text_embeddings(const Tensor& x_in, const Tensor& eot) const {

@@ -139,7 +139,8 @@ class ClipModel {
   };
   ImageOutput encode_image_with_tokens(const Tensor& images) const;
 
-  // tokens [N,77] (i32/i64) -> text features [N,E], pooled at the first argmax (EOT).
+  // tokens [N,77] (i32/i64) -> text features [N,E], pooled at the first argmax (EOT); runs the
+  // encoder on the first max(EOT) + 1 positions only (exact: the mask is causal).
   Tensor encode_text(const Tensor& tokens) const;
   // x [N,L,W] input embeddings (token embedding lookup, or prompts built from it; L <= 77: the
   // first L positions of a sequence, enough when every pooled position is below L since the
