@@ -119,4 +119,36 @@ TgptLoadReport load_tgpt_weights(TgptModel& model, const TgptWeights& w) {
   return r;
 }
 
+TgptConfig tgpt_config_from_weights(const TgptWeights& w) {
+  const std::string source = w.files.empty() ? std::string("TGP-T weights") : w.files.front();
+  auto size_of = [&](const char* name, int64_t dims, int64_t dim) -> int64_t {
+    const auto it = w.tensors.find(name);
+    TGPT_CHECK(it != w.tensors.end() && it->second.dim() == dims, source,
+               ": not TGP-T weights (no ", name, dims == 3 ? " [1, N, W])" : " [C, 2E])");
+    return it->second.size(dim);
+  };
+  TgptConfig cfg;
+  cfg.category_queries = size_of("prompt_learner.query_category", 3, 1);
+  cfg.content_queries = size_of("prompt_learner.query_content", 3, 1);
+  cfg.num_classes = size_of("cls_head.fc.weight", 2, 0);
+  return cfg;
+}
+
+TgptWeights tgpt_model_weights(const TgptModel& model) {
+  TgptWeights w;
+  for (const auto& [name, t] : model.parameters().items()) w.tensors[name] = t;
+  return w;
+}
+
+TgptWeights select_tgpt_classes(const TgptWeights& w, const std::vector<int64_t>& rows) {
+  const std::string source = w.files.empty() ? std::string("TGP-T weights") : w.files.front();
+  TGPT_CHECK(w.tensors.count("cls_head.fc.weight"), source,
+             ": no cls_head.fc.weight to select classes from");
+  TgptWeights out = w;
+  for (const char* name : {"cls_head.fc.weight", "zs_weights"})
+    if (const auto it = out.tensors.find(name); it != out.tensors.end())
+      it->second = tgpt_select_head_rows(it->second, rows);
+  return out;
+}
+
 }  // namespace tgpt

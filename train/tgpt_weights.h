@@ -47,4 +47,18 @@ struct TgptLoadReport {
 };
 TgptLoadReport load_tgpt_weights(TgptModel& model, const TgptWeights& weights);
 
+// The sizes the weights fix: category_queries and content_queries from
+// prompt_learner.query_category / query_content [1,N,W], num_classes from cls_head.fc.weight
+// [C,2E]; the other fields keep their defaults. Errors name the missing or misshapen tensor.
+TgptConfig tgpt_config_from_weights(const TgptWeights& weights);
+
+// Every parameter of a model (zs_weights included; the model's tensors, not copies).
+TgptWeights tgpt_model_weights(const TgptModel& model);
+
+// The weights restricted to a subset of the classes (an ImageNet model on ImageNet-A/-R's 200
+// classes: rows = DatasetSplit::imagenet_index): cls_head.fc.weight and zs_weights, when present,
+// become their `rows` (tgpt_select_head_rows, [R,2E]); every other tensor is shared. Errors: no
+// cls_head.fc.weight, an index outside the head.
+TgptWeights select_tgpt_classes(const TgptWeights& weights, const std::vector<int64_t>& rows);
+
 }  // namespace tgpt

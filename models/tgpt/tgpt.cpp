@@ -136,6 +136,20 @@ Tensor tgpt_zeroshot_head(const Tensor& class_features) {
   return l2_normalize(concat({f, f}, 1)).to(DType::f32);  // [C,2E]
 }
 
+Tensor tgpt_select_head_rows(const Tensor& head, const std::vector<int64_t>& rows) {
+  TGPT_CHECK(head.defined() && head.dim() == 2, "TGP-T: a head must be [C, F], got ",
+             head.defined() ? head.shape().str() : std::string("undefined"));
+  TGPT_CHECK(!rows.empty(), "TGP-T: no classes selected from the ", head.size(0), "-class head");
+  const int64_t C = head.size(0);
+  for (size_t r = 0; r < rows.size(); ++r)
+    TGPT_CHECK(rows[r] >= 0 && rows[r] < C, "TGP-T: class index ", rows[r], " (entry ", r,
+               ") is outside the ", C, "-class head [0, ", C, ")");
+  NoGradGuard no_grad;
+  // The ids stay on the host (embedding reads them there); the rows are copied on head's device.
+  const Tensor ids = i64_tensor(rows, {static_cast<int64_t>(rows.size())});
+  return embedding(ids, head);  // [R,F]
+}
+
 TgptModel::TgptModel(const ClipModel& clip, const TgptConfig& config, const TgptTokenIds& ids,
                      Generator& gen)
     : clip_(&clip),

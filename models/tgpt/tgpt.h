@@ -98,6 +98,12 @@ Tensor tgpt_category_sentence_tokens(const ClipTokenizer& tokenizer,
 Tensor tgpt_token_targets(const Tensor& tokens, int64_t n);
 // The zero-shot head from per-class mean text features [C,E] -> f32 [C,2E] (rows normalised).
 Tensor tgpt_zeroshot_head(const Tensor& class_features);
+// The head over a subset of its classes (a 1000-way ImageNet head evaluated on ImageNet-A/-R's
+// 200 classes, data.md §1.1): head [C,F] (any float dtype, any device), rows R indices in [0,C)
+// -> [R,F] with row r = head[rows[r]] (a copy, same dtype and device; no tape). So
+// logits = 100 · normalize(f) · selectedᵀ are the full head's logits at columns `rows`.
+// Errors: a head that is not 2-D, no rows, an index outside [0,C).
+Tensor tgpt_select_head_rows(const Tensor& head, const std::vector<int64_t>& rows);
 
 class TgptModel {
  public:
