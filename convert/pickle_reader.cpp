@@ -239,10 +239,21 @@ class Machine {
   }
   // Records that `container` now holds `child`; enforces the nesting limit.
   void adopt(PickleValue& container, const PickleRef& child) {
+    if (child.get() == &container)
+      fail("a ", pickle_kind_name(container.kind),
+           " would hold itself (recursive data is not supported)");
+    if (child) child->has_parent = true;
     int d = child ? child->depth + 1 : 1;
     if (d > container.depth) container.depth = d;
     if (container.depth > limits_.max_depth)
       fail("nesting deeper than ", limits_.max_depth, " levels");
+  }
+  // A container about to change: one that another container holds already is refused (only
+  // recursive data does that, and it could make a cycle).
+  void check_unheld(const PickleValue& target) {
+    if (target.has_parent)
+      fail("changes a ", pickle_kind_name(target.kind),
+           " that another container already holds (recursive data is not supported)");
   }
   PickleRef make_tuple(std::vector<PickleRef> items) {
     PickleRef t = make(PickleKind::tuple);
@@ -252,6 +263,7 @@ class Machine {
   }
   void set_item(PickleValue& d, PickleRef key, PickleRef value) {
     if (d.kind != PickleKind::dict) fail("target is a ", pickle_kind_name(d.kind), ", not a dict");
+    check_unheld(d);
     adopt(d, key);
     adopt(d, value);
     if (key->kind == PickleKind::string) {
@@ -265,6 +277,7 @@ class Machine {
   }
   void append(PickleValue& l, PickleRef v) {
     if (l.kind != PickleKind::list) fail("target is a ", pickle_kind_name(l.kind), ", not a list");
+    check_unheld(l);
     adopt(l, v);
     l.items.push_back(std::move(v));
   }
@@ -395,6 +408,7 @@ class Machine {
         PickleRef& set = top();
         if (set->kind != PickleKind::set)
           fail("target is a ", pickle_kind_name(set->kind), ", not a set");
+        check_unheld(*set);
         for (auto& v : vs) {
           adopt(*set, v);
           set->items.push_back(std::move(v));
@@ -539,6 +553,7 @@ class Machine {
             target.kind != PickleKind::tensor)
           fail("cannot BUILD a ", pickle_kind_name(target.kind));
         if (target.kind == PickleKind::tensor) break;  // tensor state (hooks): ignored
+        check_unheld(target);
         adopt(target, state);
         target.state = std::move(state);
         break;

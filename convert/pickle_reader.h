@@ -13,9 +13,11 @@
  * opaque object: the bytes are kept, never loaded. NEWOBJ / NEWOBJ_EX make an opaque object of
  * the class name; BUILD attaches its state (Dassl's Datum: a dict of _impath, _label, ...).
  * BINPERSID accepts only PyTorch's storage ids ('storage', torch.<X>Storage, key, location,
- * numel). PickleLimits::allowed_callables, when not empty, refuses every REDUCE / NEWOBJ of another
- * name. Any other opcode, malformed operand, stack misuse, or exceeded limit (input size, nesting
- * depth, memo size) throws tgpt::Error naming the pickle, the opcode and its byte offset.
+ * numel). Recursive data (a container that holds itself, which needs a container changed after
+ * another one took it) is refused, so the tree has no cycles. PickleLimits::allowed_callables, when
+ * not empty, refuses every REDUCE / NEWOBJ of another name. Any other opcode, malformed operand,
+ * stack misuse, or exceeded limit (input size, nesting depth, memo size) throws tgpt::Error naming
+ * the pickle, the opcode and its byte offset.
  */
 #pragma once
 
@@ -77,6 +79,9 @@ struct PickleValue {
   PickleStorageRef storage;
   PickleTensorRef tensor;
   int depth = 1;  // nesting depth when last modified
+  // Set once a container holds it; such a value is never modified again, so no value can come to
+  // hold itself (recursive data is refused) and `depth` stays exact.
+  bool has_parent = false;
 
   PickleValue() = default;
   PickleValue(const PickleValue&) = delete;

@@ -390,6 +390,15 @@ TEST(Pickle, RejectsBadInput) {
   expect("\x80\x02" + p_int1(1) + p_int1(2) + ".", "STOP with 2 values");
   expect("\x80\x02" + p_global("os", "system") + "(" + p_unicode("x") + "tQ.",
          "unsupported persistent id");
+  // Recursive data: a list appended to itself, a list changed after a dict took it.
+  expect(
+      "\x80\x02]q\x00h\x00"
+      "a."s,
+      "would hold itself");
+  expect("\x80\x02]q\x00}q\x01"s + p_unicode("k") +
+             "h\x00sh\x00K\x01"
+             "a."s,
+         "already holds");
   std::string deep = "\x80\x02";
   for (int i = 0; i < 300; ++i) deep += "]";
   for (int i = 0; i < 299; ++i) deep += "a";

@@ -163,7 +163,7 @@ TEST_F(FewshotPickleTest, DamagedCachesAreRefusedAndNothingRuns) {
 }
 
 TEST_F(FewshotPickleTest, TruncatedAndMutatedCachesGiveErrorsNotCrashes) {
-  for (const std::string file : {pkl("split_fewshot", 2), pkl("split_fewshot2", 2)}) {
+  for (const std::string& file : {pkl("split_fewshot", 2), pkl("split_fewshot2", 2)}) {
     const std::string good = test::read_file(file);
     for (size_t n = 0; n < good.size(); ++n) {
       try {
@@ -304,5 +304,38 @@ TEST_F(FewshotPickleTest, DataToolSplitUsesTheCache) {
     EXPECT_EQ(got.train[i].relpath, want.train[i].relpath);
   // The user's tree is only read.
   EXPECT_EQ(listing(), before);
+  fs::remove_all(dir);
+}
+
+TEST_F(FewshotPickleTest, TrainToolUsesTheCacheOfItsMethod) {
+  // tgpt-train writes the run folder's split_fewshot.json before it loads the weights, so a
+  // missing weight file still shows which split it took: TGP-T's cache for --method tgpt,
+  // CoOp's for --method coop.
+  const fs::path bin = test::tool_path("tgpt-train");
+  if (!fs::exists(bin)) GTEST_SKIP() << "tgpt-train not built next to the tests";
+  const fs::path dir =
+      fs::temp_directory_path() / ("tgpt_test_fewshot_pickle_train_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* method : {"tgpt", "coop"}) {
+    std::string out;
+    test::run_command(test::shell_quote(bin) + " --method " + method +
+                          " --dataset OxfordPets --root " + test::shell_quote(root_ / "data") +
+                          " --shots 2 --seed 1 --weights " +
+                          test::shell_quote(dir / "missing.safetensors") + " --output " +
+                          test::shell_quote(dir / method) + " INPUT.TEXT_AUG hand_crafted",
+                      dir, &out);
+    const bool tgpt = std::string(method) == "tgpt";
+    const std::string file = pkl(tgpt ? "split_fewshot2" : "split_fewshot", 2);
+    EXPECT_NE(out.find("Loading preprocessed few-shot data from " + file), std::string::npos)
+        << out;
+    const CoopSplit got = read_coop_split(
+        (dir / method / "OxfordPets" / "2shots" / "seed1" / "split_fewshot.json").string(),
+        (ds_ / "images").string(), true);
+    const nlohmann::json& want = expected_[tgpt ? "tgpt_shot2" : "coop_shot2"]["train"];
+    ASSERT_EQ(got.train.size(), want.size()) << method;
+    for (size_t i = 0; i < got.train.size(); ++i)
+      EXPECT_EQ(got.train[i].relpath, want[i][0].get<std::string>()) << method << " " << i;
+  }
   fs::remove_all(dir);
 }
