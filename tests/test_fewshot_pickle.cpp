@@ -339,3 +339,42 @@ TEST_F(FewshotPickleTest, TrainToolUsesTheCacheOfItsMethod) {
   }
   fs::remove_all(dir);
 }
+
+TEST_F(FewshotPickleTest, TgptCacheCaptionsServeADatasetWithoutCaptionsFile) {
+  // A copy of the dataset without captions.txt, under another folder name (the cache's paths
+  // name oxford_pets; the layout's folder name is given as the other name).
+  const fs::path dir =
+      fs::temp_directory_path() / ("tgpt_test_fewshot_pickle_nocap_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const fs::path copy = dir / "pets_copy";
+  fs::create_directories(dir);
+  fs::copy(ds_, copy, fs::copy_options::recursive);
+  fs::remove(copy / "captions.txt");
+  CoopFewshotRequest req;
+  req.dataset_dir = copy.string();
+  req.split_json = (copy / "split_zhou_OxfordPets.json").string();
+  req.image_root = (copy / "images").string();
+  req.shots = 2;
+  req.seed = 1;
+  req.import_fewshot =
+      tools::split_cache_importer(copy.string(), 2, 1, true, {"oxford_pets"}, true);
+  const CoopFewshotData d = load_coop_fewshot(req);
+  const nlohmann::json& want = expected_["tgpt_shot2"];
+  EXPECT_EQ(d.captions_file, (copy / "split_fewshot2" / "shot_2-seed_1.pkl").string());
+  ASSERT_EQ(d.train_captions.size(), want["captions"].size());
+  for (size_t i = 0; i < d.train_captions.size(); ++i) {
+    EXPECT_EQ(d.train_captions[i], want["captions"][i].get<std::string>()) << i;
+    EXPECT_EQ(d.split.train[i].path, (copy / "images" / want["train"][i][0]).string()) << i;
+  }
+  // CoOp's cache carries no captions: the missing captions file is the error.
+  req.shots = 1;
+  req.import_fewshot =
+      tools::split_cache_importer(copy.string(), 1, 1, true, {"oxford_pets"}, true);
+  try {
+    load_coop_fewshot(req);
+    ADD_FAILURE() << "accepted a CoOp cache without any captions";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("captions.txt"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
