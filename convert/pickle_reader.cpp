@@ -1,11 +1,14 @@
 /*
- * pickle_reader.cpp — the pickle virtual machine subset used by PyTorch checkpoints: a value
- * stack, a mark stack and a memo. Opcode numbers and operand encodings are those of CPython's
- * Lib/pickle.py / pickletools.py (protocol 2).
+ * pickle_reader.cpp — the pickle virtual machine subset used by PyTorch checkpoints and the
+ * few-shot split caches: a value stack, a mark stack and a memo. Opcode numbers and operand
+ * encodings are those of CPython's Lib/pickle.py / pickletools.py (protocols 2 to 5; FRAME only
+ * groups opcodes, so frames are checked and read through).
  */
 #include "convert/pickle_reader.h"
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "base/error.h"
 
@@ -18,9 +21,11 @@ const char* pickle_kind_name(PickleKind k) {
     case PickleKind::integer: return "int";
     case PickleKind::floating: return "float";
     case PickleKind::string: return "str";
+    case PickleKind::bytes: return "bytes";
     case PickleKind::tuple: return "tuple";
     case PickleKind::list: return "list";
     case PickleKind::dict: return "dict";
+    case PickleKind::set: return "set";
     case PickleKind::global: return "global";
     case PickleKind::object: return "object";
     case PickleKind::storage: return "storage";
@@ -91,6 +96,18 @@ enum Op : uint8_t {
   NEWTRUE = 0x88,
   NEWFALSE = 0x89,
   LONG1 = 0x8a,
+  BINBYTES = 'B',
+  SHORT_BINBYTES = 'C',
+  SHORT_BINUNICODE = 0x8c,
+  BINUNICODE8 = 0x8d,
+  BINBYTES8 = 0x8e,
+  EMPTY_SET = 0x8f,
+  ADDITEMS = 0x90,
+  FROZENSET = 0x91,
+  NEWOBJ_EX = 0x92,
+  STACK_GLOBAL = 0x93,
+  MEMOIZE = 0x94,
+  FRAME = 0x95,
 };
 
 class Machine {
@@ -148,6 +165,39 @@ class Machine {
     const uint8_t* p = take(4);
     return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
   }
+  uint64_t le64() {
+    const uint8_t* p = take(8);
+    uint64_t u = 0;
+    for (int i = 7; i >= 0; --i) u = (u << 8) | p[i];
+    return u;
+  }
+  // A length-prefixed operand (string or bytes) of n bytes.
+  std::string text(uint64_t n) {
+    if (n > data_.size() - pos_) fail("operand runs past the end of the pickle (truncated)");
+    const uint8_t* p = take(static_cast<size_t>(n));
+    return std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+  }
+  void push_text(PickleKind k, std::string s) {
+    PickleRef v = make(k);
+    v->text = std::move(s);
+    push(std::move(v));
+  }
+  // REDUCE / NEWOBJ / NEWOBJ_EX: the callable must be allowed (when a list is given).
+  void check_callable(const std::string& name) {
+    const auto& allowed = limits_.allowed_callables;
+    if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), name) == allowed.end())
+      fail("callable '", name, "' is not allowed in this file (this reader executes nothing)");
+  }
+  PickleRef make_object(const PickleRef& cls, const PickleRef& args) {
+    if (cls->kind != PickleKind::global || args->kind != PickleKind::tuple)
+      fail("expected a global class and an argument tuple");
+    check_callable(cls->text);
+    PickleRef o = make(PickleKind::object);
+    o->text = cls->text;
+    adopt(*o, args);
+    o->items = args->items;
+    return o;
+  }
   std::string line() {
     size_t end = data_.find('\n', pos_);
     if (end == std::string_view::npos || end - pos_ > 4096) fail("malformed GLOBAL operand");
@@ -189,10 +239,21 @@ class Machine {
   }
   // Records that `container` now holds `child`; enforces the nesting limit.
   void adopt(PickleValue& container, const PickleRef& child) {
+    if (child.get() == &container)
+      fail("a ", pickle_kind_name(container.kind),
+           " would hold itself (recursive data is not supported)");
+    if (child) child->has_parent = true;
     int d = child ? child->depth + 1 : 1;
     if (d > container.depth) container.depth = d;
     if (container.depth > limits_.max_depth)
       fail("nesting deeper than ", limits_.max_depth, " levels");
+  }
+  // A container about to change: one that another container holds already is refused (only
+  // recursive data does that, and it could make a cycle).
+  void check_unheld(const PickleValue& target) {
+    if (target.has_parent)
+      fail("changes a ", pickle_kind_name(target.kind),
+           " that another container already holds (recursive data is not supported)");
   }
   PickleRef make_tuple(std::vector<PickleRef> items) {
     PickleRef t = make(PickleKind::tuple);
@@ -202,6 +263,7 @@ class Machine {
   }
   void set_item(PickleValue& d, PickleRef key, PickleRef value) {
     if (d.kind != PickleKind::dict) fail("target is a ", pickle_kind_name(d.kind), ", not a dict");
+    check_unheld(d);
     adopt(d, key);
     adopt(d, value);
     if (key->kind == PickleKind::string) {
@@ -215,6 +277,7 @@ class Machine {
   }
   void append(PickleValue& l, PickleRef v) {
     if (l.kind != PickleKind::list) fail("target is a ", pickle_kind_name(l.kind), ", not a list");
+    check_unheld(l);
     adopt(l, v);
     l.items.push_back(std::move(v));
   }
@@ -246,7 +309,20 @@ class Machine {
       fail("callable is a ", pickle_kind_name(callable->kind), ", not a global name");
     if (args->kind != PickleKind::tuple) fail("arguments are not a tuple");
     const std::string& name = callable->text;
+    check_callable(name);
     const auto& a = args->items;
+    if (name == "torch.storage._load_from_bytes" &&
+        (a.size() != 1 || a[0]->kind != PickleKind::bytes))
+      fail("_load_from_bytes: expected one bytes argument");
+    if (name == "torch._utils._rebuild_tensor_v2" && !a.empty() &&
+        a[0]->kind == PickleKind::object && a[0]->text == "torch.storage._load_from_bytes") {
+      // A tensor pickled with its storage inline: kept opaque, the payload is never loaded.
+      PickleRef o = make(PickleKind::object);
+      o->text = name;
+      adopt(*o, args);
+      o->items = a;
+      return o;
+    }
     if (name == "torch._utils._rebuild_tensor_v2") {
       if (a.size() < 4 || a[0]->kind != PickleKind::storage || !is_int(a[1]))
         fail("_rebuild_tensor_v2: expected (storage, offset, size, stride, ...)");
@@ -297,7 +373,63 @@ class Machine {
     switch (op_) {
       case PROTO: {
         uint8_t v = *take(1);
-        if (v > 2) fail("protocol ", int(v), " is not supported (only protocol 2)");
+        if (v > 5) fail("protocol ", int(v), " is not supported (protocols 2 to 5)");
+        break;
+      }
+      case FRAME: {
+        const uint64_t n = le64();
+        if (n > data_.size() - pos_) fail("frame of ", n, " bytes runs past the end (truncated)");
+        break;
+      }
+      case STACK_GLOBAL: {
+        PickleRef name = pop();
+        PickleRef module = pop();
+        if (module->kind != PickleKind::string || name->kind != PickleKind::string)
+          fail("module and name are not strings");
+        if (module->text.size() + name->text.size() > 4096) fail("global name too long");
+        PickleRef g = make(PickleKind::global);
+        g->text = module->text + "." + name->text;
+        push(g);
+        break;
+      }
+      case MEMOIZE: {
+        if (memo_.size() >= std::numeric_limits<uint32_t>::max()) fail("memo too large");
+        memo_put(static_cast<uint32_t>(memo_.size()));
+        break;
+      }
+      case SHORT_BINUNICODE: push_text(PickleKind::string, text(*take(1))); break;
+      case BINUNICODE8: push_text(PickleKind::string, text(le64())); break;
+      case SHORT_BINBYTES: push_text(PickleKind::bytes, text(*take(1))); break;
+      case BINBYTES: push_text(PickleKind::bytes, text(le32())); break;
+      case BINBYTES8: push_text(PickleKind::bytes, text(le64())); break;
+      case EMPTY_SET: push(make(PickleKind::set)); break;
+      case ADDITEMS: {
+        std::vector<PickleRef> vs = pop_mark();
+        PickleRef& set = top();
+        if (set->kind != PickleKind::set)
+          fail("target is a ", pickle_kind_name(set->kind), ", not a set");
+        check_unheld(*set);
+        for (auto& v : vs) {
+          adopt(*set, v);
+          set->items.push_back(std::move(v));
+        }
+        break;
+      }
+      case FROZENSET: {
+        PickleRef set = make_tuple(pop_mark());
+        set->kind = PickleKind::set;
+        push(set);
+        break;
+      }
+      case NEWOBJ_EX: {
+        PickleRef kwargs = pop();
+        PickleRef args = pop();
+        PickleRef cls = pop();
+        if (kwargs->kind != PickleKind::dict) fail("keyword arguments are not a dict");
+        PickleRef o = make_object(cls, args);
+        adopt(*o, kwargs);
+        o->state = kwargs;  // replaced by a later BUILD
+        push(o);
         break;
       }
       case GLOBAL: {
@@ -353,14 +485,7 @@ class Machine {
         for (auto& v : vs) append(*l, std::move(v));
         break;
       }
-      case BINUNICODE: {
-        uint32_t n = le32();
-        const uint8_t* p = take(n);
-        PickleRef s = make(PickleKind::string);
-        s->text.assign(reinterpret_cast<const char*>(p), n);
-        push(s);
-        break;
-      }
+      case BINUNICODE: push_text(PickleKind::string, text(le32())); break;
       case BININT: {
         PickleRef v = make(PickleKind::integer);
         v->integer = static_cast<int32_t>(le32());
@@ -418,13 +543,7 @@ class Machine {
       case NEWOBJ: {
         PickleRef args = pop();
         PickleRef cls = pop();
-        if (cls->kind != PickleKind::global || args->kind != PickleKind::tuple)
-          fail("expected a global class and an argument tuple");
-        PickleRef o = make(PickleKind::object);
-        o->text = cls->text;
-        adopt(*o, args);
-        o->items = args->items;
-        push(o);
+        push(make_object(cls, args));
         break;
       }
       case BUILD: {
@@ -434,6 +553,7 @@ class Machine {
             target.kind != PickleKind::tensor)
           fail("cannot BUILD a ", pickle_kind_name(target.kind));
         if (target.kind == PickleKind::tensor) break;  // tensor state (hooks): ignored
+        check_unheld(target);
         adopt(target, state);
         target.state = std::move(state);
         break;
@@ -446,7 +566,7 @@ class Machine {
       default:
         TGPT_FAIL(what_, ": pickle: unsupported opcode ", op_name(), " at offset ", op_offset_,
                   " (this reader executes nothing and accepts only the opcodes of PyTorch "
-                  "checkpoints)");
+                  "checkpoints and few-shot split caches)");
     }
   }
 };

@@ -163,25 +163,95 @@ FewshotSplit read_fewshot_split(const std::string& path, const std::string& imag
   return out;
 }
 
+FewshotSplit imported_fewshot_split(const CoopSplit& split, const ImportedFewshot& imported,
+                                    int64_t shots, int64_t seed, FewshotValRule rule) {
+  FewshotSplit out;
+  out.classnames = split.classnames;
+  out.train = imported.train;
+  out.val = imported.val;
+  out.test = split.test;
+  out.shots = shots;
+  out.seed = seed;
+  out.val_shots = imported.val.empty() ? 0 : fewshot_val_shots(shots, rule);
+  out.source = imported.source;
+  return out;
+}
+
+bool imported_fewshot_has_captions(const ImportedFewshot& imported) {
+  if (imported.train_captions.size() != imported.train.size()) return false;
+  for (const auto& c : imported.train_captions)
+    if (!c) return false;
+  return true;
+}
+
+std::vector<std::string> imported_fewshot_captions(const CaptionTable* table,
+                                                   const std::vector<LabeledImage>& train,
+                                                   const ImportedFewshot& imported,
+                                                   const std::string& what) {
+  std::vector<std::string> out;
+  out.reserve(train.size());
+  std::vector<std::string> missing;
+  for (size_t i = 0; i < train.size(); ++i) {
+    const std::string* c = table ? table->find(train[i].relpath) : nullptr;
+    if (c) {
+      out.push_back(*c);
+    } else if (i < imported.train_captions.size() && imported.train_captions[i]) {
+      out.push_back(*imported.train_captions[i]);
+    } else {
+      out.emplace_back();
+      missing.push_back(train[i].relpath);
+    }
+  }
+  if (!missing.empty()) {
+    std::string first;
+    for (size_t i = 0; i < missing.size() && i < 5; ++i)
+      first += (i ? ", '" : "'") + missing[i] + "'";
+    TGPT_FAIL(what, ": ", missing.size(), " of ", train.size(), " training images have no caption ",
+              table ? "in '" + table->file + "' " : std::string("(no captions file) "), "nor in '",
+              imported.source, "'; first: ", first);
+  }
+  return out;
+}
+
 CoopFewshotData load_coop_fewshot(const CoopFewshotRequest& r) {
   TGPT_CHECK(r.shots >= 1, "few-shot split: shots must be >= 1, got ", r.shots);
   TGPT_CHECK(r.seed >= 0, "few-shot split: seed must be >= 0, got ", r.seed,
              " (Dassl seeds Python's random only when SEED >= 0)");
   CoopFewshotData out;
   // Captions first: a missing file is reported before the (longer) split checks.
+  // (With an importer and no captions file at all, the import's own captions may do.)
   CaptionTable captions;
-  if (r.captions)
+  bool have_captions = false;
+  auto read_caption_table = [&] {
     captions = r.captions_file.empty() ? read_dataset_captions(r.dataset_dir, r.caption_rule)
                                        : read_captions(r.captions_file, r.caption_rule);
+    have_captions = true;
+  };
+  if (r.captions &&
+      (!r.import_fewshot || !r.captions_file.empty() || !find_captions_file(r.dataset_dir).empty()))
+    read_caption_table();
   const CoopSplit split = read_coop_split(r.split_json, r.image_root, r.check_files);
-  out.split = generate_fewshot(split, r.shots, r.seed);
-  out.split.source = r.split_json;
+  const std::optional<ImportedFewshot> imported =
+      r.import_fewshot ? r.import_fewshot(split, r.image_root) : std::nullopt;
+  if (imported) {
+    out.split =
+        imported_fewshot_split(split, *imported, r.shots, r.seed, FewshotValRule::MinShots4);
+  } else {
+    out.split = generate_fewshot(split, r.shots, r.seed);
+    out.split.source = r.split_json;
+  }
   if (r.captions) {
-    out.captions_file = captions.file;
-    out.train_captions =
-        captions_for(captions, out.split.train,
-                     "few-shot train (" + std::to_string(r.shots) + " shots, seed " +
-                         std::to_string(r.seed) + ") of '" + r.split_json + "'");
+    const std::string what = "few-shot train (" + std::to_string(r.shots) + " shots, seed " +
+                             std::to_string(r.seed) + ") of '" + out.split.source + "'";
+    if (!imported) {
+      out.captions_file = captions.file;
+      out.train_captions = captions_for(captions, out.split.train, what);
+    } else {
+      if (!have_captions && !imported_fewshot_has_captions(*imported)) read_caption_table();
+      out.captions_file = have_captions ? captions.file : imported->source;
+      out.train_captions = imported_fewshot_captions(have_captions ? &captions : nullptr,
+                                                     out.split.train, *imported, what);
+    }
   }
   return out;
 }

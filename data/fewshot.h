@@ -26,6 +26,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +85,32 @@ void write_fewshot_split(const std::string& path, const FewshotSplit& split);
 FewshotSplit read_fewshot_split(const std::string& path, const std::string& image_root,
                                 bool check_files = false);
 
+// A few-shot train/val imported instead of the draw: the official split caches
+// (convert/fewshot_pickle.h), which win over the draw as in the official code.
+struct ImportedFewshot {
+  std::string source;                    // the file read
+  std::vector<LabeledImage> train, val;  // in the file's order
+  // [train.size()] or empty: the captions the file carries (used where captions.txt has none).
+  std::vector<std::optional<std::string>> train_captions;
+};
+// Called with the dataset's whole split and its image root; nullopt: draw as usual.
+using FewshotImporter = std::function<std::optional<ImportedFewshot>(
+    const CoopSplit& split, const std::string& image_root)>;
+
+// The few-shot split of an import: its train and val, the test subset and class names of
+// `split`; val_shots = fewshot_val_shots(shots, rule), 0 when the import has no val.
+FewshotSplit imported_fewshot_split(const CoopSplit& split, const ImportedFewshot& imported,
+                                    int64_t shots, int64_t seed, FewshotValRule rule);
+// The captions of an imported train list: captions.txt's entry (when `table` is not null and
+// has one), else the import's own. Errors: an item with neither (naming `what`, how many and the
+// first few).
+std::vector<std::string> imported_fewshot_captions(const CaptionTable* table,
+                                                   const std::vector<LabeledImage>& train,
+                                                   const ImportedFewshot& imported,
+                                                   const std::string& what);
+// Whether every imported train item carries a caption.
+bool imported_fewshot_has_captions(const ImportedFewshot& imported);
+
 // A dataset in the CoOp layout.
 struct CoopFewshotRequest {
   std::string dataset_dir;  // holds captions.txt (or descriptions.txt)
@@ -90,9 +118,10 @@ struct CoopFewshotRequest {
   std::string image_root;   // what the split's paths are relative to
   int64_t shots = 16, seed = 1;
   CaptionKeyRule caption_rule = CaptionKeyRule::RelativePath;
-  bool captions = true;     // read captions; every few-shot training image must have one
-  std::string captions_file;  // the captions file ("": dataset_dir's captions.txt)
-  bool check_files = true;  // every image of the split file must exist
+  bool captions = true;            // read captions; every few-shot training image must have one
+  std::string captions_file;       // the captions file ("": dataset_dir's captions.txt)
+  bool check_files = true;         // every image of the split file must exist
+  FewshotImporter import_fewshot;  // when set and it returns a split, that split wins
 };
 
 struct CoopFewshotData {

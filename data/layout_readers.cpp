@@ -383,22 +383,41 @@ DatasetFewshotData load_dataset_fewshot(const DatasetFewshotRequest& r) {
              " (Dassl seeds Python's random only when SEED >= 0)");
   DatasetFewshotData out;
   // Captions first: a missing file is reported before the (longer) folder and file checks.
+  // (With an importer and no captions file at all, the import's own captions may do.)
   CaptionTable captions;
+  bool have_captions = false;
   const CaptionKeyRule rule = r.caption_rule.value_or(l.caption_rule);
-  if (r.captions)
+  auto read_caption_table = [&] {
     captions = r.captions_file.empty() ? read_dataset_captions(r.dataset_dir, rule)
                                        : read_captions(r.captions_file, rule);
+    have_captions = true;
+  };
+  if (r.captions &&
+      (!r.import_fewshot || !r.captions_file.empty() || !find_captions_file(r.dataset_dir).empty()))
+    read_caption_table();
   const DatasetSplit d = read_dataset(l, r.dataset_dir, r.check_files);
   out.image_root = d.image_root;
   out.warnings = d.warnings;
   out.notes = d.notes;
-  out.fewshot.split = draw_dataset_fewshot(d, r.shots, r.seed);
+  const std::optional<ImportedFewshot> imported =
+      r.import_fewshot ? r.import_fewshot(d.split, d.image_root) : std::nullopt;
+  if (imported)
+    out.fewshot.split = imported_fewshot_split(d.split, *imported, r.shots, r.seed, d.val_rule);
+  else
+    out.fewshot.split = draw_dataset_fewshot(d, r.shots, r.seed);
   if (r.captions) {
-    out.fewshot.captions_file = captions.file;
-    out.fewshot.train_captions =
-        captions_for(captions, out.fewshot.split.train,
-                     "few-shot train (" + std::to_string(r.shots) + " shots, seed " +
-                         std::to_string(r.seed) + ") of " + l.name + " ('" + d.source + "')");
+    const std::string what = "few-shot train (" + std::to_string(r.shots) + " shots, seed " +
+                             std::to_string(r.seed) + ") of " + l.name + " ('" +
+                             out.fewshot.split.source + "')";
+    if (!imported) {
+      out.fewshot.captions_file = captions.file;
+      out.fewshot.train_captions = captions_for(captions, out.fewshot.split.train, what);
+    } else {
+      if (!have_captions && !imported_fewshot_has_captions(*imported)) read_caption_table();
+      out.fewshot.captions_file = have_captions ? captions.file : imported->source;
+      out.fewshot.train_captions = imported_fewshot_captions(
+          have_captions ? &captions : nullptr, out.fewshot.split.train, *imported, what);
+    }
   }
   return out;
 }

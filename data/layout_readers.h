@@ -109,6 +109,7 @@ struct DatasetFewshotRequest {
   std::string captions_file;  // "": dataset_dir's captions.txt (or descriptions.txt)
   std::optional<CaptionKeyRule> caption_rule;  // unset: the layout's
   bool check_files = true;                     // every image of a list file must exist
+  FewshotImporter import_fewshot;              // when set and it returns a split, that split wins
 };
 
 struct DatasetFewshotData {

@@ -14,12 +14,12 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "engine/safetensors.h"
+#include "convert/clip_convert.h"
 #include "convert/pickle_reader.h"
 #include "convert/sha256.h"
 #include "convert/torch_checkpoint.h"
 #include "convert/zip_reader.h"
-#include "convert/clip_convert.h"
+#include "engine/safetensors.h"
 #include "tests/test_files.h"
 #include "tests/test_util.h"
 
@@ -305,6 +305,44 @@ TEST(Pickle, ReadsValues) {
   EXPECT_EQ(v->get("d"), a);  // BINGET returns the memoized list itself
 }
 
+TEST(Pickle, ReadsProtocol5Values) {
+  // {"s": {1, 2}, "f": frozenset({3}), "b": b"ab", "u": "xy" (BINUNICODE8), "m": memo 1}, in a
+  // frame, keys memoized with MEMOIZE.
+  std::string p = "\x80\x05\x95\x00\x00\x00\x00\x00\x00\x00\x00}\x94("s;
+  p += "\x8c\x01s\x94\x8f(K\x01K\x02\x90";
+  p += "\x8c\x01"
+       "f(K\x03\x91";
+  p += "\x8c\x01"
+       "bC\x02"
+       "ab";
+  p += "\x8c\x01u\x8d\x02\x00\x00\x00\x00\x00\x00\x00xy"s;
+  p += "\x8c\x01mh\x01u.";
+  PickleRef v = read_pickle(p, "p5");
+  ASSERT_EQ(v->kind, PickleKind::dict);
+  const PickleValue* set = v->get("s");
+  ASSERT_TRUE(set && set->kind == PickleKind::set && set->items.size() == 2);
+  EXPECT_EQ(set->items[1]->integer, 2);
+  const PickleValue* fset = v->get("f");
+  ASSERT_TRUE(fset && fset->kind == PickleKind::set && fset->items.size() == 1);
+  EXPECT_EQ(fset->items[0]->integer, 3);
+  ASSERT_TRUE(v->get("b") && v->get("b")->kind == PickleKind::bytes);
+  EXPECT_EQ(v->get("b")->text, "ab");
+  EXPECT_EQ(v->get("u")->text, "xy");
+  ASSERT_TRUE(v->get("m"));
+  EXPECT_EQ(v->get("m")->text, "s");  // MEMOIZE numbered the dict 0 and "s" 1
+  // NEWOBJ_EX + BUILD: an opaque object with its state.
+  std::string o =
+      "\x80\x05\x8c\x01m\x8c\x01"
+      "C\x93)}\x92}\x8c\x01"
+      "a\x8c\x01"
+      "bsb."s;
+  PickleRef obj = read_pickle(o, "p5");
+  ASSERT_EQ(obj->kind, PickleKind::object);
+  EXPECT_EQ(obj->text, "m.C");
+  ASSERT_TRUE(obj->state && obj->state->get("a"));
+  EXPECT_EQ(obj->state->get("a")->text, "b");
+}
+
 TEST(Pickle, RejectsBadInput) {
   // INST (protocol 0 'i') would instantiate os.system: refused by opcode.
   auto expect = [](const std::string& p, const std::string& part) {
@@ -317,15 +355,50 @@ TEST(Pickle, RejectsBadInput) {
   };
   expect("\x80\x02(ios\nsystem\n" + p_unicode("true") + ".",
          "unsupported opcode 0x69 ('i') at offset 3");
-  expect(std::string("\x80\x02\x8c\x02os\x8c\x06system\x93.", 16), "unsupported opcode 0x8c");
-  expect("\x80\x04.", "protocol 4 is not supported");
+  expect(std::string("\x80\x02\x8c\x02os\x8c\x06system\x93).", 17), "STOP with 2 values");
+  expect("\x80\x06.", "protocol 6 is not supported");
+  expect("\x80\x04\x95\xff\x00\x00\x00\x00\x00\x00\x00N."s, "frame of 255 bytes runs past");
+  expect(
+      "\x80\x04\x8c\x05"
+      "ab."s,
+      "runs past the end");
+  expect("\x80\x04K\x01K\x02\x93."s, "module and name are not strings");
+  expect("\x80\x04\x94."s, "stack underflow");
+  expect("\x80\x04\x8fK\x01\x90."s, "no MARK");
+  expect("\x80\x04](K\x01\x90."s, "not a set");
+  // With a list of allowed callables, any other is refused (REDUCE and NEWOBJ).
+  PickleLimits only;
+  only.allowed_callables = {"a.b"};
+  for (const std::string op : {"R", "\x81"}) {
+    const std::string p = "\x80\x04\x8c\x02os\x8c\x06system\x93)"s + op + ".";
+    try {
+      read_pickle(p, "t.pkl", only);
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("callable 'os.system' is not allowed"),
+                std::string::npos)
+          << e.what();
+    }
+  }
   expect("\x80\x02}", "without STOP");
-  expect("\x80\x02X\xff\x00\x00\x00ab"s, "runs past the end");
+  expect(
+      "\x80\x02X\xff\x00\x00\x00"
+      "ab"s,
+      "runs past the end");
   expect("\x80\x02h\x05.", "memo key 5 was never stored");
   expect("\x80\x02s.", "stack underflow");
   expect("\x80\x02" + p_int1(1) + p_int1(2) + ".", "STOP with 2 values");
   expect("\x80\x02" + p_global("os", "system") + "(" + p_unicode("x") + "tQ.",
          "unsupported persistent id");
+  // Recursive data: a list appended to itself, a list changed after a dict took it.
+  expect(
+      "\x80\x02]q\x00h\x00"
+      "a."s,
+      "would hold itself");
+  expect("\x80\x02]q\x00}q\x01"s + p_unicode("k") +
+             "h\x00sh\x00K\x01"
+             "a."s,
+         "already holds");
   std::string deep = "\x80\x02";
   for (int i = 0; i < 300; ++i) deep += "]";
   for (int i = 0; i < 299; ++i) deep += "a";
@@ -404,7 +477,8 @@ TEST_F(Convert, TorchSaveStateDict) {
   // A bare state dict does not record the activation: refused until --activation says it.
   expect_convert_error(fixture("state_dict.pt"),
                        {"state_dict.pt", "activation is not recorded", "--activation quick_gelu"});
-  SafetensorsFile f = convert_and_compare(fixture("state_dict.pt"), quick_gelu(), "torch-state-dict");
+  SafetensorsFile f =
+      convert_and_compare(fixture("state_dict.pt"), quick_gelu(), "torch-state-dict");
   for (const auto& e : f.entries()) EXPECT_EQ(e.dtype, DType::f32) << e.name;
   EXPECT_EQ(nlohmann::json::parse(f.metadata().at("tgpt.config"))["activation"], "quick_gelu");
 }
@@ -443,7 +517,9 @@ TEST_F(Convert, OpenClipConfigBesideTheWeights) {
   for (const char* w : {"open_clip_model.safetensors", "open_clip_pytorch_model.bin"}) {
     SCOPED_TRACE(w);
     EXPECT_STREQ(activation_of(R"({"model_cfg": {"embed_dim": 64, "quick_gelu": true},
-                                   "preprocess_cfg": {}})", w), "quick_gelu");
+                                   "preprocess_cfg": {}})",
+                               w),
+                 "quick_gelu");
     EXPECT_STREQ(activation_of(R"({"model_cfg": {"embed_dim": 64}})", w), "gelu");
     EXPECT_STREQ(activation_of(R"({"model_cfg": {"quick_gelu": false}})", w), "gelu");
     // A bare open_clip model config (model_configs/*.json).

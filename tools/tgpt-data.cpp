@@ -2,6 +2,7 @@
  * tgpt-data — dataset commands: few-shot split files, dataset checks, the synthetic world.
  *
  *   tgpt-data split DATASET --shots K --seed S -o OUT.json [--no-captions] [--no-check-files]
+ *                   [--no-split-cache]
  *   tgpt-data check DATASET [--shots K --seed S]
  *   tgpt-data synth --out DIR [--seed S] [--pretrain N] [--size PX] [--train-per-class N]
  *                   [--val-per-class N] [--test-per-class N] [--quiet]
@@ -20,6 +21,11 @@
  * has a caption in DIR/captions.txt (or descriptions.txt; --no-captions skips that), and writes
  * OUT.json atomically in the split_zhou format (paths relative to the image root, draw order;
  * the test subset whole). The test-only ImageNet variants have no few-shot split.
+ * When the dataset folder holds the official code's cache of that draw,
+ * split_fewshot2/shot_K-seed_S.pkl (TGP-T, looked for first) or split_fewshot/shot_K-seed_S.pkl
+ * (CoOp), its train and val win over the draw as in the official code (tools/split_cache.h; its
+ * absolute paths rewritten against the dataset folder, TGP-T's captions used where captions.txt
+ * has none); --no-split-cache draws instead.
  * check: reads the dataset and reports the subset sizes and classes (against the published
  * sizes with --dataset), missing image files, and how many images of each subset have a caption;
  * every training image needs one (with --shots and --seed: every drawn training image; ImageNet,
@@ -49,6 +55,7 @@
 #include "data/fewshot.h"
 #include "data/layout_readers.h"
 #include "data/synth/world.h"
+#include "tools/split_cache.h"
 #include "tools/tool_options.h"
 
 namespace {
@@ -159,7 +166,7 @@ struct SplitArgs {
   DatasetArgs data;
   int64_t shots = 0, seed = -1;
   std::string output;
-  bool no_captions = false, no_check_files = false;
+  bool no_captions = false, no_check_files = false, no_split_cache = false;
 };
 
 int run_split(const SplitArgs& a) {
@@ -178,6 +185,8 @@ int run_split(const SplitArgs& a) {
     req.captions = !a.no_captions;
     req.caption_rule = r.caption_rule;
     req.check_files = !a.no_check_files;
+    req.import_fewshot = tools::split_cache_importer(r.dataset_dir, a.shots, a.seed, true,
+                                                     {r.layout->dir}, !a.no_split_cache);
     DatasetFewshotData ld = load_dataset_fewshot(req);
     d = std::move(ld.fewshot);
     warnings = std::move(ld.warnings);
@@ -192,6 +201,10 @@ int run_split(const SplitArgs& a) {
     req.caption_rule = r.caption_rule;
     req.captions = !a.no_captions;
     req.check_files = !a.no_check_files;
+    req.import_fewshot = tools::split_cache_importer(
+        r.dataset_dir, a.shots, a.seed, true,
+        r.layout ? std::vector<std::string>{r.layout->dir} : std::vector<std::string>{},
+        !a.no_split_cache);
     d = load_coop_fewshot(req);
   }
   const FewshotSplit& s = d.split;
@@ -381,6 +394,8 @@ int main(int argc, char** argv) {
   split->add_option("-o,--output", sa.output, "split file to write (JSON)")->required();
   split->add_flag("--no-captions", sa.no_captions, "do not read or check captions");
   split->add_flag("--no-check-files", sa.no_check_files, "do not check that the images exist");
+  split->add_flag("--no-split-cache", sa.no_split_cache,
+                  "draw even when the dataset folder holds split_fewshot{,2}/shot_K-seed_S.pkl");
   CheckArgs ca;
   CLI::App* check = app.add_subcommand("check", "check a dataset's files, sizes and captions");
   add_dataset_options(*check, ca.data);

@@ -4,7 +4,7 @@
  *   tgpt-train --dataset NAME --root DATA --shots K --seed S --weights CLIP --output OUT
  *       [--config FILE] [--templates FILE] [--method tgpt|coop|probe] [--captions FILE]
  *       [--no-content-loss] [--split FILE --image-root DIR] [--vocab FILE] [--resume]
- *       [--feature-cache DIR]
+ *       [--feature-cache DIR] [--no-split-cache]
  *       [--device auto|cpu|cuda] [--precision auto|f32|bf16|f16] [KEY VALUE ...]
  *   tgpt-train --method clip --images DIR [--captions FILE] --vocab MERGES --output OUT
  *       [--width 64 --layers 2 --heads W/64 --image-size 32 --patch 8 --max-iter 600
@@ -21,7 +21,10 @@
  * folders and split_ImageNet.json; captions.txt), or a custom dataset in the CoOp layout (--split
  * FILE --image-root DIR; captions from --captions or the split file's folder). The ImageNet
  * variants (V2, Sketch, A, R) are test sets, refused here. The few-shot split is drawn exactly as
- * the official code draws it (data/fewshot.h) and written to the run folder. The zero-shot head:
+ * the official code draws it (data/fewshot.h) and written to the run folder; when the dataset
+ * folder holds the official code's cache of that draw (split_fewshot2/shot_K-seed_S.pkl of TGP-T,
+ * looked for first with --method tgpt, or split_fewshot/shot_K-seed_S.pkl of CoOp), the cache
+ * wins as in the official code (tools/split_cache.h; --no-split-cache draws). The zero-shot head:
  * the dataset's list in --templates (the mined templates file, keyed by DATASET.NAME) when
  * INPUT.TEXT_AUG is template_mining, else "a photo of a {}.". Output: OUT/<NAME>/<K>shots/seed<S>/
  * (train/fewshot_run.h: log.txt, metrics.json, test.json, model and checkpoint files,
@@ -59,6 +62,7 @@
 #include "data/dataset_layout.h"
 #include "data/fewshot.h"
 #include "data/layout_readers.h"
+#include "tools/split_cache.h"
 #include "tools/tool_options.h"
 #include "train/clip_pretrain.h"
 #include "train/config.h"
@@ -73,7 +77,7 @@ struct TrainArgs {
   std::string dataset, root, weights, output, config, templates, method = "tgpt", captions;
   std::string split, image_root, vocab, feature_cache;
   int64_t shots = -1, seed = -1;
-  bool no_content_loss = false, resume = false;
+  bool no_content_loss = false, resume = false, no_split_cache = false;
   std::vector<std::string> overrides;
   tgpt::tools::PlacementOptions placement;
 };
@@ -110,6 +114,8 @@ int run_train(const TrainArgs& a) {
     req.split_json = a.split;
     req.image_root = a.image_root;
     req.dataset_dir = std::filesystem::path(a.split).parent_path().string();
+    req.import_fewshot = tools::split_cache_importer(
+        req.dataset_dir, shots, seed, method == FewshotMethod::tgpt, {}, !a.no_split_cache);
     fs = load_coop_fewshot(req);
   } else {
     // The dataset's own layout (split_zhou file, FGVC's lists, ImageNet's folders); the
@@ -129,6 +135,9 @@ int run_train(const TrainArgs& a) {
     req.seed = seed;
     req.captions = captions;
     req.captions_file = a.captions;
+    req.import_fewshot =
+        tools::split_cache_importer(req.dataset_dir, shots, seed, method == FewshotMethod::tgpt,
+                                    {layout.dir}, !a.no_split_cache);
     DatasetFewshotData d = load_dataset_fewshot(req);
     for (const auto& w : d.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     for (const auto& n : d.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
@@ -372,6 +381,9 @@ int main(int argc, char** argv) {
   root_opt->needs(split_opt);
   app.add_option("--vocab", t.vocab, "BPE merges (default: the merges in the weight file)");
   app.add_flag("--resume", t.resume, "continue from the run folder's checkpoint");
+  app.add_flag("--no-split-cache", t.no_split_cache,
+               "draw the few-shot split even when the dataset folder holds the official code's "
+               "split_fewshot2/ or split_fewshot/shot_K-seed_S.pkl");
   app.add_option("--feature-cache", t.feature_cache,
                  "folder of the on-disk cache of frozen val/test image features, shared by runs");
   tgpt::tools::add_placement_options(app, t.placement);
