@@ -244,6 +244,7 @@ CoopFewshotData load_coop_fewshot(const CoopFewshotRequest& r) {
     const std::string what = "few-shot train (" + std::to_string(r.shots) + " shots, seed " +
                              std::to_string(r.seed) + ") of '" + out.split.source + "'";
     if (!imported) {
+      if (!have_captions) read_caption_table();  // no cache: the captions file is needed
       out.captions_file = captions.file;
       out.train_captions = captions_for(captions, out.split.train, what);
     } else {

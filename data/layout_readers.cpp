@@ -410,6 +410,7 @@ DatasetFewshotData load_dataset_fewshot(const DatasetFewshotRequest& r) {
                              std::to_string(r.seed) + ") of " + l.name + " ('" +
                              out.fewshot.split.source + "')";
     if (!imported) {
+      if (!have_captions) read_caption_table();  // no cache: the captions file is needed
       out.fewshot.captions_file = captions.file;
       out.fewshot.train_captions = captions_for(captions, out.fewshot.split.train, what);
     } else {
