@@ -59,7 +59,7 @@ class TokenReader {
         if (pos_ < n_) ++pos_;
         continue;
       }
-      token.push_back(static_cast<char>(c));
+      token.push_back(c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?');  // printable in errors
       TGPT_CHECK(token.size() <= 10, "decode_image: ", name_, ": PPM/PGM ", what,
                  " token is longer than 10 characters ('", token, "...')");
     }
