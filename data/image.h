@@ -4,11 +4,11 @@
  * The format is chosen from the file's magic bytes, never from its name. JPEG is decoded with
  * libjpeg-turbo, as PIL does (data/jpeg_decode.cpp); WebP with libwebp (data/webp_decode.cpp) and
  * TIFF with libtiff (data/tiff_decode.cpp), the libraries PIL uses; PPM/PGM with our own reader
- * of PIL's rules (data/pnm_decode.cpp); PNG, BMP and GIF with stb_image. Every source layout is
- * converted to RGB the way PIL's convert("RGB")
- * does it: grey is replicated into R, G and B; grey+alpha and RGBA simply drop the alpha channel
- * (no compositing onto a background); palette images are looked up in the palette. GIFs yield
- * their first frame. The result is the pixel data as stored in the file:
+ * of PIL's rules (data/pnm_decode.cpp); PNG, BMP and GIF with stb_image. "PIL" is Debian 12's
+ * python3-pil 9.4. Every source layout is converted to RGB the way PIL's convert("RGB") does it:
+ * grey is replicated into R, G and B; grey+alpha and RGBA simply drop the alpha channel (no
+ * compositing onto a background); palette images are looked up in the palette. GIFs yield their
+ * first frame. The result is the pixel data as stored in the file:
  *
  *   - EXIF orientation is NOT applied. CLIP's preprocessing hands the PIL image as opened to
  *     Resize, and PIL's Image.open does not rotate by EXIF either, so a rotated phone photo is
