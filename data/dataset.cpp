@@ -87,7 +87,8 @@ bool is_image_file_name(const std::string& name) {
   const size_t dot = name.rfind('.');
   if (dot == std::string::npos || dot == 0) return false;
   const std::string ext = lower_ascii(name.substr(dot));
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".gif";
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".gif" ||
+         ext == ".webp" || ext == ".tif" || ext == ".tiff" || ext == ".ppm" || ext == ".pgm";
 }
 
 std::vector<std::string> list_subfolders(const std::string& dir) {

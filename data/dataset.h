@@ -7,8 +7,9 @@
  * Image folder:  ROOT/<class>/<image>. Classes are the non-hidden sub-folders of ROOT (symlinks
  *   followed) in sorted (byte-wise, = code point) order; label = index in that order. Images are
  *   the non-hidden regular files directly inside a class folder (not recursive, as CoOp's
- *   read_data) whose extension is .jpg/.jpeg/.png/.bmp/.gif in any case, sorted. Other files and
- *   files directly in ROOT are ignored. Prompt class names replace '_' by ' ' in the folder name.
+ *   read_data) whose extension is .jpg/.jpeg/.png/.bmp/.gif/.webp/.tif/.tiff/.ppm/.pgm in any
+ *   case, sorted (the formats data/image.h decodes). Other files and files directly in ROOT are
+ *   ignored. Prompt class names replace '_' by ' ' in the folder name.
  * CoOp split:    {"train": [[relpath, label, classname], ...], "val": [...], "test": [...]}.
  *   Paths are joined to the image root as os.path.join does (an absolute path stays as is).
  *   Labels must be non-negative JSON integers; within the whole file each label has one class
@@ -45,7 +46,7 @@ struct ImageDataset {
   std::vector<int64_t> labels() const;
 };
 
-// True when the file name ends in .jpg/.jpeg/.png/.bmp/.gif (any case).
+// True when the file name ends in .jpg/.jpeg/.png/.bmp/.gif/.webp/.tif/.tiff/.ppm/.pgm (any case).
 bool is_image_file_name(const std::string& name);
 
 // Sorted (byte-wise) names of the non-hidden sub-folders of `dir` (symlinks followed). Throws

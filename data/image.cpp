@@ -1,5 +1,7 @@
 /*
- * image.cpp — image decoding: JPEG with libjpeg-turbo (data/jpeg_decode.cpp), PNG, BMP and GIF
+ * image.cpp — image decoding: JPEG with libjpeg-turbo (data/jpeg_decode.cpp), WebP with libwebp
+ * (data/webp_decode.cpp), TIFF with libtiff (data/tiff_decode.cpp), PPM/PGM with our own reader
+ * (data/pnm_decode.cpp), each chosen by the file's magic bytes; PNG, BMP and GIF
  * with stb_image (compiled in data/stb_image_impl.cpp) after our own structural checks; and
  * conversions between Image and u8 tensors. See image.h for the
  * conversion rules and how they relate to PIL.
@@ -15,6 +17,9 @@
 #include <memory>
 
 #include "data/jpeg_decode.h"
+#include "data/pnm_decode.h"
+#include "data/tiff_decode.h"
+#include "data/webp_decode.h"
 
 namespace tgpt {
 
@@ -118,12 +123,15 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
   const int len = static_cast<int>(size);
 
   if (is_jpeg(data, size)) return decode_jpeg(data, size, name, kMaxImagePixels);
+  if (is_webp(data, size)) return decode_webp(data, size, name, kMaxImagePixels);
+  if (is_tiff(data, size)) return decode_tiff(data, size, name, kMaxImagePixels);
+  if (is_pnm(data, size)) return decode_pnm(data, size, name, kMaxImagePixels);
 
   // Read the header first so that absurd dimensions are refused before allocating anything.
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
     const char* why = stbi_failure_reason();
-    TGPT_FAIL("decode_image: ", name, ": not a readable JPEG/PNG/BMP/GIF image (",
+    TGPT_FAIL("decode_image: ", name, ": not a readable JPEG/PNG/BMP/GIF/WebP/TIFF/PPM/PGM image (",
               why ? why : "unknown reason", ")");
   }
   TGPT_CHECK(w > 0 && h > 0, "decode_image: ", name, ": zero-size image (", w, "x", h, ")");

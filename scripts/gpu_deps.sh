@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gpu_deps.sh — gathers, on this Debian 12 machine, the build dependencies that the GPU machine's
-# image lacks (OpenBLAS (OpenMP build) and its Fortran runtime, zlib, libjpeg-turbo,
-# nlohmann-json, stb, CLI11 headers, yaml-cpp, expat, GoogleTest sources) into .gpu-deps/
+# image lacks (OpenBLAS (OpenMP build) and its Fortran runtime, zlib, libjpeg-turbo, libwebp,
+# libtiff and the codec libraries it links, nlohmann-json, stb, CLI11 headers, yaml-cpp, expat,
+# GoogleTest sources) into .gpu-deps/
 # (git-ignored). Carry that folder to the GPU machine, with .pydeps/ (ftfy for the tokenizer's
 # golden reference, installed by scripts/install-deps.sh): `bash scripts/gpu_check.sh $OUT` with
 # carry [".gpu-deps", ".pydeps"].
@@ -26,6 +27,17 @@ cp -L "/lib/$arch/libz.so.1" "$dest/lib/libz.so.1"
 ln -s libz.so.1 "$dest/lib/libz.so"
 cp -L "/usr/lib/$arch/libjpeg.so.62" "$dest/lib/libjpeg.so.62"
 ln -s libjpeg.so.62 "$dest/lib/libjpeg.so"
+# libwebp (+ libwebpdemux) and libtiff with the codec libraries libtiff.so.6 links
+cp -r /usr/include/webp "$dest/include/"
+cp "/usr/include/$arch/tiff.h" "/usr/include/$arch/tiffconf.h" "/usr/include/$arch/tiffio.h" \
+  "/usr/include/$arch/tiffvers.h" "$dest/include/"
+for so in libwebp.so.7 libwebpdemux.so.2 libtiff.so.6 libzstd.so.1 liblzma.so.5 \
+  libLerc.so.4 libjbig.so.0 libdeflate.so.0; do
+  if [ -e "/usr/lib/$arch/$so" ]; then cp -L "/usr/lib/$arch/$so" "$dest/lib/$so"; fi
+done
+ln -s libwebp.so.7 "$dest/lib/libwebp.so"
+ln -s libwebpdemux.so.2 "$dest/lib/libwebpdemux.so"
+ln -s libtiff.so.6 "$dest/lib/libtiff.so"
 cp -r /usr/share/cmake/nlohmann_json "$dest/share/cmake/"
 # yaml-cpp with its CMake config (which finds the library at <prefix>/lib/<arch>/ from its own path)
 cp -r /usr/include/yaml-cpp "$dest/include/"

@@ -81,9 +81,11 @@ std::string error_message(const std::function<void()>& f) {
 
 TEST(Dataset, ImageFileExtensions) {
   for (const char* ok :
-       {"a.jpg", "a.JPG", "b.jpeg", "c.JpEg", "d.png", "e.PNG", "f.bmp", "g.gif", "x.y.png"})
+       {"a.jpg", "a.JPG", "b.jpeg", "c.JpEg", "d.png", "e.PNG", "f.bmp", "g.gif", "x.y.png",
+        "h.webp", "i.tif", "j.TIFF", "k.ppm", "l.pgm"})
     EXPECT_TRUE(is_image_file_name(ok)) << ok;
-  for (const char* bad : {"a.txt", "jpg", ".png", "a.png.bak", "a.tiff", "a.webp", "a.", "a.jp"})
+  for (const char* bad :
+       {"a.txt", "jpg", ".png", "a.png.bak", "a.pbm", "a.pnm", "a.svg", "a.", "a.jp"})
     EXPECT_FALSE(is_image_file_name(bad)) << bad;
 }
 

@@ -113,6 +113,64 @@ std::vector<uint8_t> png_header_only(uint32_t w, uint32_t h) {
   return b;
 }
 
+// A little-endian TIFF with one strip of `strip_bytes` bytes at offset 8 (zeros) and an IFD of
+// single-valued SHORT / LONG entries (tag, value) after it; StripOffsets / StripByteCounts added.
+std::vector<uint8_t> tiff_with_tags(std::vector<std::pair<uint16_t, uint32_t>> tags,
+                                    uint32_t strip_bytes, uint32_t strip_offset = 8) {
+  std::vector<uint8_t> b(8 + strip_bytes + (strip_bytes & 1), 0);
+  b[0] = b[1] = 'I';
+  b[2] = 42;
+  const uint32_t ifd = static_cast<uint32_t>(b.size());
+  for (int i = 0; i < 4; ++i) b[4 + i] = static_cast<uint8_t>(ifd >> (8 * i));
+  tags.emplace_back(273, strip_offset);
+  tags.emplace_back(279, strip_bytes);
+  std::sort(tags.begin(), tags.end());
+  auto put16 = [&](uint32_t v) {
+    b.push_back(static_cast<uint8_t>(v));
+    b.push_back(static_cast<uint8_t>(v >> 8));
+  };
+  auto put32 = [&](uint32_t v) {
+    put16(v & 0xffff);
+    put16(v >> 16);
+  };
+  put16(static_cast<uint32_t>(tags.size()));
+  for (auto [tag, value] : tags) {
+    const bool is_long = tag == 256 || tag == 257 || tag == 273 || tag == 278 || tag == 279;
+    put16(tag);
+    put16(is_long ? 4 : 3);
+    put32(1);
+    if (is_long) {
+      put32(value);
+    } else {
+      put16(value);
+      put16(0);
+    }
+  }
+  put32(0);
+  return b;
+}
+
+// 8-bit RGB w x h, uncompressed, one strip holding all pixels; `extra` tags override.
+std::vector<uint8_t> tiff_rgb(uint32_t w, uint32_t h,
+                              const std::vector<std::pair<uint16_t, uint32_t>>& extra = {},
+                              uint32_t strip_bytes = 0) {
+  std::vector<std::pair<uint16_t, uint32_t>> tags = {{256, w}, {257, h}, {258, 8}, {259, 1},
+                                                     {262, 2}, {277, 3}, {278, h}};
+  for (auto [tag, value] : extra) {
+    auto it = std::find_if(tags.begin(), tags.end(), [&](auto& t) { return t.first == tag; });
+    if (it != tags.end())
+      it->second = value;
+    else
+      tags.emplace_back(tag, value);
+  }
+  if (strip_bytes == 0) strip_bytes = w * h * 3;
+  return tiff_with_tags(tags, strip_bytes);
+}
+
+std::vector<uint8_t> bytes_of(const std::string& s) {
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
+
 nlohmann::json load_manifest() {
   fs::path m = fs::path(test::golden_dir()) / "image" / "manifest.json";
   if (test::golden_dir().empty() || !fs::exists(m)) return nullptr;
@@ -205,7 +263,10 @@ TEST(ImageGolden, DecodeMatchesPIL) {
   REQUIRE_GOLDEN(m);
   const fs::path dir = fs::path(test::golden_dir()) / "image";
   // Every file must decode to PIL's pixels exactly: PNG, BMP and GIF through stb_image, JPEG
-  // (4:2:0, 4:2:2, 4:4:4, grey, progressive, Adobe CMYK) through the same libjpeg-turbo as PIL.
+  // (4:2:0, 4:2:2, 4:4:4, grey, progressive, Adobe CMYK) through the same libjpeg-turbo as PIL,
+  // WebP (lossy, lossless, alpha, animated) through the same libwebp, TIFF (strips, tiles, planar,
+  // none / LZW / Deflate / PackBits, grey, palette, RGB(A), premultiplied alpha, orientations)
+  // through libtiff, PPM / PGM (binary and ASCII, maxval 2..65535) through our reader.
   int n_files = 0;
   for (const auto& d : m["decode"]) {
     const std::string file = d["file"];
@@ -227,6 +288,13 @@ TEST(ImageGolden, DecodeMatchesPIL) {
     ++n_files;
   }
   EXPECT_GE(n_files, 10);
+  // The WebP, TIFF and PPM/PGM variants are all there (WebP only when Pillow has libwebp).
+  int n_new = 0;
+  for (const auto& d : m["decode"]) {
+    const std::string ext = fs::path(d["file"].get<std::string>()).extension().string();
+    n_new += ext == ".webp" || ext == ".tif" || ext == ".ppm" || ext == ".pgm";
+  }
+  EXPECT_GE(n_new, 40);
 }
 
 // ---- resize and crop properties (no fixtures needed) --------------------------------------------
@@ -505,6 +573,102 @@ TEST(ImageDecode, BadFilesGiveClearErrors) {
   expect_error([&] { decode_image_memory(nullptr, 0, "nothing"); }, {"nothing", "empty"});
   expect_error([&] { decode_image_file(dir.string()); }, {dir.filename().string()});
   fs::remove_all(dir);
+}
+
+TEST(ImageDecode, TiffWebpPnmBadFilesGiveClearErrors) {
+  auto dec = [](const std::vector<uint8_t>& b, const std::string& name) {
+    return decode_image_memory(b.data(), b.size(), name);
+  };
+  // The hand-made TIFF itself decodes (all zeros), and with an orientation that swaps the sides.
+  Image ok = dec(tiff_rgb(5, 3), "ok.tif");
+  EXPECT_EQ(ok.height, 3);
+  EXPECT_EQ(ok.width, 5);
+  EXPECT_EQ(std::count(ok.pixels.begin(), ok.pixels.end(), 0), 45);
+  EXPECT_EQ(dec(tiff_rgb(5, 3, {{274, 6}}), "rot.tif").width, 3);
+  // TIFF: unsupported layouts are named; nothing is printed by libtiff.
+  testing::internal::CaptureStderr();
+  expect_error(
+      [&] {
+        dec(tiff_rgb(5, 3, {{258, 16}}, 90), "deep.tif");
+      },
+      {"deep.tif", "16 bits per sample", "only 8"});
+  expect_error(
+      [&] {
+        dec(tiff_rgb(5, 3, {{339, 3}}), "float.tif");
+      },
+      {"float.tif", "floating point"});
+  expect_error(
+      [&] {
+        dec(tiff_rgb(5, 3, {{262, 5}, {277, 4}}, 60), "cmyk.tif");
+      },
+      {"cmyk.tif", "CMYK", "not supported"});
+  expect_error([&] { dec(tiff_rgb(5, 3, {{262, 6}}), "ycbcr.tif"); }, {"ycbcr.tif", "YCbCr"});
+  expect_error(
+      [&] {
+        dec(tiff_rgb(5, 3, {{259, 7}}), "jpeg.tif");
+      },
+      {"jpeg.tif", "compression 7 (JPEG)", "not supported"});
+  expect_error(
+      [&] {
+        dec(tiff_rgb(5, 3, {{258, 1}, {262, 1}, {277, 1}}, 3), "bilevel.tif");
+      },
+      {"bilevel.tif", "1 bits per sample"});
+  expect_error(
+      [&] {
+        dec(tiff_rgb(5, 3, {{277, 5}}), "five.tif");
+      },
+      {"five.tif", "5 samples per pixel"});
+  // sizes: the limit is checked before any strip is read; zero sizes are refused
+  expect_error([&] { dec(tiff_rgb(100000, 100000, {}, 16), "bomb.tif"); },
+               {"bomb.tif", "decompression bomb"});
+  expect_error([&] { dec(tiff_rgb(0, 3, {}, 16), "zero.tif"); }, {"zero.tif"});
+  // truncated strip, strip beyond the end, IFD beyond the end, header only
+  std::vector<uint8_t> good = tiff_rgb(5, 3);
+  expect_error(
+      [&] {
+        dec(tiff_with_tags({{256, 5}, {257, 3}, {258, 8}, {259, 1}, {262, 2}, {277, 3}, {278, 3}},
+                           45, 4000),
+            "far.tif");
+      },
+      {"far.tif", "corrupt or truncated TIFF"});
+  std::vector<uint8_t> bad_ifd = good;
+  bad_ifd[4] = 0xf0;
+  bad_ifd[5] = 0xff;
+  expect_error([&] { dec(bad_ifd, "ifd.tif"); }, {"ifd.tif", "not a readable TIFF"});
+  expect_error([&] { dec(std::vector<uint8_t>(good.begin(), good.begin() + 8), "head.tif"); },
+               {"head.tif", "TIFF"});
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+
+  // WebP: a header cut short, a canvas over the limit (animated VP8X), a corrupt chunk
+  std::vector<uint8_t> riff = bytes_of(std::string("RIFF\x04\0\0\0WEBP", 12));
+  expect_error([&] { dec(riff, "short.webp"); }, {"short.webp", "not a readable WebP"});
+  std::vector<uint8_t> vp8x = bytes_of(std::string("RIFF\x16\0\0\0WEBPVP8X\x0a\0\0\0", 20));
+  for (uint8_t v : {0x02, 0, 0, 0}) vp8x.push_back(v);  // flags: animation
+  for (uint32_t side : {20000u - 1, 20000u - 1})
+    for (int i = 0; i < 3; ++i) vp8x.push_back(static_cast<uint8_t>(side >> (8 * i)));
+  expect_error([&] { dec(vp8x, "bomb.webp"); }, {"bomb.webp", "decompression bomb"});
+  std::vector<uint8_t> vp8 = bytes_of(std::string("RIFF\x14\0\0\0WEBPVP8 \x08\0\0\0", 20));
+  for (int i = 0; i < 8; ++i) vp8.push_back(0xff);
+  expect_error([&] { dec(vp8, "junk.webp"); }, {"junk.webp", "WebP"});
+
+  // PPM / PGM
+  auto pnm = [&](const std::string& s, const std::string& name) { return dec(bytes_of(s), name); };
+  Image p = pnm("P2 3 1 4\n0 2 4\n", "ok.pgm");
+  EXPECT_EQ(p.pixels, (std::vector<uint8_t>{0, 0, 0, 128, 128, 128, 255, 255, 255}));
+  expect_error([&] { pnm("P6\n100000 100000\n255\n", "bomb.ppm"); },
+               {"bomb.ppm", "decompression bomb"});
+  expect_error([&] { pnm("P6\n0 5\n255\n", "zero.ppm"); }, {"zero.ppm", "zero-size"});
+  expect_error([&] { pnm("P5\n3 2\n0\n", "m0.pgm"); }, {"m0.pgm", "maxval 0"});
+  expect_error([&] { pnm("P5\n3 2\n65536\n", "mbig.pgm"); }, {"mbig.pgm", "maxval 65536"});
+  expect_error([&] { pnm("P2 2 1 255 1 300\n", "over.pgm"); }, {"over.pgm", "exceeds maxval"});
+  expect_error([&] { pnm("P5 x 2 255\n", "token.pgm"); }, {"token.pgm", "width"});
+  expect_error([&] { pnm("P5 123456789012 2 255\n", "long.pgm"); }, {"long.pgm", "10 characters"});
+  expect_error([&] { pnm(std::string("P6\n2 2\n255\n") + "abcde", "short.ppm"); },
+               {"short.ppm", "truncated", "12 needed"});
+  expect_error([&] { pnm("P3 2 1 255 1 2 3 4", "short_ascii.ppm"); },
+               {"short_ascii.ppm", "truncated", "4 of 6"});
+  expect_error([&] { pnm("P6\n", "header.ppm"); }, {"header.ppm", "truncated"});
+  expect_error([&] { pnm("P4\n8 1\n\xff", "bits.pbm"); }, {"bits.pbm", "PBM", "not supported"});
 }
 
 TEST(ImageDecode, BadArgumentsGiveClearErrors) {

@@ -1,7 +1,7 @@
 /*
  * test_malformed_inputs.cpp — seeded mutation tests over every reader of user files: pickles and
  * TorchScript / torch.save archives (tgpt-convert), ZIP structure, safetensors, images (PNG, BMP,
- * JPEG, GIF), BPE merges files, CoOp split and templates JSON, and arbitrary bytes as tokenizer
+ * JPEG, GIF; and WebP, TIFF, PPM/PGM through the golden decode fixtures), BPE merges files, CoOp split and templates JSON, and arbitrary bytes as tokenizer
  * text. Each damaged input must give either a result or a tgpt::Error: any other exception fails
  * here, and a crash, an out-of-bounds access or undefined behaviour fails the sanitizer build
  * (scripts/test.sh runs these tests under ASan + UBSan). Each test also requires that a good part

@@ -6,7 +6,11 @@ Writes into OUT_DIR/image/:
   <case>.resized.u8    PIL Image.resize((rw, rh), Image.BICUBIC) of it, raw uint8 [rh, rw, 3]
   <case>.clip.f32      clip._transform(224) of the input as torchvision computes it, raw
                        float32 [3, 224, 224] (only when torchvision is importable)
-  dec_*.{png,bmp,gif,jpg} + dec_*.rgb   small encoded files and PIL's decode (convert("RGB"))
+  dec_*.{png,bmp,gif,jpg,webp,tif,ppm,pgm} + dec_*.rgb
+                       small encoded files and PIL's decode (convert("RGB")): files PIL writes,
+                       and TIFF / PPM / PGM variants PIL cannot write (tiles, planar, big-endian,
+                       premultiplied alpha, orientations, maxval other than 255, ASCII) written
+                       here byte by byte (tiff_bytes, pnm_bytes) and decoded by PIL
 
 Resize targets follow torchvision Resize(224) (shorter side 224, longer int(224 * long / short));
 center-crop offsets follow torchvision CenterCrop. Needs Pillow (python3-pil); without it nothing
@@ -14,6 +18,8 @@ is written and the C++ tests skip. torchvision (python3-torchvision) is optional
 """
 import json
 import pathlib
+import struct
+import zlib
 
 import numpy as np
 
@@ -65,6 +71,94 @@ def pil_resize(arr, out_h, out_w):
     return np.asarray(Image.fromarray(arr, "RGB").resize((out_w, out_h), Image.BICUBIC))
 
 
+def tiff_bytes(arr, photometric, *, extra=None, tile=None, rows_per_strip=None, deflate=False,
+               planar=1, colormap=None, orientation=None, big_endian=False):
+    """A baseline TIFF of uint8 samples arr [h, w, spp], uncompressed or Adobe Deflate (zlib),
+    in strips (rows_per_strip) or tiles ((tile_w, tile_h), edge tiles padded with zeros)."""
+    h, w, spp = arr.shape
+    bo = ">" if big_endian else "<"
+    planes = [arr] if planar == 1 else [arr[..., s:s + 1] for s in range(spp)]
+    chunks = []
+    for plane in planes:
+        if tile:
+            tw, th = tile
+            for ty in range(0, h, th):
+                for tx in range(0, w, tw):
+                    block = np.zeros((th, tw, plane.shape[2]), np.uint8)
+                    part = plane[ty:ty + th, tx:tx + tw]
+                    block[:part.shape[0], :part.shape[1]] = part
+                    chunks.append(block.tobytes())
+        else:
+            rps = rows_per_strip or h
+            for y in range(0, h, rps):
+                chunks.append(np.ascontiguousarray(plane[y:y + rps]).tobytes())
+    if deflate:
+        chunks = [zlib.compress(c) for c in chunks]
+    data = bytearray(b"MM\x00\x2a" if big_endian else b"II\x2a\x00")
+    data += b"\x00\x00\x00\x00"  # IFD offset, patched below
+    offsets = []
+    for c in chunks:
+        offsets.append(len(data))
+        data += c
+        if len(data) % 2:
+            data += b"\x00"
+    SHORT, LONG = 3, 4
+    tags = {256: (LONG, [w]), 257: (LONG, [h]), 258: (SHORT, [8] * spp),
+            259: (SHORT, [8 if deflate else 1]), 262: (SHORT, [photometric]),
+            277: (SHORT, [spp]), 284: (SHORT, [planar])}
+    if tile:
+        tags.update({322: (LONG, [tile[0]]), 323: (LONG, [tile[1]]), 324: (LONG, offsets),
+                     325: (LONG, [len(c) for c in chunks])})
+    else:
+        tags.update({273: (LONG, offsets), 278: (LONG, [rows_per_strip or h]),
+                     279: (LONG, [len(c) for c in chunks])})
+    if extra is not None:
+        tags[338] = (SHORT, list(extra))
+    if colormap is not None:
+        tags[320] = (SHORT, list(colormap))
+    if orientation is not None:
+        tags[274] = (SHORT, [orientation])
+    ifd_offset = len(data)
+    struct.pack_into(bo + "I", data, 4, ifd_offset)
+    n = len(tags)
+    overflow_at = ifd_offset + 2 + 12 * n + 4
+    ifd, overflow = bytearray(struct.pack(bo + "H", n)), bytearray()
+    for tag in sorted(tags):
+        typ, vals = tags[tag]
+        packed = struct.pack(bo + ("H" if typ == SHORT else "I") * len(vals), *vals)
+        if len(packed) <= 4:
+            ifd += struct.pack(bo + "HHI", tag, typ, len(vals)) + packed.ljust(4, b"\x00")
+        else:
+            ifd += struct.pack(bo + "HHII", tag, typ, len(vals), overflow_at + len(overflow))
+            overflow += packed
+            if len(overflow) % 2:
+                overflow += b"\x00"
+    ifd += b"\x00\x00\x00\x00"
+    return bytes(data + ifd + overflow)
+
+
+def pnm_bytes(magic, values, w, h, maxval, header_comment=False):
+    """A PGM / PPM: values [h, w] or [h, w, 3] (ints); binary for P5/P6 (2 bytes big-endian when
+    maxval > 255), ASCII for P2/P3 with irregular whitespace and comments."""
+    flat = np.asarray(values).reshape(-1)
+    if header_comment:
+        head = b"%s\n# written by gen_resize.py\n%d  %d\t# size\n%d\n" % (magic, w, h, maxval)
+    else:
+        head = b"%s\n%d %d\n%d\n" % (magic, w, h, maxval)
+    if magic in (b"P5", b"P6"):
+        return head + flat.astype(">u2" if maxval > 255 else np.uint8).tobytes()
+    words = [str(int(v)).encode() for v in flat]
+    lines, line = [], []
+    for i, word in enumerate(words):
+        line.append(word)
+        if len(line) == 7 or i == len(words) - 1:
+            sep = b"  " if i % 3 else b"\t"
+            lines.append(sep.join(line))
+            line = []
+    body = b"\n".join(lines[:2]) + b"\n# a comment between values\n" + b"\r\n".join(lines[2:])
+    return head + body + b"\n"
+
+
 def write_decode_fixtures(out, rng, entries):
     """Small encoded files in several layouts and PIL's convert("RGB") of each."""
     h, w = 23, 37
@@ -105,9 +199,102 @@ def write_decode_fixtures(out, rng, entries):
         ("dec_progressive.jpg", lambda: Image.fromarray(rgb, "RGB"), {"quality": 85, "progressive": True}, True),
         ("dec_cmyk.jpg", lambda: Image.fromarray(rgba, "RGBA").convert("CMYK"), {"quality": 90}, True),
     ]
+    from PIL import features
+    if features.check("webp"):  # Debian's python3-pil has it (libwebp)
+        frame2 = Image.fromarray(np.ascontiguousarray(rgb[::-1]), "RGB")
+        files += [
+            ("dec_rgb_lossy.webp", lambda: Image.fromarray(rgb, "RGB"), {"quality": 80}, True),
+            ("dec_rgb_lossless.webp", lambda: Image.fromarray(rgb, "RGB"), {"lossless": True}, True),
+            ("dec_rgba_lossy.webp", lambda: Image.fromarray(rgba, "RGBA"), {"quality": 70}, True),
+            ("dec_rgba_lossless.webp", lambda: Image.fromarray(rgba, "RGBA"),
+             {"lossless": True, "exact": True}, True),
+            ("dec_grey.webp", lambda: Image.fromarray(grey, "L"), {"quality": 90}, True),
+            ("dec_anim.webp", lambda: Image.fromarray(rgb, "RGB"),
+             {"save_all": True, "append_images": [frame2], "duration": 100, "quality": 85}, True),
+            ("dec_anim_rgba.webp", lambda: Image.fromarray(rgba, "RGBA"),
+             {"save_all": True, "append_images": [frame2.convert("RGBA")], "duration": 50,
+              "lossless": True}, True),
+        ]
+    else:
+        print("gen_resize: this Pillow has no WebP support; WebP decode fixtures skipped")
+    # TIFF written by PIL: its own writer for raw data, libtiff for compressed data.
+    big = random_image(rng, 150, 200, smooth=True)  # several strips (PIL: 64 KiB per strip)
+    tiff_files = [
+        ("dec_rgb.tif", lambda: Image.fromarray(rgb, "RGB"), {}, True),
+        ("dec_rgb_lzw.tif", lambda: Image.fromarray(rgb, "RGB"), {"compression": "tiff_lzw"}, True),
+        ("dec_rgb_deflate.tif", lambda: Image.fromarray(rgb, "RGB"),
+         {"compression": "tiff_adobe_deflate"}, True),
+        ("dec_rgb_packbits.tif", lambda: Image.fromarray(rgb, "RGB"), {"compression": "packbits"}, True),
+        ("dec_rgba.tif", lambda: Image.fromarray(rgba, "RGBA"), {}, True),
+        ("dec_rgba_lzw.tif", lambda: Image.fromarray(rgba, "RGBA"), {"compression": "tiff_lzw"}, True),
+        ("dec_grey.tif", lambda: Image.fromarray(grey, "L"), {}, True),
+        ("dec_grey_deflate.tif", lambda: Image.fromarray(grey, "L"),
+         {"compression": "tiff_deflate"}, True),
+        ("dec_la.tif", lambda: la, {}, True),
+        ("dec_p.tif", p_image, {}, True),
+        ("dec_p_lzw.tif", p_image, {"compression": "tiff_lzw"}, True),
+        ("dec_big_strips.tif", lambda: Image.fromarray(big, "RGB"), {}, True),
+        ("dec_big_strips_lzw.tif", lambda: Image.fromarray(big, "RGB"),
+         {"compression": "tiff_lzw"}, True),
+        # first page of two (the second is small, so that the file cut at 3/5 lacks first-page data)
+        ("dec_multipage.tif", lambda: Image.fromarray(rgb, "RGB"),
+         {"save_all": True, "append_images": [Image.fromarray(rgb[:2, :2].copy())]}, True),
+    ]
+    if not features.check("libtiff"):  # Debian's python3-pil has it
+        print("gen_resize: this Pillow has no libtiff; compressed TIFF decode fixtures skipped")
+        tiff_files = [f for f in tiff_files if "compression" not in f[2]]
+    files += tiff_files + [
+        # PPM / PGM with maxval 255, as PIL writes them
+        ("dec_rgb.ppm", lambda: Image.fromarray(rgb, "RGB"), {}, True),
+        ("dec_grey.pgm", lambda: Image.fromarray(grey, "L"), {}, True),
+    ]
+
+    # Variants PIL does not write, written byte by byte; PIL's decode is the reference.
+    colormap = [v * 257 for v in palette]  # 16-bit colormap, R then G then B
+    straight = rgba.copy()
+    straight[0, :5, 3] = 0  # a few fully transparent pixels
+    straight[1, :5, 3] = 255
+    premul = straight.copy()
+    premul[..., :3] = (straight[..., :3].astype(np.int32) * straight[..., 3:4] // 255).astype(np.uint8)
+    rgb3 = np.ascontiguousarray(rgb)
+    raw_files = [
+        ("dec_tiled.tif", tiff_bytes(rgb3, 2, tile=(16, 16))),
+        ("dec_tiled_deflate.tif", tiff_bytes(rgb3, 2, tile=(16, 16), deflate=True)),
+        ("dec_tiled_grey.tif", tiff_bytes(grey[..., None], 1, tile=(32, 16), deflate=True)),
+        ("dec_tiled_planar.tif", tiff_bytes(rgb3, 2, tile=(16, 16), planar=2, deflate=True)),
+        ("dec_strips_planar.tif", tiff_bytes(rgb3, 2, rows_per_strip=5, planar=2)),
+        ("dec_strips_deflate_be.tif", tiff_bytes(rgb3, 2, rows_per_strip=4, deflate=True,
+                                                big_endian=True)),
+        ("dec_rgba_premultiplied.tif", tiff_bytes(premul, 2, extra=[1], rows_per_strip=8)),
+        ("dec_rgbx.tif", tiff_bytes(straight, 2, extra=[0])),
+        ("dec_miniswhite.tif", tiff_bytes(grey[..., None], 0, rows_per_strip=3)),
+        ("dec_p_tiled.tif", tiff_bytes(palette_idx[..., None], 3, tile=(16, 16), colormap=colormap)),
+    ]
+    raw_files += [(f"dec_orient{o}.tif", tiff_bytes(rgb3, 2, orientation=o)) for o in range(1, 9)]
+    # PPM / PGM: maxval != 255 (scaled as PIL does), 16-bit samples, ASCII
+    v8 = lambda hi, shape: rng.integers(0, hi + 1, size=shape)  # noqa: E731
+    raw_files += [
+        ("dec_maxval100.ppm", pnm_bytes(b"P6", np.minimum(v8(130, (h, w, 3)), 255), w, h, 100)),
+        ("dec_maxval15.pgm", pnm_bytes(b"P5", v8(15, (h, w)), w, h, 15)),
+        ("dec_maxval10.pgm", pnm_bytes(b"P5", v8(10, (h, w)), w, h, 10, header_comment=True)),
+        ("dec_maxval1000.ppm", pnm_bytes(b"P6", v8(1000, (h, w, 3)), w, h, 1000)),
+        ("dec_maxval65535.ppm", pnm_bytes(b"P6", v8(65535, (h, w, 3)), w, h, 65535)),
+        ("dec_maxval300.pgm", pnm_bytes(b"P5", v8(3, (h, w)), w, h, 300)),
+        ("dec_maxval65535.pgm", pnm_bytes(b"P5", v8(400, (h, w)), w, h, 65535)),
+        ("dec_ascii.ppm", pnm_bytes(b"P3", v8(255, (h, w, 3)), w, h, 255, header_comment=True)),
+        ("dec_ascii_maxval2.ppm", pnm_bytes(b"P3", v8(2, (h, w, 3)), w, h, 2)),
+        ("dec_ascii.pgm", pnm_bytes(b"P2", v8(7, (h, w)), w, h, 7)),
+        ("dec_ascii_maxval1000.pgm", pnm_bytes(b"P2", v8(300, (h, w)), w, h, 1000)),
+    ]
+    written = []
     for name, make, opts, exact in files:
+        make().save(out / name, **opts)
+        written.append((name, exact))
+    for name, data in raw_files:
+        (out / name).write_bytes(data)
+        written.append((name, True))
+    for name, exact in written:
         path = out / name
-        make().save(path, **opts)
         with Image.open(path) as im:
             dec = np.asarray(im.convert("RGB"))
         raw = name.replace(".", "_") + ".rgb"
