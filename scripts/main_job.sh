@@ -36,6 +36,10 @@ while [[ $# -gt 0 ]]; do
     *) echo "main_job.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+if [[ "$size" != default && "$size" != toy ]]; then
+  echo "main_job.sh: --size must be default or toy, got '$size'" >&2
+  exit 2
+fi
 for tool in tgpt-data tgpt-tokenize tgpt-train tgpt-eval; do
   if [[ ! -x "$bin/$tool" ]]; then
     echo "main_job.sh: $bin/$tool not found; build first (cmake --build build)" >&2
@@ -62,7 +66,6 @@ case "$size" in
                    --max-iter 6 --warmup-iter 2 --lr 2e-3 --weight-decay 0.1)
     fewshot_iters=4
     ;;
-  *) echo "main_job.sh: --size must be default or toy, got '$size'" >&2; exit 2 ;;
 esac
 # The few-shot runs of the main job (both methods, every dataset): short schedules (TGP-T's
 # learning rate raised to match), and no flip or crop augmentation, which would change these
