@@ -18,6 +18,8 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/parallel.h"
+#include "data/image.h"
 
 namespace tgpt {
 
@@ -243,6 +245,35 @@ ImageDataset coop_split_subset(const CoopSplit& split, const std::string& subset
   else
     TGPT_FAIL("split subset must be \"train\", \"val\" or \"test\", got \"", subset, "\"");
   return ds;
+}
+
+std::vector<std::string> undecodable_images(
+    const std::vector<LabeledImage>& items,
+    const std::function<void(size_t done, size_t total)>& progress) {
+  constexpr size_t kBlock = 256;
+  std::vector<std::string> reasons(items.size());
+  for (size_t begin = 0; begin < items.size(); begin += kBlock) {
+    const size_t len = std::min(kBlock, items.size() - begin);
+    // Exceptions must not leave the parallel region: each failure is recorded.
+    parallel_for(static_cast<int64_t>(len), [&](int64_t j) {
+      const size_t i = begin + static_cast<size_t>(j);
+      try {
+        (void)decode_image_file(items[i].path);
+      } catch (const std::exception& e) {
+        reasons[i] = e.what();
+      } catch (...) {
+        reasons[i] = "unknown error";
+      }
+    });
+    if (progress) progress(begin + len, items.size());
+  }
+  std::vector<std::string> out;
+  for (size_t i = 0; i < items.size(); ++i)
+    if (!reasons[i].empty())
+      out.push_back(reasons[i].find(items[i].path) != std::string::npos
+                        ? reasons[i]
+                        : items[i].path + ": " + reasons[i]);
+  return out;
 }
 
 void check_image_files_exist(const ImageDataset& ds, const std::string& source) {

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -75,6 +76,13 @@ ImageDataset coop_split_subset(const CoopSplit& split, const std::string& subset
 // Throws unless every item's file exists; the error names `source`, how many are missing and
 // the first few (index and path).
 void check_image_files_exist(const ImageDataset& ds, const std::string& source);
+
+// Decodes every item's image (data/image.h; in parallel, one image per task, block by block) and
+// returns the decoder's error (which names the file) for each that fails, in item order. progress
+// (may be empty) is called on the calling thread after each block with (images done, total).
+std::vector<std::string> undecodable_images(
+    const std::vector<LabeledImage>& items,
+    const std::function<void(size_t done, size_t total)>& progress = {});
 
 // Template lists in file order: {dataset name, templates}.
 using TemplateLists = std::vector<std::pair<std::string, std::vector<std::string>>>;

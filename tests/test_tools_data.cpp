@@ -24,7 +24,9 @@ namespace fs = std::filesystem;
 namespace {
 
 using test::tool_path;
-std::string q(const fs::path& p) { return test::shell_quote(p); }
+std::string q(const fs::path& p) {
+  return test::shell_quote(p);
+}
 
 class DataToolTest : public ::testing::Test {
  protected:
@@ -202,6 +204,16 @@ TEST_F(DataToolTest, Check) {
   write(ds_ / "images" / "boxer_val2.jpg", "");
   EXPECT_EQ(run("check " + coop_args(), &out), 0) << out;
   EXPECT_NE(out.find("captions:       none"), std::string::npos) << out;
+  // --deep decodes every image: the fixture's empty files cannot be, a tiny PGM can (the
+  // decoders go by the bytes, not the name).
+  EXPECT_EQ(run("check " + coop_args() + " --deep", &out), 1) << out;
+  EXPECT_NE(out.find("23 of 23 train image(s) cannot be decoded"), std::string::npos) << out;
+  EXPECT_NE(out.find("abyssinian_train0.jpg"), std::string::npos) << out;
+  for (const auto& e : fs::directory_iterator(ds_ / "images"))
+    write(e.path(), std::string("P5\n2 2\n255\n") + std::string("\x10\x20\x30\x40", 4));
+  ASSERT_EQ(run("check " + coop_args() + " --deep", &out), 0) << out;
+  EXPECT_NE(out.find("train         all 23 images decode"), std::string::npos) << out;
+  EXPECT_NE(out.find("check passed"), std::string::npos) << out;
   // Bad arguments.
   EXPECT_EQ(run("check " + coop_args() + " --shots 0 --seed 1", &out), 1) << out;
   EXPECT_EQ(run("check " + coop_args() + " --shots 2", &out), 1) << out;

@@ -3,7 +3,7 @@
  *
  *   tgpt-data split DATASET --shots K --seed S -o OUT.json [--no-captions] [--no-check-files]
  *                   [--no-split-cache]
- *   tgpt-data check DATASET [--shots K --seed S]
+ *   tgpt-data check DATASET [--shots K --seed S] [--deep]
  *   tgpt-data synth --out DIR [--seed S] [--pretrain N] [--size PX] [--train-per-class N]
  *                   [--val-per-class N] [--test-per-class N] [--quiet]
  *
@@ -29,14 +29,14 @@
  * check: reads the dataset and reports the subset sizes and classes (against the published
  * sizes with --dataset), missing image files, and how many images of each subset have a caption;
  * every training image needs one (with --shots and --seed: every drawn training image; ImageNet,
- * whose captions cover only the authors' draws: only with --shots and --seed).
- * Prints "check passed" and exits 0, or lists the problems and exits 1.
- * synth: writes the synthetic captioned image world (data/synth/world.h): a pretraining set
- * (images + captions) and the downstream datasets SynthShapes, SynthColors and SynthScenes in the
- * CoOp layout, with templates.json and the world.json manifest; the same options give the same
- * bytes. DIR must be missing, empty, or a world written before: the same options make it a
- * no-op; other options (or an interrupted run) replace it; any other non-empty folder is refused.
- * Errors go to stderr with exit 1.
+ * whose captions cover only the authors' draws: only with --shots and --seed); --deep also decodes
+ * every image (in parallel) and lists those that cannot be decoded. Prints "check passed" and exits
+ * 0, or lists the problems and exits 1. synth: writes the synthetic captioned image world
+ * (data/synth/world.h): a pretraining set (images + captions) and the downstream datasets
+ * SynthShapes, SynthColors and SynthScenes in the CoOp layout, with templates.json and the
+ * world.json manifest; the same options give the same bytes. DIR must be missing, empty, or a world
+ * written before: the same options make it a no-op; other options (or an interrupted run) replace
+ * it; any other non-empty folder is refused. Errors go to stderr with exit 1.
  */
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -242,6 +242,7 @@ int run_split(const SplitArgs& a) {
 struct CheckArgs {
   DatasetArgs data;
   int64_t shots = 0, seed = -1;
+  bool deep = false;
 };
 
 int run_check(const CheckArgs& a) {
@@ -266,13 +267,32 @@ int run_check(const CheckArgs& a) {
                   static_cast<long long>(c.max));
     }
     std::printf("\n");
-    if (d.files_listed[i]) continue;  // found by listing the class folders
-    try {
-      ImageDataset ds;
-      ds.items = *items;
-      check_image_files_exist(ds, std::string(name) + " subset");
-    } catch (const Error& e) {
-      problems.push_back(e.what());
+    if (!d.files_listed[i]) {  // else found by listing the class folders
+      try {
+        ImageDataset ds;
+        ds.items = *items;
+        check_image_files_exist(ds, std::string(name) + " subset");
+      } catch (const Error& e) {
+        problems.push_back(e.what());
+        continue;
+      }
+    }
+    if (a.deep && !items->empty()) {
+      const std::vector<std::string> bad =
+          undecodable_images(*items, [name](size_t done, size_t total) {
+            std::fprintf(stderr, "\rdecoding the %s images: %zu/%zu", name, done, total);
+            std::fflush(stderr);
+          });
+      std::fprintf(stderr, "\n");
+      if (bad.empty()) {
+        std::printf("  %-6s        all %zu images decode\n", name, items->size());
+      } else {
+        std::string msg = std::to_string(bad.size()) + " of " + std::to_string(items->size()) +
+                          " " + name + " image(s) cannot be decoded:";
+        for (size_t j = 0; j < bad.size() && j < 5; ++j) msg += "\n    " + bad[j];
+        if (bad.size() > 5) msg += "\n    ...";
+        problems.push_back(msg);
+      }
     }
   }
   print_lines("warning: ", d.warnings);
@@ -403,6 +423,7 @@ int main(int argc, char** argv) {
   auto* seed = check->add_option("--seed", ca.seed, "seed of that draw (>= 0)");
   shots->needs(seed);
   seed->needs(shots);
+  check->add_flag("--deep", ca.deep, "also decode every image (slow: reads every file)");
   SynthArgs ya;
   CLI::App* synth = app.add_subcommand(
       "synth", "write the synthetic captioned image world (pretraining set + CoOp datasets)");
