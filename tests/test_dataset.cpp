@@ -64,15 +64,7 @@ void write_png(const fs::path& p, int seed) {
   ASSERT_TRUE(stbi_write_png(p.string().c_str(), w, h, 3, px.data(), w * 3)) << p;
 }
 
-std::string error_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected tgpt::Error";
-  return "";
-}
+using test::error_message;
 
 }  // namespace
 

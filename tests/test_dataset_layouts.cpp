@@ -40,21 +40,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string error_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a tgpt::Error";
-  return "";
-}
-
-#define EXPECT_ERROR(stmt, text)                                      \
-  do {                                                                \
-    const std::string m_ = error_message([&] { stmt; });              \
-    EXPECT_NE(m_.find(text), std::string::npos) << "message: " << m_; \
-  } while (0)
+using test::error_message;
 
 std::vector<std::string> relpaths(const std::vector<LabeledImage>& items) {
   std::vector<std::string> out;

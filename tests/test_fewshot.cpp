@@ -31,15 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string error_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a tgpt::Error";
-  return "";
-}
+using test::error_message;
 
 // prefix + decimal i.
 std::string numbered(const char* prefix, int i) {

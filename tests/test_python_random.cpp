@@ -17,20 +17,13 @@
 #include "base/error.h"
 #include "data/python_random.h"
 #include "tests/test_files.h"
+#include "tests/test_util.h"
 
 using namespace tgpt;
 
 namespace {
 
-std::string error_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a tgpt::Error";
-  return "";
-}
+using test::error_message;
 
 std::vector<uint32_t> words_of(const nlohmann::json& j) {
   return j.get<std::vector<uint32_t>>();

@@ -37,6 +37,7 @@
 #include "models/clip/clip.h"
 #include "models/tgpt/tgpt.h"
 #include "tests/test_files.h"
+#include "tests/test_util.h"
 #include "tests/tool_test_util.h"
 #include "train/fewshot_run.h"
 #include "train/tgpt_weights.h"
@@ -55,21 +56,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string error_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a tgpt::Error";
-  return "";
-}
-
-#define EXPECT_ERROR(stmt, text)                                      \
-  do {                                                                \
-    const std::string m_ = error_message([&] { stmt; });              \
-    EXPECT_NE(m_.find(text), std::string::npos) << "message: " << m_; \
-  } while (0)
+using test::error_message;
 
 // The logits TGP-T computes from features [B,F] and a head [C,F]: 100 · normalize(f) · Wᵀ.
 Tensor head_logits(const Tensor& features, const Tensor& head) {

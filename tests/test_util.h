@@ -12,11 +12,30 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "engine/random.h"
 
 namespace tgpt::test {
+
+// The message of the tgpt::Error that f throws (a test failure, and "", when it throws none).
+inline std::string error_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a tgpt::Error";
+  return "";
+}
+
+// stmt throws a tgpt::Error whose message contains text.
+#define EXPECT_ERROR(stmt, text)                                       \
+  do {                                                                 \
+    const std::string m_ = ::tgpt::test::error_message([&] { stmt; }); \
+    EXPECT_NE(m_.find(text), std::string::npos) << "message: " << m_;  \
+  } while (0)
 
 // Max |a-b| / (|b| + floor) over all elements; shapes must match.
 inline double max_rel_error(const Tensor& a, const Tensor& b, double floor = 1e-12) {
