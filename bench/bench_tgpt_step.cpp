@@ -36,7 +36,13 @@
  *
  * Usage: bench_tgpt_step [--method tgpt|coop] [--device cpu|cuda] [--batch 8] [--classes 1000]
  *          [--category-queries 32] [--content-queries 64] [--warmup 1] [--iters 3]
- *          [--threads N] [--phase-detail]
+ *          [--threads N] [--phase-detail] [--val-images N]
+ * --val-images N (TGP-T): after the iterations, one validation pass over N images in batches
+ * of B, timed twice: from the images (frozen image encoder without a tape, then the Bonders, the
+ * text encoder and both heads) and from image features encoded before (what the trainer does
+ * with its in-memory or on-disk image-feature cache: the Bonders, text encoder and heads only).
+ * The summary gets val_pass_images_s, val_pass_cached_s and val_pass_speedup (best of 2 each;
+ * decoding and preprocessing, which the cache also saves, are not counted).
  * Threads: --threads sets the engine's OpenMP thread count (default: OMP_NUM_THREADS or all
  * cores); OpenBLAS takes OPENBLAS_NUM_THREADS / OMP_NUM_THREADS from the environment.
  */
@@ -75,6 +81,7 @@ struct Options {
   std::string device = "cpu";
   int64_t batch = 8, classes = 1000, category_queries = 32, content_queries = 64;
   int warmup = 1, iters = 3, threads = 0;
+  int64_t val_images = 0;
   bool phase_detail = false;
 };
 
@@ -113,11 +120,14 @@ Options parse(int argc, char** argv) {
       o.threads = static_cast<int>(integer(i));
     else if (a == "--phase-detail")
       o.phase_detail = true;
+    else if (a == "--val-images")
+      o.val_images = integer(i);
     else if (a == "-h" || a == "--help") {
       std::printf(
           "usage: bench_tgpt_step [--method tgpt|coop] [--device cpu|cuda] [--batch 8]\n"
           "         [--classes 1000] [--category-queries 32] [--content-queries 64]\n"
-          "         [--warmup 1] [--iters 3] [--threads N] [--phase-detail]\n");
+          "         [--warmup 1] [--iters 3] [--threads N] [--phase-detail]\n"
+          "         [--val-images N]\n");
       std::exit(0);
     } else {
       TGPT_CHECK(false, "unknown argument '", a, "' (see --help)");
@@ -128,8 +138,9 @@ Options parse(int argc, char** argv) {
   TGPT_CHECK(o.device == "cpu" || o.device == "cuda", "--device is cpu or cuda, got '", o.device,
              "'");
   TGPT_CHECK(o.batch >= 1 && o.classes >= 1 && o.category_queries >= 1 && o.content_queries >= 1 &&
-                 o.warmup >= 0 && o.iters >= 1 && o.threads >= 0,
-             "sizes and --iters must be positive, --warmup and --threads >= 0");
+                 o.warmup >= 0 && o.iters >= 1 && o.threads >= 0 && o.val_images >= 0,
+             "sizes and --iters must be positive, --warmup, --threads and --val-images >= 0");
+  TGPT_CHECK(o.val_images == 0 || o.method == "tgpt", "--val-images needs --method tgpt");
   return o;
 }
 
@@ -383,6 +394,39 @@ int main(int argc, char** argv) try {
     gemm_gflops = 2.0 * 1576 * 768 * 3072 / *std::min_element(v.begin(), v.end()) * 1e-9;
   }
 
+  // --val-images: one validation pass from the images and one from cached image features.
+  double val_images_s = -1, val_cached_s = -1;
+  if (o.val_images > 0) {
+    NoGradGuard no_grad;
+    const int64_t N = o.val_images;
+    std::vector<Tensor> batches;  // [len,3,R,R] each
+    for (int64_t b = 0; b < N; b += B)
+      batches.push_back(
+          gen.randn({std::min(B, N - b), 3, cfg.image_resolution, cfg.image_resolution}).to(dev));
+    std::vector<TgptModel::ImageFeatures> cached;
+    for (const Tensor& x : batches) cached.push_back(tgpt_model->encode_images(x));
+    auto heads = [&](const TgptModel::ImageFeatures& f) {
+      const TgptModel::Output fw = tgpt_model->forward(f);
+      sync(tgpt_model->logits(fw.features));
+      sync(tgpt_model->logits_wiseft(fw.features));
+    };
+    auto best_of_2 = [&](const std::function<void()>& pass) {
+      double best = 1e30;
+      for (int r = 0; r < 2; ++r) {
+        const double t0 = now_s();
+        pass();
+        best = std::min(best, now_s() - t0);
+      }
+      return best;
+    };
+    val_images_s = best_of_2([&] {
+      for (const Tensor& x : batches) heads(tgpt_model->encode_images(x));
+    });
+    val_cached_s = best_of_2([&] {
+      for (const TgptModel::ImageFeatures& f : cached) heads(f);
+    });
+  }
+
   std::printf(
       "{\"kind\":\"summary\",\"bench\":\"tgpt_step\",\"impl\":\"tgpt\",\"method\":\"%s\","
       "\"device\":\"%s\",\"threads\":%d,\"B\":%lld,\"C\":%lld,\"Nc\":%lld,\"Nn\":%lld,"
@@ -411,6 +455,12 @@ int main(int argc, char** argv) try {
         ",\"text_encoder_fwd_notape_s\":%.4f,\"text_encoder_fwd_bwd_s\":%.4f,"
         "\"sgemm_1576x768x3072_gflops\":%.1f",
         text_fwd, text_fwd_bwd, gemm_gflops);
+  if (val_images_s >= 0)
+    std::printf(
+        ",\"val_images\":%lld,\"val_pass_images_s\":%.4f,\"val_pass_cached_s\":%.4f,"
+        "\"val_pass_speedup\":%.2f",
+        static_cast<long long>(o.val_images), val_images_s, val_cached_s,
+        val_images_s / val_cached_s);
   std::printf("}\n");
   return 0;
 } catch (const std::exception& e) {
