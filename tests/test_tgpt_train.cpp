@@ -487,6 +487,70 @@ TEST_F(TrainTool, BadInputAndInterruption) {
   EXPECT_NE(log.find("max_iter"), std::string::npos) << log;
 }
 
+// The input pipeline: the same training whatever the number of loader threads (0: on the
+// training thread), bit for bit.
+TEST_F(TrainTool, LoaderThreadsDoNotChangeTheRun) {
+  std::string log;
+  for (const char* n : {"0", "1", "3"})
+    ASSERT_EQ(test::run_command(
+                  train_command(std::string("out_l") + n, std::string("--loader-threads ") + n),
+                  dir_, &log),
+              0)
+        << log;
+  const auto run = [&](const char* n) {
+    return dir_ / (std::string("out_l") + n) / "SynthShapes" / "2shots" / "seed3";
+  };
+  EXPECT_NE(read_all(run("0") / "log.txt").find("Input pipeline: on the training thread"),
+            std::string::npos);
+  EXPECT_NE(read_all(run("3") / "log.txt").find("Input pipeline: 3 loader threads"),
+            std::string::npos);
+  const std::string model0 = read_all(run("0") / "model-last.safetensors");
+  ASSERT_FALSE(model0.empty());
+  EXPECT_EQ(read_all(run("1") / "model-last.safetensors"), model0);
+  EXPECT_EQ(read_all(run("3") / "model-last.safetensors"), model0);
+  EXPECT_EQ(read_all(run("1") / "metrics.json"), read_all(run("0") / "metrics.json"));
+}
+
+// A corrupt training image: the run stops with an error naming it (and pointing at --skip-bad);
+// --skip-bad decodes everything first, leaves it and a missing test image out, draws the
+// few-shot split from the readable images and says so in log.txt.
+TEST_F(TrainTool, UnreadableImagesAreNamedOrSkipped) {
+  std::string log;
+  // The draw tgpt-train makes: corrupt its first training image.
+  ASSERT_EQ(
+      test::run_command(tool("tgpt-data") + " split --dataset SynthShapes --root " +
+                            q(dir_ / "world") + " --shots 2 --seed 3 -o " + q(dir_ / "split.json"),
+                        dir_, &log),
+      0)
+      << log;
+  const nlohmann::json drawn = nlohmann::json::parse(read_all(dir_ / "split.json"));
+  const fs::path images = dir_ / "world" / "synth_shapes" / "images";
+  const std::string bad_train = drawn["train"][0][0].get<std::string>();
+  const std::string gone_test = drawn["test"][0][0].get<std::string>();
+  std::ofstream(images / bad_train, std::ios::binary | std::ios::trunc) << "\x89PNG\r\n\x1a\n junk";
+  const std::string bad_name = fs::path(bad_train).filename().string();
+
+  EXPECT_EQ(test::run_command(train_command("out_bad", ""), dir_, &log), 1) << log;
+  EXPECT_NE(log.find("images failed"), std::string::npos) << log;
+  EXPECT_NE(log.find(bad_name), std::string::npos) << log;
+  EXPECT_NE(log.find("--skip-bad"), std::string::npos) << log;
+
+  fs::remove(images / gone_test);
+  ASSERT_EQ(test::run_command(train_command("out_skip", "--skip-bad"), dir_, &log), 0) << log;
+  const fs::path run = dir_ / "out_skip" / "SynthShapes" / "2shots" / "seed3";
+  const std::string text = read_all(run / "log.txt");
+  EXPECT_NE(text.find("Skipped 2 unreadable images (--skip-bad): first:"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(bad_name), std::string::npos) << text;
+  EXPECT_NE(text.find(fs::path(gone_test).filename().string()), std::string::npos) << text;
+  EXPECT_NE(text.find("Iter [6/6]"), std::string::npos) << text;
+  const nlohmann::json used = nlohmann::json::parse(read_all(run / "split_fewshot.json"));
+  EXPECT_EQ(used["train"].size(), drawn["train"].size());  // 2 per class still available
+  EXPECT_EQ(used["test"].size() + 1, drawn["test"].size());
+  for (const auto& it : used["train"]) EXPECT_NE(it[0].get<std::string>(), bad_train);
+  for (const auto& it : used["test"]) EXPECT_NE(it[0].get<std::string>(), gone_test);
+}
+
 }  // namespace
 
 namespace {
