@@ -170,7 +170,7 @@ BatchPrefetcher::PrepareFn train_image_prepare(std::vector<std::string> paths, i
     try {
       preprocess_batch_image_into(path, j, n, true, r.seed, transform, dst);
     } catch (const std::exception& e) {
-      throw Error(str_cat(path, ": ", e.what()));
+      throw Error(image_error_message(path, e.what()));
     }
   };
 }

@@ -224,6 +224,11 @@ void preprocess_batch_image_into(const std::string& path, int64_t i, int64_t n, 
   normalize_image_into(crop, dst);
 }
 
+std::string image_error_message(const std::string& path, const std::string& error) {
+  if (error.find(path) != std::string::npos) return error;
+  return str_cat(path, ": ", error.empty() ? "unknown error" : error);
+}
+
 std::string batch_failure_message(const std::string& what, const std::vector<std::string>& errors,
                                   size_t max_listed) {
   std::string msg;
@@ -252,7 +257,7 @@ Tensor preprocess_image_files(const std::vector<std::string>& paths, int64_t n, 
     try {
       preprocess_batch_image_into(path, i, n, train, seed, transform, base + i * per_image);
     } catch (const std::exception& e) {
-      errors[static_cast<size_t>(i)] = str_cat(path, ": ", e.what());
+      errors[static_cast<size_t>(i)] = image_error_message(path, e.what());
     } catch (...) {
       errors[static_cast<size_t>(i)] = str_cat(path, ": unknown error");
     }

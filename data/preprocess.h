@@ -89,6 +89,10 @@ Image random_train_view(const Image& img, int64_t n, const TrainTransform& t, st
 void preprocess_batch_image_into(const std::string& path, int64_t i, int64_t n, bool train,
                                  uint64_t seed, const TrainTransform& transform, float* dst);
 
+// An image's error that names its file: `error` when it already holds `path`, else
+// "<path>: <error>".
+std::string image_error_message(const std::string& path, const std::string& error);
+
 // "<what>: K of N images failed:\n  <error>..." over the non-empty entries of `errors` (one per
 // image of a batch, "" for those that worked), the first max_listed of them then "... and M
 // more"; "" when none failed.
