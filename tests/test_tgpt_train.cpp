@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -25,6 +26,7 @@
 #include "tests/tool_test_util.h"
 #include "train/evaluator.h"
 #include "train/fewshot_run.h"
+#include "train/trainer.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
@@ -276,6 +278,61 @@ TEST_F(TgptTrainRun, CoopRunsThroughTheSameLoop) {
   const SafetensorsFile best = SafetensorsFile::open((out / "model-best.safetensors").string());
   EXPECT_EQ(best.names(), std::vector<std::string>{"prompt_learner.ctx"});
   EXPECT_EQ(best.metadata().at("tgpt.format"), "tgpt-coop");
+}
+
+// A console stream that requests a stop (as Ctrl-C does) when it is handed a line holding
+// `needle`: the trainer then stops before the next step, deterministically.
+FILE* console_stopping_at(std::string* needle) {
+  cookie_io_functions_t io{};
+  io.write = [](void* cookie, const char* buf, size_t n) -> ssize_t {
+    if (std::string(buf, n).find(*static_cast<std::string*>(cookie)) != std::string::npos)
+      request_stop();
+    return static_cast<ssize_t>(n);
+  };
+  FILE* f = fopencookie(needle, "w", io);
+  if (f) std::setvbuf(f, nullptr, _IOLBF, 0);
+  return f;
+}
+
+// Stopped at iteration 5 with 3 loader threads (batches 6.. already prepared) and resumed: the
+// same model, byte for byte, as an uninterrupted run with the batches made on the training
+// thread.
+TEST_F(TgptTrainRun, ResumeWithPrefetchedBatchesContinuesToTheSameModel) {
+  FewshotRunOptions full = opt_;
+  full.max_iter = 12;
+  full.eval_every = 12;
+  full.print_every = 1;
+  full.loader_threads = 0;
+  full.output_dir = (dir_ / "full").string();
+  ASSERT_EQ(run_fewshot_training(full, data_).status, TrainStatus::finished);
+
+  FewshotRunOptions part = full;
+  part.loader_threads = 3;
+  part.output_dir = (dir_ / "part").string();
+  std::string needle = "Iter [5/12]";
+  part.console = console_stopping_at(&needle);
+  ASSERT_NE(part.console, nullptr);
+  const FewshotRunResult r1 = run_fewshot_training(part, data_);
+  std::fclose(part.console);
+  clear_stop_request();
+  ASSERT_EQ(r1.status, TrainStatus::interrupted);
+  ASSERT_EQ(r1.iteration, 5);
+  part.console = nullptr;
+  part.resume = true;
+  const FewshotRunResult r2 = run_fewshot_training(part, data_);
+  ASSERT_EQ(r2.status, TrainStatus::finished);
+  EXPECT_EQ(r2.iteration, 12);
+  const auto bytes = [](const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  const std::string want = bytes(dir_ / "full" / "model-last.safetensors");
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(bytes(dir_ / "part" / "model-last.safetensors"), want);
+  // Every batch was the predicted one (prepared ahead), before and after the resume.
+  const std::string log = bytes(dir_ / "part" / "log.txt");
+  EXPECT_NE(log.find("Input pipeline: 3 loader threads"), std::string::npos) << log;
+  EXPECT_EQ(log.find("differed from the predicted one"), std::string::npos) << log;
 }
 
 TEST_F(TgptTrainRun, BadInputGetsClearErrors) {

@@ -337,6 +337,10 @@ ClipPretrainResult run_clip_pretraining(const ClipPretrainOptions& o) {
   install_interrupt_handler();
   const TrainResult tr = trainer.run(step, evaluate);
   log.end_bar();
+  if (loader && !loader->prefetching())
+    log.line(
+        "Input pipeline: a batch differed from the predicted one (something else drew from the "
+        "generator); later batches were prepared on demand, not ahead");
   result.status = tr.status;
   result.iteration = tr.iteration;
   double sum = 0;

@@ -465,6 +465,10 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
   install_interrupt_handler();
   const TrainResult tr = trainer.run(step, topt.eval_every > 0 ? EvalFn(validate) : EvalFn());
   log.end_bar();
+  if (loader && !loader->prefetching())
+    log.line(
+        "Input pipeline: a batch differed from the predicted one (something else drew from the "
+        "generator); later batches were prepared on demand, not ahead");
   FewshotRunResult result;
   result.status = tr.status;
   result.iteration = tr.iteration;
