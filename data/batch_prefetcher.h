@@ -3,7 +3,7 @@
  *
  * The trainer keeps drawing every batch exactly as before: the sampler's indices, then the
  * batch's augmentation seed from its own generator (so checkpoints, resume and every number stay
- * the same). The loader predicts those draws from its own copies of the sampler and the
+ * the same). The prefetcher predicts those draws from its own copies of the sampler and the
  * generator (the PlanFn, made when training starts or resumes) and prepares up to `depth`
  * batches ahead: each image of a batch is a task (PrepareFn(request, j, dst)) taken by the next
  * free worker, oldest batch first. next(request) hands out the batch the trainer drew: the
@@ -54,12 +54,13 @@ struct BatchPrefetcherOptions {
   std::string what = "training batch";  // names the batch in error messages
 };
 
-// The worker count tgpt-train uses when none is given (--loader-threads): see the definition.
+// The worker count tgpt-train uses when none is given (--loader-threads): on the GPU every core
+// but the one feeding it, at most 8; on the CPU 1 (the model's OpenMP team uses every core).
 int default_loader_threads(bool gpu_training);
 
 class BatchPrefetcher {
  public:
-  // The next request the trainer will draw; called in order, under the loader's lock.
+  // The next request the trainer will draw; called in order, under the prefetcher's lock.
   using PlanFn = std::function<BatchRequest()>;
   // Image j of `request` into dst (f32, image_shape); called from worker threads, concurrently
   // for different (request, j); throws on failure with a message naming the file.
