@@ -247,9 +247,11 @@ ImageDataset coop_split_subset(const CoopSplit& split, const std::string& subset
   return ds;
 }
 
-std::vector<std::string> undecodable_images(
-    const std::vector<LabeledImage>& items,
-    const std::function<void(size_t done, size_t total)>& progress) {
+namespace {
+
+// Per item: "" when its image decodes, else the decoder's error naming the file.
+std::vector<std::string> decode_errors(const std::vector<LabeledImage>& items,
+                                       const std::function<void(size_t, size_t)>& progress) {
   constexpr size_t kBlock = 256;
   std::vector<std::string> reasons(items.size());
   for (size_t begin = 0; begin < items.size(); begin += kBlock) {
@@ -261,18 +263,52 @@ std::vector<std::string> undecodable_images(
         (void)decode_image_file(items[i].path);
       } catch (const std::exception& e) {
         reasons[i] = e.what();
+        if (reasons[i].empty()) reasons[i] = "unknown error";
       } catch (...) {
         reasons[i] = "unknown error";
       }
     });
     if (progress) progress(begin + len, items.size());
   }
-  std::vector<std::string> out;
   for (size_t i = 0; i < items.size(); ++i)
-    if (!reasons[i].empty())
-      out.push_back(reasons[i].find(items[i].path) != std::string::npos
-                        ? reasons[i]
-                        : items[i].path + ": " + reasons[i]);
+    if (!reasons[i].empty() && reasons[i].find(items[i].path) == std::string::npos)
+      reasons[i] = items[i].path + ": " + reasons[i];
+  return reasons;
+}
+
+}  // namespace
+
+std::vector<std::string> undecodable_images(
+    const std::vector<LabeledImage>& items,
+    const std::function<void(size_t done, size_t total)>& progress) {
+  std::vector<std::string> out;
+  for (std::string& r : decode_errors(items, progress))
+    if (!r.empty()) out.push_back(std::move(r));
+  return out;
+}
+
+std::vector<UnreadableImage> drop_unreadable_images(
+    CoopSplit& split,
+    const std::function<void(const std::string& subset, size_t done, size_t total)>& progress) {
+  std::vector<UnreadableImage> out;
+  const std::pair<const char*, std::vector<LabeledImage>*> subsets[3] = {
+      {"train", &split.train}, {"val", &split.val}, {"test", &split.test}};
+  for (const auto& [name, items] : subsets) {
+    if (items->empty()) continue;
+    std::function<void(size_t, size_t)> step;
+    const char* subset = name;
+    if (progress)
+      step = [&progress, subset](size_t done, size_t total) { progress(subset, done, total); };
+    const std::vector<std::string> errors = decode_errors(*items, step);
+    std::vector<LabeledImage> kept;
+    for (size_t i = 0; i < items->size(); ++i) {
+      if (errors[i].empty())
+        kept.push_back((*items)[i]);
+      else
+        out.push_back(UnreadableImage{(*items)[i].path, errors[i]});
+    }
+    *items = std::move(kept);
+  }
   return out;
 }
 

@@ -84,6 +84,18 @@ std::vector<std::string> undecodable_images(
     const std::vector<LabeledImage>& items,
     const std::function<void(size_t done, size_t total)>& progress = {});
 
+// An image that cannot be read: its path and the decoder's error (which names the file).
+struct UnreadableImage {
+  std::string path;
+  std::string error;
+};
+// Decodes every image of train, val and test (undecodable_images: in parallel; a missing file is
+// unreadable too) and removes the items that fail from the split; returns them, train's first,
+// in item order. progress (may be empty) gets the subset's name with undecodable_images's counts.
+std::vector<UnreadableImage> drop_unreadable_images(
+    CoopSplit& split,
+    const std::function<void(const std::string& subset, size_t done, size_t total)>& progress = {});
+
 // Template lists in file order: {dataset name, templates}.
 using TemplateLists = std::vector<std::pair<std::string, std::vector<std::string>>>;
 // Reads a templates JSON file; validates every template of every list.

@@ -230,7 +230,8 @@ CoopFewshotData load_coop_fewshot(const CoopFewshotRequest& r) {
   if (r.captions &&
       (!r.import_fewshot || !r.captions_file.empty() || !find_captions_file(r.dataset_dir).empty()))
     read_caption_table();
-  const CoopSplit split = read_coop_split(r.split_json, r.image_root, r.check_files);
+  CoopSplit split = read_coop_split(r.split_json, r.image_root, r.check_files);
+  if (r.filter_split) r.filter_split(split);
   const std::optional<ImportedFewshot> imported =
       r.import_fewshot ? r.import_fewshot(split, r.image_root) : std::nullopt;
   if (imported) {

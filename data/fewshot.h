@@ -97,6 +97,11 @@ struct ImportedFewshot {
 using FewshotImporter = std::function<std::optional<ImportedFewshot>(
     const CoopSplit& split, const std::string& image_root)>;
 
+// Called on the dataset's whole split (train, val, test) after it is read and before the
+// few-shot draw or import; may remove items (tgpt-train --skip-bad removes the images that
+// cannot be read, so the draw runs on the readable ones).
+using SplitFilter = std::function<void(CoopSplit& split)>;
+
 // The few-shot split of an import: its train and val, the test subset and class names of
 // `split`; val_shots = fewshot_val_shots(shots, rule), 0 when the import has no val.
 FewshotSplit imported_fewshot_split(const CoopSplit& split, const ImportedFewshot& imported,
@@ -122,6 +127,7 @@ struct CoopFewshotRequest {
   std::string captions_file;       // the captions file ("": dataset_dir's captions.txt)
   bool check_files = true;         // every image of the split file must exist
   FewshotImporter import_fewshot;  // when set and it returns a split, that split wins
+  SplitFilter filter_split;        // when set, applied to the split before the draw
 };
 
 struct CoopFewshotData {

@@ -395,7 +395,8 @@ DatasetFewshotData load_dataset_fewshot(const DatasetFewshotRequest& r) {
   if (r.captions &&
       (!r.import_fewshot || !r.captions_file.empty() || !find_captions_file(r.dataset_dir).empty()))
     read_caption_table();
-  const DatasetSplit d = read_dataset(l, r.dataset_dir, r.check_files);
+  DatasetSplit d = read_dataset(l, r.dataset_dir, r.check_files);
+  if (r.filter_split) r.filter_split(d.split);
   out.image_root = d.image_root;
   out.warnings = d.warnings;
   out.notes = d.notes;

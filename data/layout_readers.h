@@ -110,6 +110,7 @@ struct DatasetFewshotRequest {
   std::optional<CaptionKeyRule> caption_rule;  // unset: the layout's
   bool check_files = true;                     // every image of a list file must exist
   FewshotImporter import_fewshot;              // when set and it returns a split, that split wins
+  SplitFilter filter_split;                    // when set, applied to the split before the draw
 };
 
 struct DatasetFewshotData {

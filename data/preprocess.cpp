@@ -210,6 +210,38 @@ Image random_train_view(const Image& img, int64_t n, const TrainTransform& t,
   return out;
 }
 
+void preprocess_batch_image_into(const std::string& path, int64_t i, int64_t n, bool train,
+                                 uint64_t seed, const TrainTransform& transform, float* dst) {
+  check_target_size("preprocess_batch_image_into", n);
+  const Image img = decode_image_file(path);
+  Image crop;
+  if (train) {
+    std::mt19937_64 rng(mix64(seed ^ mix64(static_cast<uint64_t>(i) + 0x9e3779b97f4a7c15ULL)));
+    crop = random_train_view(img, n, transform, rng);
+  } else {
+    crop = clip_resize_center_crop(img, n);
+  }
+  normalize_image_into(crop, dst);
+}
+
+std::string image_error_message(const std::string& path, const std::string& error) {
+  if (error.find(path) != std::string::npos) return error;
+  return str_cat(path, ": ", error.empty() ? "unknown error" : error);
+}
+
+std::string batch_failure_message(const std::string& what, const std::vector<std::string>& errors,
+                                  size_t max_listed) {
+  std::string msg;
+  size_t failed = 0;
+  for (const std::string& e : errors) {
+    if (e.empty()) continue;
+    if (failed++ < max_listed) msg += "\n  " + e;
+  }
+  if (failed == 0) return "";
+  if (failed > max_listed) msg += str_cat("\n  ... and ", failed - max_listed, " more");
+  return str_cat(what, ": ", failed, " of ", errors.size(), " images failed:", msg);
+}
+
 Tensor preprocess_image_files(const std::vector<std::string>& paths, int64_t n, bool train,
                               uint64_t seed, const TrainTransform& transform) {
   check_target_size("preprocess_image_files", n);
@@ -223,30 +255,15 @@ Tensor preprocess_image_files(const std::vector<std::string>& paths, int64_t n, 
   parallel_for(count, [&](int64_t i) {
     const std::string& path = paths[static_cast<size_t>(i)];
     try {
-      const Image img = decode_image_file(path);
-      Image crop;
-      if (train) {
-        std::mt19937_64 rng(mix64(seed ^ mix64(static_cast<uint64_t>(i) + 0x9e3779b97f4a7c15ULL)));
-        crop = random_train_view(img, n, transform, rng);
-      } else {
-        crop = clip_resize_center_crop(img, n);
-      }
-      normalize_image_into(crop, base + i * per_image);
+      preprocess_batch_image_into(path, i, n, train, seed, transform, base + i * per_image);
     } catch (const std::exception& e) {
-      errors[static_cast<size_t>(i)] = str_cat(path, ": ", e.what());
+      errors[static_cast<size_t>(i)] = image_error_message(path, e.what());
     } catch (...) {
       errors[static_cast<size_t>(i)] = str_cat(path, ": unknown error");
     }
   });
-  std::string msg;
-  int64_t failed = 0;
-  for (const std::string& e : errors) {
-    if (e.empty()) continue;
-    ++failed;
-    msg += "\n  " + e;
-  }
-  TGPT_CHECK(failed == 0, "preprocess_image_files: ", failed, " of ", count,
-             " images failed:", msg);
+  const std::string msg = batch_failure_message("preprocess_image_files", errors);
+  TGPT_CHECK(msg.empty(), msg);
   return out;
 }
 

@@ -21,6 +21,7 @@
  */
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -81,6 +82,22 @@ TrainTransform train_transform_from_names(const std::vector<std::string>& names,
                                           const std::vector<double>& crop_scale);
 // One training view -> uint8 [n, n, 3].
 Image random_train_view(const Image& img, int64_t n, const TrainTransform& t, std::mt19937_64& rng);
+
+// Image i of preprocess_image_files(paths, n, train, seed, transform) (paths[i] = path), into
+// dst f32 [3, n, n]: decode, then the evaluation transform, or with `train` the training view
+// from image i's own generator seeded from (seed, i). Single-threaded; any failure throws.
+void preprocess_batch_image_into(const std::string& path, int64_t i, int64_t n, bool train,
+                                 uint64_t seed, const TrainTransform& transform, float* dst);
+
+// An image's error that names its file: `error` when it already holds `path`, else
+// "<path>: <error>".
+std::string image_error_message(const std::string& path, const std::string& error);
+
+// "<what>: K of N images failed:\n  <error>..." over the non-empty entries of `errors` (one per
+// image of a batch, "" for those that worked), the first max_listed of them then "... and M
+// more"; "" when none failed.
+std::string batch_failure_message(const std::string& what, const std::vector<std::string>& errors,
+                                  size_t max_listed = SIZE_MAX);
 
 // Decodes and preprocesses N files in parallel (one image per thread) -> f32 [N, 3, n, n].
 // Evaluation transform when `train` is false. With `train`, image i uses its own generator

@@ -187,13 +187,15 @@ TEST_F(ClipPretrainTest, LossFallsAndZeroShotRisesAboveChance) {
 TEST_F(ClipPretrainTest, ResumeContinuesToTheSameWeights) {
   ClipPretrainOptions full = options("full");
   full.max_iter = 12;
-  full.batch_size = 5;  // 24 pairs: epochs end with a smaller batch
+  full.batch_size = 5;      // 24 pairs: epochs end with a smaller batch
+  full.loader_threads = 0;  // the batches on the training thread
   run_clip_pretraining(full);
   // The same run stopped at iteration 6 by a checkpoint, then resumed.
   ClipPretrainOptions first = options("resumed");
   first.max_iter = 12;
   first.batch_size = 5;
   first.save_every = 6;
+  first.loader_threads = 3;  // batches 7.. already prepared when it stops
   first.evaluate = [](const ClipModel&) {
     request_stop();  // stops before step 7 (after the checkpoint of step 6)
     return 0.0;

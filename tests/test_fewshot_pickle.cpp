@@ -307,6 +307,41 @@ TEST_F(FewshotPickleTest, DataToolSplitUsesTheCache) {
   fs::remove_all(dir);
 }
 
+// tgpt-data check --shots K --seed S reports the split tgpt-train would use: the cache when the
+// dataset folder holds one (its captions standing in for those captions.txt lacks), else the draw.
+TEST_F(FewshotPickleTest, DataToolCheckUsesTheCache) {
+  const fs::path bin = test::tool_path("tgpt-data");
+  if (!fs::exists(bin)) GTEST_SKIP() << "tgpt-data not built next to the tests";
+  const fs::path dir =
+      fs::temp_directory_path() / ("tgpt_test_fewshot_pickle_check_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string cmd = test::shell_quote(bin) + " check --dataset OxfordPets --root " +
+                          test::shell_quote(root_ / "data") + " --shots 2 --seed 1";
+  std::string out;
+  EXPECT_EQ(test::run_command(cmd, dir, &out), 0) << out;
+  EXPECT_NE(out.find("Loading preprocessed few-shot data from " + pkl("split_fewshot2", 2)),
+            std::string::npos)
+      << out;
+  const nlohmann::json& w2 = expected_["tgpt_shot2"];
+  const std::string cached =
+      "few-shot:       2 shots, seed 1: " + std::to_string(w2["train"].size()) + " train, " +
+      std::to_string(w2["val"].size()) + " val images (from the official cache " +
+      pkl("split_fewshot2", 2) + ")";
+  EXPECT_NE(out.find(cached), std::string::npos) << out;
+  EXPECT_NE(out.find("check passed"), std::string::npos) << out;
+  // --no-split-cache: the draw (whose odd-numbered training images have no caption).
+  test::run_command(cmd + " --no-split-cache", dir, &out);
+  EXPECT_EQ(out.find("Loading preprocessed"), std::string::npos) << out;
+  const FewshotSplit want = generate_fewshot(split_, 2, 1);
+  EXPECT_NE(out.find("few-shot:       2 shots, seed 1: " + std::to_string(want.train.size()) +
+                     " train, " + std::to_string(want.val.size()) +
+                     " val images (drawn as the official code draws it)"),
+            std::string::npos)
+      << out;
+  fs::remove_all(dir);
+}
+
 TEST_F(FewshotPickleTest, TrainToolUsesTheCacheOfItsMethod) {
   // tgpt-train writes the run folder's split_fewshot.json before it loads the weights, so a
   // missing weight file still shows which split it took: TGP-T's cache for --method tgpt,

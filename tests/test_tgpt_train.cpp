@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -25,6 +26,7 @@
 #include "tests/tool_test_util.h"
 #include "train/evaluator.h"
 #include "train/fewshot_run.h"
+#include "train/trainer.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
@@ -278,6 +280,61 @@ TEST_F(TgptTrainRun, CoopRunsThroughTheSameLoop) {
   EXPECT_EQ(best.metadata().at("tgpt.format"), "tgpt-coop");
 }
 
+// A console stream that requests a stop (as Ctrl-C does) when it is handed a line holding
+// `needle`: the trainer then stops before the next step, deterministically.
+FILE* console_stopping_at(std::string* needle) {
+  cookie_io_functions_t io{};
+  io.write = [](void* cookie, const char* buf, size_t n) -> ssize_t {
+    if (std::string(buf, n).find(*static_cast<std::string*>(cookie)) != std::string::npos)
+      request_stop();
+    return static_cast<ssize_t>(n);
+  };
+  FILE* f = fopencookie(needle, "w", io);
+  if (f) std::setvbuf(f, nullptr, _IOLBF, 0);
+  return f;
+}
+
+// Stopped at iteration 5 with 3 loader threads (batches 6.. already prepared) and resumed: the
+// same model, byte for byte, as an uninterrupted run with the batches made on the training
+// thread.
+TEST_F(TgptTrainRun, ResumeWithPrefetchedBatchesContinuesToTheSameModel) {
+  FewshotRunOptions full = opt_;
+  full.max_iter = 12;
+  full.eval_every = 12;
+  full.print_every = 1;
+  full.loader_threads = 0;
+  full.output_dir = (dir_ / "full").string();
+  ASSERT_EQ(run_fewshot_training(full, data_).status, TrainStatus::finished);
+
+  FewshotRunOptions part = full;
+  part.loader_threads = 3;
+  part.output_dir = (dir_ / "part").string();
+  std::string needle = "Iter [5/12]";
+  part.console = console_stopping_at(&needle);
+  ASSERT_NE(part.console, nullptr);
+  const FewshotRunResult r1 = run_fewshot_training(part, data_);
+  std::fclose(part.console);
+  clear_stop_request();
+  ASSERT_EQ(r1.status, TrainStatus::interrupted);
+  ASSERT_EQ(r1.iteration, 5);
+  part.console = nullptr;
+  part.resume = true;
+  const FewshotRunResult r2 = run_fewshot_training(part, data_);
+  ASSERT_EQ(r2.status, TrainStatus::finished);
+  EXPECT_EQ(r2.iteration, 12);
+  const auto bytes = [](const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  const std::string want = bytes(dir_ / "full" / "model-last.safetensors");
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(bytes(dir_ / "part" / "model-last.safetensors"), want);
+  // Every batch was the predicted one (prepared ahead), before and after the resume.
+  const std::string log = bytes(dir_ / "part" / "log.txt");
+  EXPECT_NE(log.find("Input pipeline: 3 loader threads"), std::string::npos) << log;
+  EXPECT_EQ(log.find("differed from the predicted one"), std::string::npos) << log;
+}
+
 TEST_F(TgptTrainRun, BadInputGetsClearErrors) {
   FewshotData d = data_;
   d.train_captions.pop_back();
@@ -485,6 +542,70 @@ TEST_F(TrainTool, BadInputAndInterruption) {
   // test_checkpoint.cpp).
   EXPECT_EQ(test::run_command(train_command("out_d", "--resume"), dir_, &log), 1) << log;
   EXPECT_NE(log.find("max_iter"), std::string::npos) << log;
+}
+
+// The input pipeline: the same training whatever the number of loader threads (0: on the
+// training thread), bit for bit.
+TEST_F(TrainTool, LoaderThreadsDoNotChangeTheRun) {
+  std::string log;
+  for (const char* n : {"0", "1", "3"})
+    ASSERT_EQ(test::run_command(
+                  train_command(std::string("out_l") + n, std::string("--loader-threads ") + n),
+                  dir_, &log),
+              0)
+        << log;
+  const auto run = [&](const char* n) {
+    return dir_ / (std::string("out_l") + n) / "SynthShapes" / "2shots" / "seed3";
+  };
+  EXPECT_NE(read_all(run("0") / "log.txt").find("Input pipeline: on the training thread"),
+            std::string::npos);
+  EXPECT_NE(read_all(run("3") / "log.txt").find("Input pipeline: 3 loader threads"),
+            std::string::npos);
+  const std::string model0 = read_all(run("0") / "model-last.safetensors");
+  ASSERT_FALSE(model0.empty());
+  EXPECT_EQ(read_all(run("1") / "model-last.safetensors"), model0);
+  EXPECT_EQ(read_all(run("3") / "model-last.safetensors"), model0);
+  EXPECT_EQ(read_all(run("1") / "metrics.json"), read_all(run("0") / "metrics.json"));
+}
+
+// A corrupt training image: the run stops with an error naming it (and pointing at --skip-bad);
+// --skip-bad decodes everything first, leaves it and a missing test image out, draws the
+// few-shot split from the readable images and says so in log.txt.
+TEST_F(TrainTool, UnreadableImagesAreNamedOrSkipped) {
+  std::string log;
+  // The draw tgpt-train makes: corrupt its first training image.
+  ASSERT_EQ(
+      test::run_command(tool("tgpt-data") + " split --dataset SynthShapes --root " +
+                            q(dir_ / "world") + " --shots 2 --seed 3 -o " + q(dir_ / "split.json"),
+                        dir_, &log),
+      0)
+      << log;
+  const nlohmann::json drawn = nlohmann::json::parse(read_all(dir_ / "split.json"));
+  const fs::path images = dir_ / "world" / "synth_shapes" / "images";
+  const std::string bad_train = drawn["train"][0][0].get<std::string>();
+  const std::string gone_test = drawn["test"][0][0].get<std::string>();
+  std::ofstream(images / bad_train, std::ios::binary | std::ios::trunc) << "\x89PNG\r\n\x1a\n junk";
+  const std::string bad_name = fs::path(bad_train).filename().string();
+
+  EXPECT_EQ(test::run_command(train_command("out_bad", ""), dir_, &log), 1) << log;
+  EXPECT_NE(log.find("images failed"), std::string::npos) << log;
+  EXPECT_NE(log.find(bad_name), std::string::npos) << log;
+  EXPECT_NE(log.find("--skip-bad"), std::string::npos) << log;
+
+  fs::remove(images / gone_test);
+  ASSERT_EQ(test::run_command(train_command("out_skip", "--skip-bad"), dir_, &log), 0) << log;
+  const fs::path run = dir_ / "out_skip" / "SynthShapes" / "2shots" / "seed3";
+  const std::string text = read_all(run / "log.txt");
+  EXPECT_NE(text.find("Skipped 2 unreadable images (--skip-bad): first:"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(bad_name), std::string::npos) << text;
+  EXPECT_NE(text.find(fs::path(gone_test).filename().string()), std::string::npos) << text;
+  EXPECT_NE(text.find("Iter [6/6]"), std::string::npos) << text;
+  const nlohmann::json used = nlohmann::json::parse(read_all(run / "split_fewshot.json"));
+  EXPECT_EQ(used["train"].size(), drawn["train"].size());  // 2 per class still available
+  EXPECT_EQ(used["test"].size() + 1, drawn["test"].size());
+  for (const auto& it : used["train"]) EXPECT_NE(it[0].get<std::string>(), bad_train);
+  for (const auto& it : used["test"]) EXPECT_NE(it[0].get<std::string>(), gone_test);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
  *
  *   tgpt-data split DATASET --shots K --seed S -o OUT.json [--no-captions] [--no-check-files]
  *                   [--no-split-cache]
- *   tgpt-data check DATASET [--shots K --seed S] [--deep]
+ *   tgpt-data check DATASET [--shots K --seed S [--no-split-cache]] [--deep]
  *   tgpt-data synth --out DIR [--seed S] [--pretrain N] [--size PX] [--train-per-class N]
  *                   [--val-per-class N] [--test-per-class N] [--quiet]
  *
@@ -28,8 +28,11 @@
  * has none); --no-split-cache draws instead.
  * check: reads the dataset and reports the subset sizes and classes (against the published
  * sizes with --dataset), missing image files, and how many images of each subset have a caption;
- * every training image needs one (with --shots and --seed: every drawn training image; ImageNet,
- * whose captions cover only the authors' draws: only with --shots and --seed); --deep also decodes
+ * every training image needs one (with --shots and --seed: every training image of the few-shot
+ * split tgpt-train would use, i.e. the official cache split_fewshot2/ or split_fewshot/
+ * shot_K-seed_S.pkl when the dataset folder holds one (its captions standing in where
+ * captions.txt has none), else the draw; --no-split-cache: the draw; ImageNet, whose captions
+ * cover only the authors' draws: only with --shots and --seed); --deep also decodes
  * every image (in parallel) and lists those that cannot be decoded. Prints "check passed" and exits
  * 0, or lists the problems and exits 1. synth: writes the synthetic captioned image world
  * (data/synth/world.h): a pretraining set (images + captions) and the downstream datasets
@@ -45,6 +48,7 @@
 #include <exception>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -242,7 +246,7 @@ int run_split(const SplitArgs& a) {
 struct CheckArgs {
   DatasetArgs data;
   int64_t shots = 0, seed = -1;
-  bool deep = false;
+  bool deep = false, no_split_cache = false;
 };
 
 int run_check(const CheckArgs& a) {
@@ -298,6 +302,29 @@ int run_check(const CheckArgs& a) {
   print_lines("warning: ", d.warnings);
   print_lines("note: ", d.notes);
   const bool test_only = r.own_layout && r.layout->test_only();
+  // The few-shot split tgpt-train would use for --shots/--seed: the official cache in the dataset
+  // folder when there is one (TGP-T's first, as tgpt-train --method tgpt and tgpt-data split
+  // look), else the draw.
+  std::optional<FewshotSplit> fewshot;
+  std::optional<ImportedFewshot> imported;
+  if (a.shots >= 1 && !test_only && !split.train.empty()) {
+    const FewshotImporter importer = tools::split_cache_importer(
+        r.dataset_dir, a.shots, a.seed, true,
+        r.layout ? std::vector<std::string>{r.layout->dir} : std::vector<std::string>{},
+        !a.no_split_cache);
+    try {
+      imported = importer ? importer(split, r.image_root) : std::nullopt;
+      fewshot = imported ? imported_fewshot_split(split, *imported, a.shots, a.seed, d.val_rule)
+                         : draw_dataset_fewshot(d, a.shots, a.seed);
+      std::printf("few-shot:       %lld shots, seed %lld: %zu train, %zu val images (%s)\n",
+                  static_cast<long long>(a.shots), static_cast<long long>(a.seed),
+                  fewshot->train.size(), fewshot->val.size(),
+                  imported ? ("from the official cache " + imported->source).c_str()
+                           : "drawn as the official code draws it");
+    } catch (const Error& e) {
+      problems.push_back(e.what());
+    }
+  }
   if (test_only) {
     std::printf("test set only: evaluated with a model trained on ImageNet");
     std::string classes;  // the ImageNet classes (classnames.txt lines) of its labels
@@ -329,14 +356,18 @@ int run_check(const CheckArgs& a) {
       for (const auto& [name, items] : subsets)
         std::printf("  %-6s        %zu of %zu images have a caption\n", name,
                     count_captioned(captions, *items), items->size());
-      if (a.shots >= 1) {
-        const FewshotSplit fs = draw_dataset_fewshot(d, a.shots, a.seed);
-        check_captions(captions, fs.train,
-                       "few-shot train (" + std::to_string(a.shots) + " shots, seed " +
-                           std::to_string(a.seed) + ")");
+      if (fewshot) {
+        const std::string what = "few-shot train (" + std::to_string(a.shots) + " shots, seed " +
+                                 std::to_string(a.seed) + ")";
+        if (imported)  // captions.txt's, else the cache's own (as tgpt-train takes them)
+          (void)imported_fewshot_captions(&captions, fewshot->train, *imported, what);
+        else
+          check_captions(captions, fewshot->train, what);
         std::printf("  few-shot train (%lld shots, seed %lld): all %zu images have a caption\n",
                     static_cast<long long>(a.shots), static_cast<long long>(a.seed),
-                    fs.train.size());
+                    fewshot->train.size());
+      } else if (a.shots >= 1) {
+        // The few-shot split could not be made: reported above.
       } else if (imagenet) {
         std::printf(
             "  ImageNet's captions cover the authors' few-shot draws only: give --shots "
@@ -424,6 +455,9 @@ int main(int argc, char** argv) {
   shots->needs(seed);
   seed->needs(shots);
   check->add_flag("--deep", ca.deep, "also decode every image (slow: reads every file)");
+  check->add_flag("--no-split-cache", ca.no_split_cache,
+                  "with --shots/--seed: draw even when the dataset folder holds "
+                  "split_fewshot{,2}/shot_K-seed_S.pkl");
   SynthArgs ya;
   CLI::App* synth = app.add_subcommand(
       "synth", "write the synthetic captioned image world (pretraining set + CoOp datasets)");

@@ -4,12 +4,12 @@
  *   tgpt-train --dataset NAME --root DATA --shots K --seed S --weights CLIP --output OUT
  *       [--config FILE] [--templates FILE] [--method tgpt|coop|probe] [--captions FILE]
  *       [--no-content-loss] [--split FILE --image-root DIR] [--vocab FILE] [--resume]
- *       [--feature-cache DIR] [--no-split-cache]
+ *       [--feature-cache DIR] [--no-split-cache] [--skip-bad] [--loader-threads N]
  *       [--device auto|cpu|cuda] [--precision auto|f32|bf16|f16] [KEY VALUE ...]
  *   tgpt-train --method clip --images DIR [--captions FILE] --vocab MERGES --output OUT
  *       [--width 64 --layers 2 --heads W/64 --image-size 32 --patch 8 --max-iter 600
  *        --batch-size 64 --warmup-iter 30 --lr 2e-3 --weight-decay 0.1] [--seed S] [--resume]
- *       [--device ...]
+ *       [--loader-threads N] [--device ...]
  *   tgpt-train replay --weights CLIP --init INIT --batch BATCH --steps N --lr LR --max-iter M
  *       [--warmup-iter W] --trace OUT [--vocab FILE] [--device ...] [--precision ...]
  *
@@ -44,6 +44,13 @@
  * GPU when present; precision auto: f32 on the CPU, bf16 frozen encoders on the GPU (TGP-T's
  * parameters, losses and optimizer stay f32).
  *
+ * Input: training batches are decoded and augmented ahead of the model on --loader-threads N
+ * worker threads (data/batch_prefetcher.h; default 1 on the CPU, cores - 1 up to 8 on the GPU;
+ * 0: on the training thread), the same batches bit for bit whatever N. An unreadable image stops
+ * training with an error listing the bad files of its batch; --skip-bad decodes every image of
+ * the dataset's train, val and test first, leaves out those that fail (missing files too), logs
+ * "Skipped N unreadable images" in log.txt, and draws the few-shot split from the readable ones.
+ *
  * replay: N training steps on one fixed batch from a given initial state, every loss, learning
  * rate, first forward, first gradient and parameters after each step written to OUT
  * (train/tgpt_replay.h), for checking against the official code step by step.
@@ -54,6 +61,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -77,7 +85,8 @@ struct TrainArgs {
   std::string dataset, root, weights, output, config, templates, method = "tgpt", captions;
   std::string split, image_root, vocab, feature_cache;
   int64_t shots = -1, seed = -1;
-  bool no_content_loss = false, resume = false, no_split_cache = false;
+  int loader_threads = -1;  // < 0: default_loader_threads
+  bool no_content_loss = false, resume = false, no_split_cache = false, skip_bad = false;
   std::vector<std::string> overrides;
   tgpt::tools::PlacementOptions placement;
 };
@@ -105,6 +114,19 @@ int run_train(const TrainArgs& a) {
   // Data.
   const bool captions = method == FewshotMethod::tgpt && !a.no_content_loss;
   CoopFewshotData fs;
+  // --skip-bad: every image of the split decoded first; those that fail (missing files too) are
+  // left out before the few-shot draw.
+  std::vector<UnreadableImage> skipped;
+  SplitFilter filter_split;
+  if (a.skip_bad)
+    filter_split = [&skipped](CoopSplit& split) {
+      skipped =
+          drop_unreadable_images(split, [](const std::string& subset, size_t done, size_t total) {
+            std::fprintf(stderr, "\rchecking the %s images: %zu/%zu", subset.c_str(), done, total);
+            if (done == total) std::fprintf(stderr, "\n");
+            std::fflush(stderr);
+          });
+    };
   if (!a.split.empty()) {
     CoopFewshotRequest req;
     req.shots = shots;
@@ -114,6 +136,8 @@ int run_train(const TrainArgs& a) {
     req.split_json = a.split;
     req.image_root = a.image_root;
     req.dataset_dir = std::filesystem::path(a.split).parent_path().string();
+    req.check_files = !a.skip_bad;
+    req.filter_split = filter_split;
     req.import_fewshot = tools::split_cache_importer(
         req.dataset_dir, shots, seed, method == FewshotMethod::tgpt, {}, !a.no_split_cache);
     fs = load_coop_fewshot(req);
@@ -135,6 +159,8 @@ int run_train(const TrainArgs& a) {
     req.seed = seed;
     req.captions = captions;
     req.captions_file = a.captions;
+    req.check_files = !a.skip_bad;
+    req.filter_split = filter_split;
     req.import_fewshot =
         tools::split_cache_importer(req.dataset_dir, shots, seed, method == FewshotMethod::tgpt,
                                     {layout.dir}, !a.no_split_cache);
@@ -142,6 +168,33 @@ int run_train(const TrainArgs& a) {
     for (const auto& w : d.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     for (const auto& n : d.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
     fs = std::move(d.fewshot);
+  }
+  std::string skipped_line;
+  if (a.skip_bad) {
+    // An official split cache lists its own items: those found unreadable leave it too.
+    std::set<std::string> bad;
+    for (const UnreadableImage& u : skipped) bad.insert(u.path);
+    auto keep = [&bad](std::vector<LabeledImage>& items, std::vector<std::string>* item_captions) {
+      std::vector<LabeledImage> kept_items;
+      std::vector<std::string> kept_captions;
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (bad.count(items[i].path)) continue;
+        kept_items.push_back(items[i]);
+        if (item_captions && i < item_captions->size())
+          kept_captions.push_back((*item_captions)[i]);
+      }
+      items = std::move(kept_items);
+      if (item_captions) *item_captions = std::move(kept_captions);
+    };
+    keep(fs.split.train, fs.train_captions.empty() ? nullptr : &fs.train_captions);
+    keep(fs.split.val, nullptr);
+    TGPT_CHECK(!fs.split.train.empty(), "--skip-bad: no readable training image left");
+    skipped_line = str_cat("Skipped ", skipped.size(), " unreadable image",
+                           skipped.size() == 1 ? "" : "s", " (--skip-bad)");
+    for (size_t i = 0; i < skipped.size() && i < 5; ++i)
+      skipped_line += (i ? "\n  " : ": first:\n  ") + skipped[i].error;
+    if (skipped.size() > 5) skipped_line += str_cat("\n  ... and ", skipped.size() - 5, " more");
+    std::fprintf(stderr, "%s\n", skipped_line.c_str());
   }
   FewshotData data;
   data.dataset = name;
@@ -163,6 +216,7 @@ int run_train(const TrainArgs& a) {
     po.weights = a.weights;
     po.output_dir = out;
     po.header = "** Config **\n" + cfg.dump();
+    if (!skipped_line.empty()) po.header += "\n" + skipped_line;
     po.batch_size = cfg.get_int("DATALOADER.TEST.BATCH_SIZE");
     po.feature_cache_dir = a.feature_cache;
     po.device = probe_place.device;
@@ -242,6 +296,8 @@ int run_train(const TrainArgs& a) {
     o.templates = {"a photo of a {}."};
   }
   o.header = "** Config **\n" + cfg.dump();
+  if (!skipped_line.empty()) o.header += "\n" + skipped_line;
+  o.loader_threads = a.loader_threads;
   const FewshotRunResult r = run_fewshot_training(o, data);
   if (r.status == TrainStatus::interrupted) {
     std::fprintf(stderr,
@@ -265,6 +321,9 @@ struct PretrainArgs {
 int run_pretrain(const TrainArgs& a, const PretrainArgs& p) {
   using namespace tgpt;
   TGPT_CHECK(!p.images.empty(), "--method clip needs --images DIR (images with captions)");
+  TGPT_CHECK(!a.skip_bad,
+             "--skip-bad is for few-shot training; --method clip decodes every image before "
+             "training and lists those it cannot read");
   TGPT_CHECK(!a.vocab.empty(),
              "--method clip needs --vocab FILE (BPE merges, e.g. from "
              "tgpt-tokenize learn)");
@@ -299,6 +358,7 @@ int run_pretrain(const TrainArgs& a, const PretrainArgs& p) {
   o.batch_size = p.batch;
   o.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : 1;
   o.resume = a.resume;
+  o.loader_threads = a.loader_threads;
   tools::PlacementOptions place_opts = a.placement;
   if (place_opts.precision == "auto") place_opts.precision = "f32";
   const tools::Placement place = tools::resolve_placement(place_opts);
@@ -386,6 +446,16 @@ int main(int argc, char** argv) {
                "split_fewshot2/ or split_fewshot/shot_K-seed_S.pkl");
   app.add_option("--feature-cache", t.feature_cache,
                  "folder of the on-disk cache of frozen val/test image features, shared by runs");
+  app.add_option("--loader-threads", t.loader_threads,
+                 "worker threads decoding and augmenting training batches ahead of the model "
+                 "(0: on the training thread; default: 1 on the CPU, cores - 1 up to 8 on the "
+                 "GPU); the batches are the same whatever the number")
+      ->check(CLI::Range(0, 256));
+  app.add_flag("--skip-bad", t.skip_bad,
+               "decode every image of the dataset's train, val and test first and leave out "
+               "those that cannot be read (missing or corrupt), with their count in log.txt; the "
+               "few-shot split is then drawn from the readable images only (so it can differ "
+               "from the official draw)");
   tgpt::tools::add_placement_options(app, t.placement);
   app.add_option("overrides", t.overrides, "KEY VALUE ... (yacs opts)");
 
@@ -439,6 +509,10 @@ int main(int argc, char** argv) {
     return run_train(t);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tgpt-train: %s\n", e.what());
+    if (std::string(e.what()).find("images failed:") != std::string::npos && !t.skip_bad)
+      std::fprintf(stderr,
+                   "tgpt-train: --skip-bad checks every image first and leaves out those that "
+                   "cannot be read\n");
     return 1;
   }
   return 1;

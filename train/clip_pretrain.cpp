@@ -19,6 +19,7 @@
 #include "base/error.h"
 #include "base/parallel.h"
 #include "convert/clip_convert.h"
+#include "data/batch_prefetcher.h"
 #include "data/image.h"
 #include "data/preprocess.h"
 #include "data/resize.h"
@@ -38,7 +39,6 @@ namespace {
 std::string join_path(const std::string& dir, const std::string& name) {
   return (fs::path(dir) / name).string();
 }
-
 
 std::string read_whole_file(const std::string& path, const char* what) {
   std::ifstream f(path, std::ios::binary);
@@ -201,7 +201,10 @@ ClipPretrainResult run_clip_pretraining(const ClipPretrainOptions& o) {
       errors[static_cast<size_t>(i)] = str_cat(paths[static_cast<size_t>(i)], ": ", e.what());
     }
   });
-  for (const std::string& e : errors) TGPT_CHECK(e.empty(), what, ": ", e);
+  {
+    const std::string msg = batch_failure_message(what, errors, 10);
+    TGPT_CHECK(msg.empty(), msg);
+  }
   std::vector<std::string> texts;
   for (const CaptionPair& p : pairs) texts.push_back(p.caption);
   const int ctx = static_cast<int>(config.context_length);
@@ -243,29 +246,70 @@ ClipPretrainResult run_clip_pretraining(const ClipPretrainOptions& o) {
   ClipPretrainResult result;
   result.first_loss = std::numeric_limits<double>::quiet_NaN();
   std::deque<double> recent;
+  // Image j of a batch: its own generator (reproducible whatever the thread count), a random
+  // resized crop, bicubic to R x R, normalised into dst [3, R, R]. Errors name the file.
+  auto prepare = [&](const BatchRequest& r, int64_t j, float* dst) {
+    const size_t pair = static_cast<size_t>(r.items[static_cast<size_t>(j)]);
+    const Image& img = images[static_cast<size_t>(image_of[pair])];
+    try {
+      std::mt19937_64 rng(r.seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(j + 1)));
+      const CropBox box =
+          random_resized_crop_box(img.height, img.width, rng, o.crop_scale_min, 1.0);
+      normalize_image_into(resize_bicubic(crop_image(img, box), R, R), dst);
+    } catch (const std::exception& e) {
+      throw Error(str_cat(pairs[pair].path, ": ", e.what()));
+    }
+  };
+  // The input pipeline (data/batch_prefetcher.h): batches predicted from copies of the sampler and
+  // the trainer's generator as they stand now (after a resume), prepared ahead on worker threads.
+  const int loader_threads =
+      o.loader_threads >= 0 ? o.loader_threads : default_loader_threads(o.device == Device::CUDA);
+  std::unique_ptr<BatchPrefetcher> loader;
+  if (loader_threads > 0) {
+    BatchPrefetcherOptions lo;
+    lo.threads = loader_threads;
+    lo.depth = std::max(3, loader_threads);
+    lo.max_batches = std::max<int64_t>(0, o.max_iter - trainer.iteration());
+    lo.what = what;
+    loader = std::make_unique<BatchPrefetcher>(
+        std::vector<int64_t>{3, R, R},
+        [plan_sampler = sampler, plan_rng = trainer.rng()]() mutable {
+          BatchRequest r;
+          r.items = plan_sampler.next_batch();
+          r.seed = plan_rng();
+          return r;
+        },
+        prepare, lo);
+    log.line(str_cat("Input pipeline: ", loader_threads, " loader thread",
+                     loader_threads == 1 ? "" : "s", ", up to ", lo.depth, " batches ahead"));
+  } else {
+    log.line("Input pipeline: on the training thread (--loader-threads 0)");
+  }
   auto step = [&](int64_t) {
-    const std::vector<int64_t> idx = sampler.next_batch();
+    BatchRequest request;
+    request.items = sampler.next_batch();
+    const std::vector<int64_t>& idx = request.items;
     const int64_t B = static_cast<int64_t>(idx.size());
-    Tensor batch = Tensor::empty({B, 3, R, R});
     Tensor tok_batch = Tensor::empty({B, ctx}, DType::i32);
-    const uint64_t seed = trainer.rng()();
-    float* dst = batch.data<float>();
-    // Each image has its own generator (reproducible whatever the thread count); exceptions must
-    // not leave the parallel region, so failures are collected and rethrown after it.
-    std::vector<std::string> failed(static_cast<size_t>(B));
-    parallel_for(B, [&](int64_t j) {
-      const size_t pair = static_cast<size_t>(idx[static_cast<size_t>(j)]);
-      const Image& img = images[static_cast<size_t>(image_of[pair])];
-      try {
-        std::mt19937_64 rng(seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(j + 1)));
-        const CropBox box =
-            random_resized_crop_box(img.height, img.width, rng, o.crop_scale_min, 1.0);
-        normalize_image_into(resize_bicubic(crop_image(img, box), R, R), dst + j * 3 * R * R);
-      } catch (const std::exception& e) {
-        failed[static_cast<size_t>(j)] = str_cat(pairs[pair].path, ": ", e.what());
-      }
-    });
-    for (const std::string& e : failed) TGPT_CHECK(e.empty(), what, ": ", e);
+    request.seed = trainer.rng()();
+    Tensor batch;
+    if (loader) {
+      batch = loader->next(request);
+    } else {
+      batch = Tensor::empty({B, 3, R, R});
+      float* dst = batch.data<float>();
+      // Exceptions must not leave the parallel region: failures are collected and rethrown.
+      std::vector<std::string> failed(static_cast<size_t>(B));
+      parallel_for(B, [&](int64_t j) {
+        try {
+          prepare(request, j, dst + j * 3 * R * R);
+        } catch (const std::exception& e) {
+          failed[static_cast<size_t>(j)] = e.what();
+        }
+      });
+      const std::string msg = batch_failure_message(what, failed);
+      TGPT_CHECK(msg.empty(), msg);
+    }
     for (int64_t j = 0; j < B; ++j) tok_batch.narrow(0, j, 1).copy_(tokens.narrow(0, idx[j], 1));
     const Tensor fi = model.encode_image(batch);     // [B, E]
     const Tensor ft = model.encode_text(tok_batch);  // [B, E]
@@ -293,6 +337,10 @@ ClipPretrainResult run_clip_pretraining(const ClipPretrainOptions& o) {
   install_interrupt_handler();
   const TrainResult tr = trainer.run(step, evaluate);
   log.end_bar();
+  if (loader && !loader->prefetching())
+    log.line(
+        "Input pipeline: a batch differed from the predicted one (something else drew from the "
+        "generator); later batches were prepared on demand, not ahead");
   result.status = tr.status;
   result.iteration = tr.iteration;
   double sum = 0;

@@ -78,6 +78,9 @@ struct ClipPretrainOptions {
   int64_t save_every = 0;  // checkpoint period (0: at the end and on Ctrl-C)
   int64_t eval_every = 0;  // evaluate period (0: only at the end, when evaluate is set)
   uint64_t seed = 1;
+  // Input pipeline (data/batch_prefetcher.h): worker threads cropping and resizing batches ahead;
+  // 0: on the training thread; < 0: default_loader_threads. The same batches bit for bit.
+  int loader_threads = -1;
   bool resume = false;  // continue from output_dir/checkpoint-last.safetensors
   Device device = Device::CPU;
   DType compute_dtype = DType::f32;  // of the trained weights: f32 (f64 on the CPU; 16-bit refused)

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "base/error.h"
+#include "data/batch_prefetcher.h"
 #include "data/preprocess.h"
 #include "engine/autograd.h"
 #include "engine/ops.h"
@@ -407,16 +408,50 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
     log.line("Resuming from " + ckpt_path + " at iteration " + std::to_string(trainer.iteration()));
   }
 
+  // The input pipeline: batches predicted from copies of the sampler and the trainer's generator
+  // as they stand now (after a resume), prepared ahead on worker threads.
+  const int loader_threads = o.loader_threads >= 0
+                                 ? o.loader_threads
+                                 : default_loader_threads(clip.device() == Device::CUDA);
+  std::unique_ptr<BatchPrefetcher> loader;
+  if (loader_threads > 0) {
+    BatchPrefetcherOptions lo;
+    lo.threads = loader_threads;
+    lo.depth = std::max(3, loader_threads);
+    lo.max_batches = std::max<int64_t>(0, o.max_iter - trainer.iteration());
+    std::vector<std::string> train_paths;
+    for (const LabeledImage& it : data.train) train_paths.push_back(it.path);
+    loader = std::make_unique<BatchPrefetcher>(
+        std::vector<int64_t>{3, R, R},
+        [plan_sampler = sampler, plan_rng = trainer.rng()]() mutable {
+          BatchRequest r;
+          r.items = plan_sampler.next_batch();
+          r.seed = plan_rng();
+          return r;
+        },
+        train_image_prepare(std::move(train_paths), R, o.train_transform), lo);
+    std::snprintf(buf, sizeof buf, "Input pipeline: %d loader thread%s, up to %lld batches ahead",
+                  loader_threads, loader_threads == 1 ? "" : "s", static_cast<long long>(lo.depth));
+    log.line(buf);
+  } else {
+    log.line("Input pipeline: on the training thread (--loader-threads 0)");
+  }
+
   auto step = [&](int64_t) {
-    const std::vector<int64_t> idx = sampler.next_batch();
-    std::vector<std::string> paths;
+    BatchRequest request;
+    request.items = sampler.next_batch();
+    request.seed = trainer.rng()();
+    const std::vector<int64_t>& idx = request.items;
     std::vector<int64_t> labels;
-    for (int64_t i : idx) {
-      paths.push_back(data.train[static_cast<size_t>(i)].path);
-      labels.push_back(data.train[static_cast<size_t>(i)].label);
+    for (int64_t i : idx) labels.push_back(data.train[static_cast<size_t>(i)].label);
+    Tensor images;
+    if (loader) {
+      images = loader->next(request);
+    } else {
+      std::vector<std::string> paths;
+      for (int64_t i : idx) paths.push_back(data.train[static_cast<size_t>(i)].path);
+      images = preprocess_image_files(paths, R, true, request.seed, o.train_transform);
     }
-    const Tensor images =
-        preprocess_image_files(paths, R, true, trainer.rng()(), o.train_transform);
     Tensor cap;
     if (captions.defined()) {
       cap = Tensor::empty({static_cast<int64_t>(idx.size()), captions.size(1)}, DType::i32);
@@ -430,6 +465,10 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
   install_interrupt_handler();
   const TrainResult tr = trainer.run(step, topt.eval_every > 0 ? EvalFn(validate) : EvalFn());
   log.end_bar();
+  if (loader && !loader->prefetching())
+    log.line(
+        "Input pipeline: a batch differed from the predicted one (something else drew from the "
+        "generator); later batches were prepared on demand, not ahead");
   FewshotRunResult result;
   result.status = tr.status;
   result.iteration = tr.iteration;

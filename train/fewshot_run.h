@@ -13,7 +13,9 @@
  *   2. Training (train/trainer.h), iteration-based, batches of batch_size from a reshuffled
  *      sampler (drop_last = False, as the official RandomSampler), RandomResizedCrop + flip
  *      (data/preprocess.h) seeded from the trainer's generator, the frozen image encoder without
- *      a tape.
+ *      a tape. The batches are decoded and augmented ahead on loader_threads worker threads
+ *      (data/batch_prefetcher.h), the same bit for bit as on the training thread; an image that
+ *      cannot be read stops training with an error naming every bad file of its batch.
  *      TGP-T: AdamW (0.9, 0.999, eps 1e-7, wd 1e-4), linear warm-up + cosine (engine/
  *        schedule.h), loss = cls + category + content;
  *      CoOp: SGD (momentum 0.9, wd 5e-4), constant warm-up at warmup_lr then cosine, loss = CE.
@@ -86,10 +88,14 @@ struct FewshotRunOptions {
   double weight_decay = -1;                // < 0: the method's (TGP-T 1e-4, CoOp 5e-4)
   int64_t batch_size = 8;                  // DATALOADER.TRAIN_X.BATCH_SIZE
   TrainTransform train_transform;          // INPUT.TRANSFORMS, INPUT.RRCROP_SCALE
-  int64_t test_batch_size = 128;           // DATALOADER.TEST.BATCH_SIZE
-  int64_t eval_every = 200;                // TRAIN.TEST_FREQ (0: only at the end)
-  int64_t print_every = 50;                // TRAIN.PRINT_FREQ
-  int64_t save_every = 0;                  // TRAIN.SAVE_FREQ (0: at the end and on Ctrl-C)
+  // Input pipeline (data/batch_prefetcher.h): worker threads preparing training batches ahead;
+  // 0: each batch on the training thread when the step needs it; < 0: default_loader_threads.
+  // The batches are the same bit for bit whatever the number.
+  int loader_threads = -1;
+  int64_t test_batch_size = 128;  // DATALOADER.TEST.BATCH_SIZE
+  int64_t eval_every = 200;       // TRAIN.TEST_FREQ (0: only at the end)
+  int64_t print_every = 50;       // TRAIN.PRINT_FREQ
+  int64_t save_every = 0;         // TRAIN.SAVE_FREQ (0: at the end and on Ctrl-C)
   uint64_t seed = 1;
   bool resume = false;  // continue from OUT/checkpoint-last.safetensors (error when absent)
   Device device = Device::CPU;

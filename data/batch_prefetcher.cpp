@@ -1,0 +1,178 @@
+/*
+ * batch_prefetcher.cpp — the worker threads, the bounded queue of batches and in-order hand-out
+ * (data/batch_prefetcher.h).
+ */
+#include "data/batch_prefetcher.h"
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+#include "base/error.h"
+#include "data/preprocess.h"
+
+namespace tgpt {
+
+int default_loader_threads(bool gpu_training) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // On the GPU the CPU only prepares batches: every core but the one feeding the GPU (at most 8,
+  // beyond which decoding is rarely the bottleneck). On the CPU the model uses every core
+  // (OpenMP): one worker overlaps decoding with the model's serial parts without taking cores
+  // from it.
+  if (gpu_training) return std::clamp(cores - 1, 1, 8);
+  return 1;
+}
+
+BatchPrefetcher::BatchPrefetcher(std::vector<int64_t> image_shape, PlanFn plan, PrepareFn prepare,
+                                 const BatchPrefetcherOptions& options)
+    : image_shape_(std::move(image_shape)),
+      plan_(std::move(plan)),
+      prepare_(std::move(prepare)),
+      options_(options) {
+  TGPT_CHECK(options_.threads >= 1 && options_.threads <= 256,
+             "batch loader: threads must be in [1, 256], got ", options_.threads);
+  TGPT_CHECK(options_.depth >= 1, "batch loader: depth must be >= 1, got ", options_.depth);
+  TGPT_CHECK(plan_ && prepare_, "batch loader: no plan or prepare function");
+  for (int64_t d : image_shape_) {
+    TGPT_CHECK(d >= 1, "batch loader: bad image shape dimension ", d);
+    image_numel_ *= d;
+  }
+  if (options_.max_batches == 0) predicting_ = false;
+  workers_.reserve(static_cast<size_t>(options_.threads));
+  try {
+    for (int t = 0; t < options_.threads; ++t) workers_.emplace_back([this] { work(); });
+  } catch (...) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    work_cv_.notify_all();
+    for (std::thread& w : workers_) w.join();
+    throw;
+  }
+}
+
+BatchPrefetcher::~BatchPrefetcher() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (std::thread& w : workers_) w.join();
+}
+
+bool BatchPrefetcher::prefetching() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return predicting_;
+}
+
+std::shared_ptr<BatchPrefetcher::Slot> BatchPrefetcher::make_slot(BatchRequest request) const {
+  auto slot = std::make_shared<Slot>();
+  slot->size = static_cast<int64_t>(request.items.size());
+  std::vector<int64_t> shape = {slot->size};
+  shape.insert(shape.end(), image_shape_.begin(), image_shape_.end());
+  slot->images = Tensor::empty(Shape(shape), DType::f32);
+  slot->errors.resize(request.items.size());
+  slot->request = std::move(request);
+  return slot;
+}
+
+void BatchPrefetcher::work() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stop_) {
+    // The oldest batch with an image nobody has taken yet.
+    std::shared_ptr<Slot> slot;
+    for (const std::shared_ptr<Slot>& s : queue_)
+      if (s->taken < s->size) {
+        slot = s;
+        break;
+      }
+    if (!slot) {
+      const bool room = static_cast<int64_t>(queue_.size()) < options_.depth &&
+                        (options_.max_batches < 0 || planned_ < options_.max_batches);
+      if (predicting_ && room) {
+        // Plan the next batch (in order: we hold the lock).
+        ++planned_;
+        std::shared_ptr<Slot> planned;
+        try {
+          planned = make_slot(plan_());
+        } catch (const std::exception& e) {
+          planned = std::make_shared<Slot>();
+          planned->plan_error = e.what();
+        }
+        queue_.push_back(std::move(planned));
+        ready_cv_.notify_all();
+        continue;
+      }
+      work_cv_.wait(lock);
+      continue;
+    }
+    const int64_t j = slot->taken++;
+    lock.unlock();
+    std::string error;
+    try {
+      prepare_(slot->request, j, slot->images.data<float>() + j * image_numel_);
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "unknown error";
+    } catch (...) {
+      error = "unknown error";
+    }
+    lock.lock();
+    slot->errors[static_cast<size_t>(j)] = std::move(error);
+    if (++slot->finished == slot->size) ready_cv_.notify_all();
+  }
+}
+
+Tensor BatchPrefetcher::next(const BatchRequest& request) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  std::shared_ptr<Slot> slot;
+  if (predicting_) {
+    // The predicted batch: wait until a worker has planned it.
+    work_cv_.notify_one();
+    ready_cv_.wait(lock, [&] {
+      return !queue_.empty() || (options_.max_batches >= 0 && planned_ >= options_.max_batches);
+    });
+    if (!queue_.empty() && queue_.front()->plan_error.empty() &&
+        queue_.front()->request == request) {
+      slot = queue_.front();
+    } else {
+      // Another batch than predicted: no more prediction; what was planned is dropped
+      // (workers finish the images they are on, into slots nobody reads).
+      predicting_ = false;
+      queue_.clear();
+    }
+  }
+  if (!slot) {
+    slot = make_slot(request);
+    queue_.push_back(slot);
+    work_cv_.notify_all();
+  } else {
+    work_cv_.notify_all();
+  }
+  ready_cv_.wait(lock, [&] { return slot->finished == slot->size; });
+  queue_.pop_front();
+  work_cv_.notify_all();  // room to plan another batch
+  lock.unlock();
+  const std::string msg = batch_failure_message(options_.what, slot->errors);
+  if (!msg.empty()) throw Error(msg);
+  return slot->images;
+}
+
+BatchPrefetcher::PrepareFn train_image_prepare(std::vector<std::string> paths, int64_t n,
+                                               TrainTransform transform) {
+  auto shared_paths = std::make_shared<const std::vector<std::string>>(std::move(paths));
+  return [shared_paths, n, transform](const BatchRequest& r, int64_t j, float* dst) {
+    const int64_t item = r.items[static_cast<size_t>(j)];
+    TGPT_CHECK(item >= 0 && item < static_cast<int64_t>(shared_paths->size()),
+               "batch loader: item ", item, " outside [0, ", shared_paths->size(), ")");
+    const std::string& path = (*shared_paths)[static_cast<size_t>(item)];
+    try {
+      preprocess_batch_image_into(path, j, n, true, r.seed, transform, dst);
+    } catch (const std::exception& e) {
+      throw Error(image_error_message(path, e.what()));
+    }
+  };
+}
+
+}  // namespace tgpt
