@@ -76,11 +76,11 @@ TEST(GemmBackend, ParsesTgptGemm) {
     EXPECT_EQ(cpu::parse_gemm_backend(cpu::gemm_backend_name(b)), b);
 }
 
-TEST(GemmBackend, AutoUsesOnednnOutsideParallelRegionsForAAsGiven) {
-  EXPECT_TRUE(cpu::gemm_uses_onednn(cpu::GemmBackend::Auto, false, false));
-  EXPECT_FALSE(cpu::gemm_uses_onednn(cpu::GemmBackend::Auto, true, false));
-  EXPECT_FALSE(cpu::gemm_uses_onednn(cpu::GemmBackend::Auto, false, true));
-  EXPECT_TRUE(cpu::gemm_uses_onednn(cpu::GemmBackend::OneDnn, true, true));
+TEST(GemmBackend, OnednnOutsideParallelRegionsForAAsGiven) {
+  EXPECT_TRUE(cpu::gemm_uses_onednn(cpu::GemmBackend::OneDnn, false, false));
+  EXPECT_FALSE(cpu::gemm_uses_onednn(cpu::GemmBackend::OneDnn, true, false));
+  EXPECT_FALSE(cpu::gemm_uses_onednn(cpu::GemmBackend::OneDnn, false, true));
+  EXPECT_FALSE(cpu::gemm_uses_onednn(cpu::GemmBackend::Auto, false, false));
   EXPECT_FALSE(cpu::gemm_uses_onednn(cpu::GemmBackend::OpenBlas, false, false));
 }
 
@@ -164,15 +164,16 @@ TEST(OnednnGemm, Bf16ExactOnRepresentableValues) {
   }
 }
 
-// oneDNN blocks its work by the thread count. With the default backend (Auto: oneDNN for A as
-// given, OpenBLAS for a transposed A, whose K sum oneDNN may split between threads) linear's
-// output and dx must be bit-identical for 1, 2 and 3 threads, in f32 and in bf16 (shapes of the
-// small CLIP's and ViT-B's GEMMs, and a 1-row one), and so must bf16's dw (A copied row-major).
+// oneDNN blocks its work by the thread count. With TGPT_GEMM=onednn (oneDNN for A as given,
+// OpenBLAS for a transposed A, whose K sum oneDNN may split between threads) linear's output and
+// dx must be bit-identical for 1, 2 and 3 threads, in f32 and in bf16 (shapes of the small CLIP's
+// and ViT-B's GEMMs, and a 1-row one), and so must bf16's dw (A copied row-major); and attention,
+// whose per-head products run inside a parallel region (on OpenBLAS, even with one thread).
 // f32 dw (gᵀ x, on OpenBLAS as before) is not: OpenBLAS's blocking depends on the thread count,
 // so it is held to the f32 rounding bound against the 1-thread result (tests/test_ops_matmul.cpp
 // holds it to the bound against f64).
 TEST(OnednnGemm, ThreadCountInvariance) {
-  BackendGuard auto_backend(cpu::GemmBackend::Auto);
+  BackendGuard onednn(cpu::GemmBackend::OneDnn);
   Generator gen(7);
   struct Case {
     int64_t rows, in, outf;
@@ -222,6 +223,28 @@ TEST(OnednnGemm, ThreadCountInvariance) {
         }
       }
     }
+  }
+}
+
+TEST(OnednnGemm, AttentionThreadCountInvariance) {
+  BackendGuard onednn(cpu::GemmBackend::OneDnn);
+  Generator gen(8);
+  Tensor qkv = gen.randn({4, 65, 3 * 64}).set_requires_grad(true);
+  Tensor g = gen.randn({4, 65, 64});
+  const int saved = num_threads();
+  std::vector<std::vector<double>> out, grad;
+  for (int threads = 1; threads <= 3; ++threads) {
+    set_num_threads(threads);
+    qkv.zero_grad();
+    Tensor o = attention(qkv, 2, false);
+    o.backward(g);
+    out.push_back(o.to_double_vector());
+    grad.push_back(qkv.grad().to_double_vector());
+  }
+  set_num_threads(saved);
+  for (int k = 1; k < 3; ++k) {
+    EXPECT_EQ(out[0], out[k]) << k + 1 << " threads";
+    EXPECT_EQ(grad[0], grad[k]) << k + 1 << " threads";
   }
 }
 
@@ -359,7 +382,8 @@ TEST(OnednnGemm, ToolsReportAndFallBack) {
   if (!fs::exists(bin)) GTEST_SKIP() << "tgpt-tokenize not built next to the tests";
   std::string out;
   ASSERT_EQ(run_tool(bin, "", &out), 0) << out;
-  EXPECT_NE(out.find("GEMM backend:   auto (f32: oneDNN"), std::string::npos) << out;
+  EXPECT_NE(out.find("GEMM backend:   auto (f32, f64: OpenBLAS); bf16: "), std::string::npos)
+      << out;
   EXPECT_NE(out.find("oneDNN:         " + cpu::onednn_version() + ", ISA " + cpu::onednn_isa()),
             std::string::npos)
       << out;
@@ -374,15 +398,22 @@ TEST(OnednnGemm, ToolsReportAndFallBack) {
   EXPECT_EQ(run_tool(bin, "TGPT_GEMM=blis", &out), 2) << out;
   EXPECT_NE(out.find("error: TGPT_GEMM=blis is not a GEMM backend"), std::string::npos) << out;
 
+  ASSERT_EQ(run_tool(bin, "TGPT_GEMM=onednn", &out), 0) << out;
+  EXPECT_NE(out.find("GEMM backend:   onednn (f32: oneDNN; OpenBLAS for a transposed A"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("oneDNN self-test: passed"), std::string::npos) << out;
+
   // oneDNN's f32 GEMMs fail the self-test: a warning, and OpenBLAS runs them.
-  ASSERT_EQ(run_tool(bin, "TGPT_TEST_FAIL_ONEDNN_SELF_TEST=f32", &out), 0) << out;
+  ASSERT_EQ(run_tool(bin, "TGPT_GEMM=onednn TGPT_TEST_FAIL_ONEDNN_SELF_TEST=f32", &out), 0) << out;
   EXPECT_NE(out.find("warning: oneDNN failed tgpt's GEMM self-test"), std::string::npos) << out;
   EXPECT_NE(out.find("GEMM backend:   openblas"), std::string::npos) << out;
   EXPECT_NE(out.find("oneDNN self-test: FAILED"), std::string::npos) << out;
   if (cpu::onednn_native_bf16()) {
     // Only bf16 fails: f32 stays on oneDNN, bf16 is computed in f32.
-    ASSERT_EQ(run_tool(bin, "TGPT_TEST_FAIL_ONEDNN_SELF_TEST=bf16", &out), 0) << out;
-    EXPECT_NE(out.find("GEMM backend:   auto (f32: oneDNN"), std::string::npos) << out;
+    ASSERT_EQ(run_tool(bin, "TGPT_GEMM=onednn TGPT_TEST_FAIL_ONEDNN_SELF_TEST=bf16", &out), 0)
+        << out;
+    EXPECT_NE(out.find("GEMM backend:   onednn (f32: oneDNN"), std::string::npos) << out;
     EXPECT_NE(out.find("bf16: computed in f32"), std::string::npos) << out;
   }
 }

@@ -454,9 +454,10 @@ void check_onednn() {
   }
   if (o.self_test_passed) return;
   const bool f32_failed = o.self_test_detail.rfind("oneDNN f32", 0) == 0 || fail == "f32";
-  if (f32_failed) {
+  if (f32_failed) {  // nothing on oneDNN
     cpu::set_gemm_backend(cpu::GemmBackend::OpenBlas);
-    o.fallback = "f32 GEMMs on OpenBLAS, bf16 computed in f32";
+    o.fallback = backend == cpu::GemmBackend::OneDnn ? "f32 GEMMs on OpenBLAS, bf16 computed in f32"
+                                                     : "bf16 computed in f32";
   } else {
     cpu::disable_bf16_gemm();
     o.fallback = "bf16 computed in f32";
@@ -508,10 +509,8 @@ std::string blas_report() {
   const OnednnStatus& o = s.onednn;
   const cpu::GemmBackend backend = cpu::gemm_backend();
   r += std::string("GEMM backend:   ") + cpu::gemm_backend_name(backend);
-  if (backend == cpu::GemmBackend::Auto)
+  if (backend == cpu::GemmBackend::OneDnn)
     r += " (f32: oneDNN; OpenBLAS for a transposed A and inside parallel regions; f64: OpenBLAS)";
-  else if (backend == cpu::GemmBackend::OneDnn)
-    r += " (f32: oneDNN; f64: OpenBLAS)";
   else
     r += " (f32, f64: OpenBLAS)";
   r += std::string("; bf16: ") +

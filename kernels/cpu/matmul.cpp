@@ -102,8 +102,8 @@ void set_gemm_backend(GemmBackend b) {
   g_backend.store(static_cast<int>(b));
 }
 
-bool gemm_uses_onednn(GemmBackend b, bool in_parallel, bool trans_a) {
-  return b == GemmBackend::OneDnn || (b == GemmBackend::Auto && !in_parallel && !trans_a);
+bool gemm_uses_onednn(GemmBackend b, bool in_parallel_region, bool trans_a) {
+  return b == GemmBackend::OneDnn && !in_parallel_region && !trans_a;
 }
 
 bool bf16_gemm_native() {
@@ -131,7 +131,9 @@ void gemm_openblas(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (gemm_uses_onednn(gemm_backend(), omp_in_parallel() != 0, trans_a))
+  // omp_get_level, not omp_in_parallel: a region of one thread is inactive but still a region,
+  // and the choice must not depend on the thread count.
+  if (gemm_uses_onednn(gemm_backend(), omp_get_level() > 0, trans_a))
     gemm_onednn(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     gemm_openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -2,7 +2,7 @@
  * matmul.h — CPU matrix products on raw row-major buffers: a general gemm, and forward/backward
  * kernels for matmul and linear (the patch convolution's kernels are in kernels/cpu/conv.h).
  *
- * f32 GEMMs run on oneDNN (kernels/cpu/onednn_gemm.h) or OpenBLAS (sgemm), chosen per call by
+ * f32 GEMMs run on OpenBLAS (sgemm) or oneDNN (kernels/cpu/onednn_gemm.h), chosen per call by
  * gemm_backend() (TGPT_GEMM=auto|onednn|openblas); f64 on OpenBLAS (dgemm); bf16 on oneDNN
  * (bf16 operands, f32 accumulation, bf16 result), only where the CPU has bf16 dot products
  * (bf16_gemm_native(); elsewhere the ops compute bf16 tensors in f32).
@@ -26,13 +26,15 @@ namespace tgpt::cpu {
 
 // ---- which library runs the f32 GEMMs -----------------------------------------------------------
 
-// Auto (the default): oneDNN for a GEMM called outside OpenMP parallel regions with A not
-// transposed; OpenBLAS inside a region (the per-head attention products, each on its calling
-// thread, where OpenBLAS's small-matrix kernels are faster) and for a transposed A (the weight
-// gradients xᵀ-style products: oneDNN 2.6 splits their K sum between threads for some shapes, so
-// its result would depend on the thread count; with A as given it does not — checked for M, N
-// up to 2304, K up to 64·max(M, N), 1-64 threads). Measured in bench/RESULTS.md ("GEMM
-// backends"). OneDnn (forced) is not thread-count invariant for a transposed A.
+// Auto (the default): f32 on OpenBLAS, bf16 on oneDNN. OneDnn: f32 on oneDNN too, except
+// inside an OpenMP parallel region (the per-head attention products, each on its calling thread,
+// where OpenBLAS's small-matrix kernels are faster at the small CLIP's sizes) and for a
+// transposed A (the weight gradients: oneDNN 2.6 splits their K sum between threads for some
+// shapes, so the result would depend on the thread count; with A as given it does not — checked
+// for M, N up to 2304, K up to 64·max(M, N), 1-64 threads); those stay on OpenBLAS. OpenBlas:
+// everything on OpenBLAS, bf16 computed in f32. oneDNN f32 is not the default because the f32
+// TGP-T replay golden test (tests/test_tgpt.cpp, parameters after 3 AdamW steps within 1e-5 of
+// the largest) lands at 1.05e-5 with it (8.3e-6 on OpenBLAS): bench/RESULTS.md ("GEMM backends").
 enum class GemmBackend : uint8_t { Auto, OpenBlas, OneDnn };
 
 // TGPT_GEMM's values: "auto" (or empty), "openblas", "onednn"; anything else throws a
@@ -45,9 +47,9 @@ const char* gemm_backend_name(GemmBackend b);  // "auto", "openblas", "onednn"
 GemmBackend gemm_backend();
 void set_gemm_backend(GemmBackend b);
 
-// Whether an f32 gemm with this trans_a called now (inside a parallel region or not) runs on
-// oneDNN.
-bool gemm_uses_onednn(GemmBackend b, bool in_parallel, bool trans_a);
+// Whether an f32 gemm with this trans_a called now (inside an OpenMP parallel region, active or
+// not, or outside) runs on oneDNN.
+bool gemm_uses_onednn(GemmBackend b, bool in_parallel_region, bool trans_a);
 
 // bf16 GEMMs run natively: oneDNN's instruction set has bf16 dot products (AVX512-BF16, AMX),
 // the backend is not forced to OpenBLAS, and the bf16 self-test did not fail.
