@@ -1,10 +1,10 @@
 /*
  * matmul.cpp — CPU matrix products (matmul.h): the gemm wrappers and the backend choice, and the
- * matmul and linear kernels. f32 goes to oneDNN (kernels/cpu/onednn_gemm.h) or OpenBLAS's
- * cblas_sgemm by gemm_backend(); f64 to cblas_dgemm; bf16 to oneDNN's bf16 matmul.
+ * matmul and linear kernels. f32 goes to OpenBLAS's cblas_sgemm or oneDNN
+ * (kernels/cpu/onednn_gemm.h) by gemm_backend(); f64 to cblas_dgemm; bf16 to oneDNN's bf16 matmul.
  *
  * GEMMs are only ever called from the calling thread (never inside an OpenMP region, except the
- * per-head attention products, which Auto sends to OpenBLAS); the engine's own loops (bias fill,
+ * per-head attention products, which stay on OpenBLAS); the engine's own loops (bias fill,
  * column sums, patch permutation) split work by independent rows or columns, so their results do
  * not depend on the thread count.
  */
