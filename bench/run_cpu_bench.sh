@@ -41,3 +41,15 @@ OPENBLAS_CORETYPE=Prescott ./build/bench_cpu --benchmark_filter=BM_linear \
 echo
 /usr/bin/python3 bench/compare_cores.py "$out/gemm_prescott.json" "$out/gemm_selected.json" |
   tee "$out/gemm_cores_table.md"
+
+# GEMM libraries at CLIP's shapes (kernels/cpu/matmul.h's backends): OpenBLAS with the selected
+# core and with Prescott forced, oneDNN f32 and bf16, against the measured peak.
+./build/bench_cpu --benchmark_filter=BM_gemm_backend \
+  --benchmark_out_format=json --benchmark_out="$out/gemm_backends.json" \
+  --benchmark_min_time=0.3 --benchmark_repetitions=3
+OPENBLAS_CORETYPE=Prescott ./build/bench_cpu --benchmark_filter='BM_gemm_backend/.*/0/' \
+  --benchmark_out_format=json --benchmark_out="$out/gemm_backends_prescott.json" \
+  --benchmark_min_time=0.3 --benchmark_repetitions=3
+echo
+/usr/bin/python3 bench/compare_gemm_backends.py "$out/gemm_backends.json" \
+  "$out/gemm_backends_prescott.json" | tee "$out/gemm_backends_table.md"

@@ -13,6 +13,7 @@
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "kernels/launch.h"
+#include "kernels/matmul.h"
 
 namespace tgpt {
 
@@ -21,6 +22,13 @@ inline bool is_half(DType t) {
 }
 
 // Checks that x is defined and of a floating dtype.
+// The GEMM-based ops (linear, matmul, conv2d_patch) compute a CPU tensor x in f32 (converting
+// in and out): f16 always, bf16 unless the CPU runs bf16 GEMMs (kernels::cpu_bf16_gemm).
+inline bool cpu_computes_in_f32(const Tensor& x) {
+  if (x.device() != Device::CPU || !is_half(x.dtype())) return false;
+  return x.dtype() == DType::f16 || !kernels::cpu_bf16_gemm();
+}
+
 inline void check_float(const Tensor& x, const char* op, const char* arg) {
   TGPT_CHECK(x.defined(), op, ": ", arg, " is undefined");
   TGPT_CHECK(dtype_is_float(x.dtype()), op, ": ", arg, " must be a floating tensor, got ",

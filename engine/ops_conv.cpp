@@ -6,7 +6,8 @@
  * patches [B, G, Cin*P*P] (G = H/P * W/P), and each batch entry is one GEMM with the weight viewed
  * [Cout, Cin*P*P], written straight into the output layout [B, Cout, H/P, W/P]. The backward
  * permutes the patch gradient back (col2im without overlaps). Launchers: kernels/conv.h; on the
- * CPU f16/bf16 inputs are computed in f32.
+ * CPU bf16 inputs run as bf16 GEMMs where the CPU has bf16 dot products (kernels::cpu_bf16_gemm),
+ * f16 inputs (and bf16 elsewhere) are computed in f32.
  */
 #include "engine/ops_common.h"
 #include "kernels/conv.h"
@@ -67,12 +68,12 @@ Tensor conv2d_patch(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) 
     TGPT_CHECK(b_in.dim() == 1 && b_in.size(0) == Cout, "conv2d_patch: bias ", b_in.shape().str(),
                " does not match Cout = ", Cout);
   }
-  if (is_half(x_in.dtype()) && x_in.device() == Device::CPU) {
+  if (cpu_computes_in_f32(x_in)) {
     Tensor b32 = b_in.defined() ? b_in.to(DType::f32) : Tensor();
     return conv2d_patch(x_in.to(DType::f32), w_in.to(DType::f32), b32).to(x_in.dtype());
   }
   const Device dev = x_in.device();
-  check_kernel_dtype(dev, x_in.dtype(), op);
+  kernels::check_gemm_kernel_dtype(dev, x_in.dtype(), op);
   int64_t Gh = H / P, Gw = W / P, G = Gh * Gw, D = Cin * P * P;
   kernels::check_gemm_extents(dev, op, {Cout, G, D});
 

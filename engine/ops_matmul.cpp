@@ -1,7 +1,8 @@
 /*
  * ops_matmul.cpp — linear (x @ wᵀ + b) and batched matmul, with autograd. Launchers:
- * kernels/matmul.h (OpenBLAS on the CPU, cuBLAS on CUDA). On the CPU f16/bf16 inputs are
- * computed in f32 and returned in the input dtype.
+ * kernels/matmul.h (oneDNN/OpenBLAS on the CPU, cuBLAS on CUDA). On the CPU bf16 inputs run as
+ * bf16 GEMMs with f32 accumulation where the CPU has bf16 dot products (kernels::cpu_bf16_gemm);
+ * f16 inputs, and bf16 ones elsewhere, are computed in f32 and returned in the input dtype.
  *
  * Operands are handed to gemm without copies when they are contiguous or are transposed views
  * of contiguous matrices (the transpose flag is passed instead); any other layout is copied to
@@ -132,12 +133,12 @@ void record_matmul(Tensor& out, const Tensor& a_in, const Tensor& b_in, const Ge
 
 Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
   check_linear_args(x_in, w_in, b_in);
-  if (is_half(x_in.dtype()) && x_in.device() == Device::CPU) {
+  if (cpu_computes_in_f32(x_in)) {
     Tensor b32 = b_in.defined() ? b_in.to(DType::f32) : Tensor();
     return linear(x_in.to(DType::f32), w_in.to(DType::f32), b32).to(x_in.dtype());
   }
   const Device dev = x_in.device();
-  check_kernel_dtype(dev, x_in.dtype(), "linear");
+  kernels::check_gemm_kernel_dtype(dev, x_in.dtype(), "linear");
   int64_t in = w_in.size(1), outf = w_in.size(0);
   int64_t rows = 1;  // x viewed as [rows, in]
   for (int d = 0; d + 1 < x_in.dim(); ++d) rows *= x_in.size(d);
@@ -173,10 +174,10 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     TGPT_CHECK(same, "matmul: batch dims of a ", a_in.shape().str(), " and b ", b_in.shape().str(),
                " must be equal (or b must be 2-D)");
   }
-  if (is_half(a_in.dtype()) && a_in.device() == Device::CPU)
+  if (cpu_computes_in_f32(a_in))
     return matmul(a_in.to(DType::f32), b_in.to(DType::f32)).to(a_in.dtype());
   const Device dev = a_in.device();
-  check_kernel_dtype(dev, a_in.dtype(), "matmul");
+  kernels::check_gemm_kernel_dtype(dev, a_in.dtype(), "matmul");
   int64_t batch = 1;
   for (int d = 0; d < nd - 2; ++d) batch *= a_in.size(d);
   kernels::check_gemm_extents(dev, "matmul", {M, K, N, batch * M});

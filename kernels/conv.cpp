@@ -4,6 +4,7 @@
 #include "kernels/conv.h"
 
 #include "kernels/cpu/conv.h"
+#include "kernels/matmul.h"
 #ifdef TGPT_WITH_CUDA
 #include "kernels/cuda/conv.h"
 #include "kernels/cuda/matmul.h"
@@ -17,7 +18,7 @@ void conv2d_patch_forward(Device dev, DType dt, void* out, void* patches, const 
                           const void* w, const void* bias, int64_t B, int64_t Cin, int64_t H,
                           int64_t W, int64_t P, int64_t Cout) {
   const int64_t G = (H / P) * (W / P), D = Cin * P * P;
-  check_kernel_dtype(dev, dt, "conv2d_patch");
+  check_gemm_kernel_dtype(dev, dt, "conv2d_patch");
   if (dev == Device::CUDA) {
 #ifdef TGPT_WITH_CUDA
     cuda::patchify(dt, patches, x, B, Cin, H, W, P);
@@ -34,7 +35,7 @@ void conv2d_patch_forward(Device dev, DType dt, void* out, void* patches, const 
     fail_without_cuda("conv2d_patch");
 #endif
   }
-  dispatch_float(dt, "conv2d_patch", [&](auto tag) {
+  dispatch_gemm_float(dt, "conv2d_patch", [&](auto tag) {
     using T = decltype(tag);
     if (B * G * D > 0)
       cpu::patchify_cpu<T>(static_cast<T*>(patches), static_cast<const T*>(x), B, Cin, H, W, P);
@@ -78,7 +79,7 @@ void conv2d_patch_backward(Device dev, DType dt, void* dx, void* dw, void* dbias
     fail_without_cuda("conv2d_patch backward");
 #endif
   }
-  dispatch_float(dt, "conv2d_patch backward", [&](auto tag) {
+  dispatch_gemm_float(dt, "conv2d_patch backward", [&](auto tag) {
     using T = decltype(tag);
     cpu::conv2d_patch_backward_cpu<T>(dpatches.as<T>(), static_cast<T*>(dw), static_cast<T*>(dbias),
                                       static_cast<const T*>(g), static_cast<const T*>(patches),

@@ -5,13 +5,40 @@
  */
 #include "kernels/matmul.h"
 
+#include <cstdio>
+#include <mutex>
+#include <string>
+
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/onednn_gemm.h"
 #ifdef TGPT_WITH_CUDA
 #include "kernels/cuda/matmul.h"
 #include "kernels/cuda/tensor_kernels.h"
 #endif
 
 namespace tgpt::kernels {
+
+bool cpu_bf16_gemm() {
+  if (cpu::bf16_gemm_native()) return true;
+  static std::once_flag noted;
+  std::call_once(noted, [] {
+    const std::string why =
+        !cpu::onednn_native_bf16()
+            ? "oneDNN's instruction set here, " + cpu::onednn_isa() + ", has no bf16 dot products"
+        : cpu::gemm_backend() == cpu::GemmBackend::OpenBlas ? std::string("TGPT_GEMM=openblas")
+                                                            : std::string("bf16 self-test failed");
+    std::fprintf(stderr,
+                 "tgpt: note: bf16 matrix products are computed in f32 on the CPU (%s); the "
+                 "results are the f32 ones rounded to bf16\n",
+                 why.c_str());
+  });
+  return false;
+}
+
+void check_gemm_kernel_dtype(Device dev, DType dt, const char* op) {
+  if (dev == Device::CPU && dt == DType::bf16) return;
+  check_kernel_dtype(dev, dt, op);
+}
 
 void check_gemm_extents(Device dev, const char* op, std::initializer_list<int64_t> extents) {
   if (dev != Device::CPU) return;  // cuBLAS takes 64-bit problem sizes through tgpt's wrapper
@@ -22,7 +49,7 @@ void check_gemm_extents(Device dev, const char* op, std::initializer_list<int64_
 
 void linear_forward(Device dev, DType dt, void* out, const void* x, const void* w, bool w_t,
                     const void* bias, int64_t rows, int64_t in, int64_t outf) {
-  check_kernel_dtype(dev, dt, "linear");
+  check_gemm_kernel_dtype(dev, dt, "linear");
   if (dev == Device::CUDA) {
 #ifdef TGPT_WITH_CUDA
     cuda::linear_forward(dt, out, x, w, w_t, bias, rows, in, outf);
@@ -32,7 +59,7 @@ void linear_forward(Device dev, DType dt, void* out, const void* x, const void* 
 #endif
   }
   if (rows == 0 || outf == 0) return;
-  dispatch_float(dt, "linear", [&](auto tag) {
+  dispatch_gemm_float(dt, "linear", [&](auto tag) {
     using T = decltype(tag);
     cpu::linear_forward_cpu<T>(static_cast<T*>(out), static_cast<const T*>(x),
                                static_cast<const T*>(w), static_cast<const T*>(bias), rows, in,
@@ -59,7 +86,7 @@ void linear_backward(Device dev, DType dt, void* dx, void* dw, void* dbias, cons
     fail_without_cuda("linear backward");
 #endif
   }
-  dispatch_float(dt, "linear backward", [&](auto tag) {
+  dispatch_gemm_float(dt, "linear backward", [&](auto tag) {
     using T = decltype(tag);
     cpu::linear_backward_cpu<T>(static_cast<T*>(dx), static_cast<T*>(dw), static_cast<T*>(dbias),
                                 static_cast<const T*>(g), static_cast<const T*>(x),
@@ -70,7 +97,7 @@ void linear_backward(Device dev, DType dt, void* dx, void* dw, void* dbias, cons
 
 void matmul_forward(Device dev, DType dt, void* out, const void* a, bool a_t, const void* b,
                     bool b_t, int64_t batch, int64_t M, int64_t K, int64_t N, bool b_batched) {
-  check_kernel_dtype(dev, dt, "matmul");
+  check_gemm_kernel_dtype(dev, dt, "matmul");
   if (dev == Device::CUDA) {
 #ifdef TGPT_WITH_CUDA
     // out[b] [M, N] = a[b] [M, K] @ b[b] [K, N]
@@ -82,7 +109,7 @@ void matmul_forward(Device dev, DType dt, void* out, const void* a, bool a_t, co
 #endif
   }
   if (batch * M * N == 0) return;
-  dispatch_float(dt, "matmul", [&](auto tag) {
+  dispatch_gemm_float(dt, "matmul", [&](auto tag) {
     using T = decltype(tag);
     cpu::matmul_forward_cpu<T>(static_cast<T*>(out), static_cast<const T*>(a),
                                static_cast<const T*>(b), batch, M, K, N, a_t, b_t, b_batched);
@@ -122,7 +149,7 @@ void matmul_backward(Device dev, DType dt, void* da, void* db, const void* g, co
     fail_without_cuda("matmul backward");
 #endif
   }
-  dispatch_float(dt, "matmul backward", [&](auto tag) {
+  dispatch_gemm_float(dt, "matmul backward", [&](auto tag) {
     using T = decltype(tag);
     cpu::matmul_backward_cpu<T>(static_cast<T*>(da), static_cast<T*>(db), static_cast<const T*>(g),
                                 static_cast<const T*>(a), static_cast<const T*>(b), batch, M, K, N,

@@ -4,8 +4,9 @@
  *
  * Buffers are row-major; a buffer flagged `*_t` holds the transpose of its logical matrix (a
  * transposed view whose transpose is contiguous), so no transpose is materialised. CPU:
- * kernels/cpu/matmul.h on OpenBLAS (f32, f64). CUDA: kernels/cuda/matmul.h on cuBLAS/cuBLASLt
- * (f32, f16, bf16 with f32 accumulation). Backward reads x (for dw) and w (for dx), a and b.
+ * kernels/cpu/matmul.h on oneDNN and OpenBLAS (f32, f64, and bf16 with f32 accumulation where
+ * cpu_bf16_gemm()). CUDA: kernels/cuda/matmul.h on cuBLAS/cuBLASLt (f32, f16, bf16 with f32
+ * accumulation). Backward reads x (for dw) and w (for dx), a and b.
  */
 #pragma once
 
@@ -15,6 +16,21 @@
 #include "kernels/launch.h"
 
 namespace tgpt::kernels {
+
+// Whether the CPU runs bf16 GEMMs (linear, matmul, conv2d_patch) in bf16 (oneDNN on a CPU with
+// bf16 dot products: cpu::bf16_gemm_native()). When not, the ops compute bf16 tensors in f32, and
+// the first call prints a note saying so on stderr.
+bool cpu_bf16_gemm();
+
+// As check_kernel_dtype, and bf16 on the CPU (the GEMM-based kernels' CPU bf16 path).
+void check_gemm_kernel_dtype(Device dev, DType dt, const char* op);
+
+// As dispatch_float, and T = bf16 for bf16 (the GEMM-based CPU kernels).
+template <typename F>
+decltype(auto) dispatch_gemm_float(DType dt, const char* op, F&& f) {
+  if (dt == DType::bf16) return f(bf16{});
+  return dispatch_float(dt, op, f);
+}
 
 // Throws when an extent exceeds what the device's GEMM accepts (the BLAS integer on the CPU).
 void check_gemm_extents(Device dev, const char* op, std::initializer_list<int64_t> extents);

@@ -259,6 +259,11 @@ fi
 rm -rf "$omp_dir"
 # Build dependencies: the carried .gpu-deps, else Debian's -dev packages.
 deps=()
+# oneDNN travels xz-compressed (scripts/gpu_deps.sh): unpack it once (python3's lzma: no xz needed).
+if [ -f .gpu-deps/lib/libdnnl.so.2.xz ] && [ ! -f .gpu-deps/lib/libdnnl.so.2 ]; then
+  python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+    .gpu-deps/lib/libdnnl.so.2.xz .gpu-deps/lib/libdnnl.so.2
+fi
 if [ -f .gpu-deps/include/cblas.h ] && [ -e .gpu-deps/lib/libopenblas.so ] && [ -d .gpu-deps/googletest ]; then
   deps=(-DTGPT_DEPS_PREFIX="$repo/.gpu-deps" -DTGPT_PYTHON="$(command -v python3)")
   export LD_LIBRARY_PATH="$repo/.gpu-deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gpu_deps.sh — gathers, on this Debian 12 machine, the build dependencies that the GPU machine's
-# image lacks (OpenBLAS (OpenMP build) and its Fortran runtime, zlib, libjpeg-turbo, libwebp,
+# image lacks (OpenBLAS (OpenMP build) and its Fortran runtime, oneDNN, zlib, libjpeg-turbo, libwebp,
 # libtiff and the codec libraries it links, nlohmann-json, stb, CLI11 headers, yaml-cpp, expat,
 # GoogleTest sources) into .gpu-deps/
 # (git-ignored). Carry that folder to the GPU machine, with .pydeps/ (ftfy for the tokenizer's
@@ -22,6 +22,14 @@ cp -L "/usr/include/$arch/openblas-openmp/cblas.h" "/usr/include/$arch/openblas-
   "$dest/include/"
 cp -L "/usr/lib/$arch/openblas-openmp/libopenblas.so.0" "$dest/lib/libopenblas.so.0"
 ln -s libopenblas.so.0 "$dest/lib/libopenblas.so"
+# oneDNN (libdnnl-dev) and the OpenCL loader libdnnl.so.2 links (no OpenCL device is used).
+# libdnnl.so.2 (40 MB) travels xz-compressed (7 MB) to keep the carried folder under the 64 MiB a
+# device call carries; scripts/gpu_check.sh unpacks it (libdnnl.so is the link to the unpacked).
+mkdir -p "$dest/include/oneapi"
+cp -r /usr/include/oneapi/dnnl "$dest/include/oneapi/"
+xz -9 -T2 -c "/usr/lib/$arch/libdnnl.so.2" > "$dest/lib/libdnnl.so.2.xz"
+ln -s libdnnl.so.2 "$dest/lib/libdnnl.so"
+cp -L "/usr/lib/$arch/libOpenCL.so.1" "$dest/lib/libOpenCL.so.1"
 cp -L "/usr/lib/$arch/libgfortran.so.5" "/usr/lib/$arch/libquadmath.so.0" "$dest/lib/"
 cp -L "/lib/$arch/libz.so.1" "$dest/lib/libz.so.1"
 ln -s libz.so.1 "$dest/lib/libz.so"

@@ -10,7 +10,7 @@ FTFY_VERSION=6.3.1
 
 PACKAGES=(
   cmake ninja-build g++ pkg-config
-  libopenblas-dev libopenblas-openmp-dev libcli11-dev libstb-dev nlohmann-json3-dev zlib1g-dev
+  libopenblas-dev libopenblas-openmp-dev libdnnl-dev libcli11-dev libstb-dev nlohmann-json3-dev zlib1g-dev
   libjpeg62-turbo-dev libwebp-dev libtiff-dev libyaml-cpp-dev
   libgtest-dev libexpat1-dev libbenchmark-dev
   python3 python3-torch python3-numpy python3-pil python3-torchvision python3-pip

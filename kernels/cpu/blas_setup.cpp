@@ -11,11 +11,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "base/error.h"
 #include "base/parallel.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/onednn_gemm.h"
 
 namespace tgpt {
 
@@ -28,6 +30,7 @@ constexpr const char* kNoTuningVar = "TGPT_NO_BLAS_TUNING";
 constexpr const char* kSelfTestFailedVar = "TGPT_BLAS_SELF_TEST_FAILED";
 constexpr const char* kFailSelfTestVar = "TGPT_TEST_FAIL_BLAS_SELF_TEST";
 constexpr const char* kGenericCore = "Prescott";
+constexpr const char* kFailOnednnSelfTestVar = "TGPT_TEST_FAIL_ONEDNN_SELF_TEST";
 
 bool same_core(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -207,44 +210,90 @@ int32_t test_quarters(int64_t i, int salt) {
 }
 
 template <typename T>
-bool self_test_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, T beta,
-                    std::string* detail) {
-  std::vector<T> A(M * K), B(K * N), C(M * N);
+T from_f64(double v) {
+  if constexpr (std::is_same_v<T, bf16>)
+    return f32_to_bf16(static_cast<float>(v));
+  else
+    return static_cast<T>(v);
+}
+
+template <typename T>
+double to_f64(T v) {
+  if constexpr (std::is_same_v<T, bf16>)
+    return bf16_to_f32(v);
+  else
+    return static_cast<double>(v);
+}
+
+// One product through `gemm` (a gemm-like function on TAB operands and a TC result, scalars S).
+// The expected result is exact in f32 before C's rounding (to TC), so it must match exactly.
+template <typename TAB, typename TC, typename S, typename Gemm>
+bool self_test_case(Gemm gemm, const char* what, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                    S alpha, S beta, std::string* detail) {
+  std::vector<TAB> A(M * K), B(K * N);
+  std::vector<TC> C(M * N);
   std::vector<int32_t> a(M * K), bt(N * K);  // logical a [M, K] and bᵀ [N, K], in quarters
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
   for (int64_t i = 0; i < M * K; ++i) {
     const int32_t q = test_quarters(i, 1);
-    A[i] = static_cast<T>(q) * T(0.25);
+    A[i] = from_f64<TAB>(q * 0.25);
     const int64_t row = i / lda, col = i % lda;  // A's buffer is [M, K], or [K, M] with ta
     a[ta ? col * K + row : row * K + col] = q;
   }
   for (int64_t i = 0; i < K * N; ++i) {
     const int32_t q = test_quarters(i, 2);
-    B[i] = static_cast<T>(q) * T(0.25);
+    B[i] = from_f64<TAB>(q * 0.25);
     const int64_t row = i / ldb, col = i % ldb;  // B's buffer is [K, N], or [N, K] with tb
     bt[tb ? row * K + col : col * K + row] = q;
   }
-  for (int64_t i = 0; i < M * N; ++i) C[i] = static_cast<T>(test_quarters(i, 3)) * T(0.25);
-  std::vector<T> ref(M * N);
+  for (int64_t i = 0; i < M * N; ++i) C[i] = from_f64<TC>(test_quarters(i, 3) * 0.25);
+  std::vector<TC> ref(M * N);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
       const int32_t* ar = a.data() + m * K;
       const int32_t* br = bt.data() + n * K;
       int32_t acc = 0;
       for (int64_t k = 0; k < K; ++k) acc += ar[k] * br[k];
-      ref[m * N + n] = static_cast<T>(static_cast<double>(alpha) * acc / 16.0 +
-                                      static_cast<double>(beta) * C[m * N + n]);
+      ref[m * N + n] = from_f64<TC>(static_cast<double>(alpha) * acc / 16.0 +
+                                    static_cast<double>(beta) * to_f64(C[m * N + n]));
     }
-  cpu::gemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), N);
+  gemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), N);
   for (int64_t i = 0; i < M * N; ++i)
-    if (C[i] != ref[i]) {
+    if (to_f64(C[i]) != to_f64(ref[i])) {
       if (detail)
-        *detail = str_cat(sizeof(T) == 4 ? "sgemm " : "dgemm ", M, "x", N, "x", K,
-                          ta ? " A^T" : " A", tb ? " B^T" : " B", ": C[", i / N, ",", i % N,
-                          "] = ", C[i], ", expected ", ref[i]);
+        *detail =
+            str_cat(what, " ", M, "x", N, "x", K, ta ? " A^T" : " A", tb ? " B^T" : " B", ": C[",
+                    i / N, ",", i % N, "] = ", to_f64(C[i]), ", expected ", to_f64(ref[i]));
       return false;
     }
   return true;
+}
+
+void sgemm_openblas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  cpu::gemm_openblas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void dgemm_openblas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                    const double* A, int64_t lda, const double* B, int64_t ldb, double beta,
+                    double* C, int64_t ldc) {
+  cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sgemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  cpu::gemm_onednn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void bf16gemm_f32_out(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+                      int64_t lda, const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  cpu::gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void bf16gemm_bf16_out(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                       const bf16* A, int64_t lda, const bf16* B, int64_t ldb, float beta, bf16* C,
+                       int64_t ldc) {
+  cpu::gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 BlasStatus g_status;
@@ -276,18 +325,51 @@ void restart(char** argv) {
 bool blas_self_test(std::string* detail) {
   // Small products (OpenBLAS's small-matrix kernels: M*N*K <= 100³ on SkylakeX) and products past
   // that and its threading threshold (packed kernels, edge tiles), every transpose combination.
-  return self_test_case<float>(false, false, 64, 48, 80, 1.f, 0.f, detail) &&
-         self_test_case<float>(false, false, 131, 113, 96, 1.f, 0.f, detail) &&
-         self_test_case<float>(true, false, 67, 45, 83, 0.5f, -1.f, detail) &&
-         self_test_case<float>(false, true, 45, 67, 83, 1.f, 1.f, detail) &&
-         self_test_case<float>(true, true, 113, 131, 96, -1.f, 0.5f, detail) &&
-         self_test_case<double>(false, false, 131, 113, 96, 1.0, 0.0, detail) &&
-         self_test_case<double>(true, true, 67, 45, 83, 0.5, -1.0, detail);
+  const char* s = "sgemm";
+  const char* d = "dgemm";
+  return self_test_case<float, float>(sgemm_openblas, s, false, false, 64, 48, 80, 1.f, 0.f,
+                                      detail) &&
+         self_test_case<float, float>(sgemm_openblas, s, false, false, 131, 113, 96, 1.f, 0.f,
+                                      detail) &&
+         self_test_case<float, float>(sgemm_openblas, s, true, false, 67, 45, 83, 0.5f, -1.f,
+                                      detail) &&
+         self_test_case<float, float>(sgemm_openblas, s, false, true, 45, 67, 83, 1.f, 1.f,
+                                      detail) &&
+         self_test_case<float, float>(sgemm_openblas, s, true, true, 113, 131, 96, -1.f, 0.5f,
+                                      detail) &&
+         self_test_case<double, double>(dgemm_openblas, d, false, false, 131, 113, 96, 1.0, 0.0,
+                                        detail) &&
+         self_test_case<double, double>(dgemm_openblas, d, true, true, 67, 45, 83, 0.5, -1.0,
+                                        detail);
 }
 
-void select_blas_kernels(int argc, char** argv) {
-  if (g_selected) return;
-  g_selected = true;
+bool onednn_self_test(bool bf16_products, std::string* detail) {
+  // Small and blocked shapes, every transpose combination, alpha/beta (output scale, sum
+  // post-op); bf16 with f32 and bf16 results (the bf16 result is the exact sum rounded once).
+  const char* f = "oneDNN f32";
+  const char* b = "oneDNN bf16 (f32 result)";
+  const char* bb = "oneDNN bf16 (bf16 result)";
+  const bool f32_ok =
+      self_test_case<float, float>(sgemm_onednn, f, false, true, 64, 48, 80, 1.f, 0.f, detail) &&
+      self_test_case<float, float>(sgemm_onednn, f, false, false, 131, 113, 96, 1.f, 0.f, detail) &&
+      self_test_case<float, float>(sgemm_onednn, f, true, false, 67, 45, 83, 0.5f, -1.f, detail) &&
+      self_test_case<float, float>(sgemm_onednn, f, false, true, 45, 67, 83, 1.f, 1.f, detail) &&
+      self_test_case<float, float>(sgemm_onednn, f, true, true, 113, 131, 96, -1.f, 0.5f, detail);
+  if (!f32_ok || !bf16_products) return f32_ok;
+  return self_test_case<bf16, float>(bf16gemm_f32_out, b, false, true, 131, 113, 96, 1.f, 0.f,
+                                     detail) &&
+         self_test_case<bf16, float>(bf16gemm_f32_out, b, true, false, 67, 45, 83, 0.5f, -1.f,
+                                     detail) &&
+         self_test_case<bf16, bf16>(bf16gemm_bf16_out, bb, false, true, 45, 67, 83, 1.f, 1.f,
+                                    detail) &&
+         self_test_case<bf16, bf16>(bf16gemm_bf16_out, bb, true, true, 113, 131, 96, 1.f, 0.f,
+                                    detail);
+}
+
+namespace {
+
+// The OpenBLAS part of select_blas_kernels: core, restart, sgemm/dgemm self-test.
+void select_openblas_core(int argc, char** argv) {
   const bool can_restart = argc > 0 && argv && argv[argc] == nullptr;
   const BlasEnv env = BlasEnv::from_environment();
   const std::string reported = current_core(), config = current_config();
@@ -346,6 +428,53 @@ void select_blas_kernels(int argc, char** argv) {
                reported.c_str());
 }
 
+// The oneDNN part: the GEMM backend setting (TGPT_GEMM), oneDNN's self-test when it runs GEMMs,
+// falling back to OpenBLAS (f32) or f32 compute (bf16) with a warning when it fails.
+void check_onednn() {
+  cpu::GemmBackend backend;
+  try {
+    backend = cpu::gemm_backend();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "tgpt: error: %s\n", e.what());
+    std::exit(2);
+  }
+  OnednnStatus& o = g_status.onednn;
+  o.version = cpu::onednn_version();
+  o.isa = cpu::onednn_isa();
+  o.native_bf16 = cpu::onednn_native_bf16();
+  if (backend == cpu::GemmBackend::OpenBlas) return;  // oneDNN runs no GEMM
+  o.self_test_ran = true;
+  const bool bf16_products = o.native_bf16;
+  o.self_test_passed = onednn_self_test(bf16_products, &o.self_test_detail);
+  // Test hook (tests/test_onednn_gemm.cpp): "f32" or "bf16" fails that part of the self-test.
+  const std::string fail = getenv_str(kFailOnednnSelfTestVar);
+  if (o.self_test_passed && (fail == "f32" || (fail == "bf16" && bf16_products))) {
+    o.self_test_passed = false;
+    o.self_test_detail = std::string(kFailOnednnSelfTestVar) + "=" + fail;
+  }
+  if (o.self_test_passed) return;
+  const bool f32_failed = o.self_test_detail.rfind("oneDNN f32", 0) == 0 || fail == "f32";
+  if (f32_failed) {  // nothing on oneDNN
+    cpu::set_gemm_backend(cpu::GemmBackend::OpenBlas);
+    o.fallback = backend == cpu::GemmBackend::OneDnn ? "f32 GEMMs on OpenBLAS, bf16 computed in f32"
+                                                     : "bf16 computed in f32";
+  } else {
+    cpu::disable_bf16_gemm();
+    o.fallback = "bf16 computed in f32";
+  }
+  std::fprintf(stderr, "tgpt: warning: oneDNN failed tgpt's GEMM self-test (%s): %s\n",
+               o.self_test_detail.c_str(), o.fallback.c_str());
+}
+
+}  // namespace
+
+void select_blas_kernels(int argc, char** argv) {
+  if (g_selected) return;
+  g_selected = true;
+  select_openblas_core(argc, argv);
+  check_onednn();
+}
+
 BlasStatus blas_status() {
   if (g_selected) return g_status;
   BlasStatus s;
@@ -376,6 +505,29 @@ std::string blas_report() {
   else
     r += "FAILED: " + s.self_test_detail;
   if (s.self_test_passed && !s.self_test_detail.empty()) r += "; " + s.self_test_detail;
+  r += "\n";
+  const OnednnStatus& o = s.onednn;
+  const cpu::GemmBackend backend = cpu::gemm_backend();
+  r += std::string("GEMM backend:   ") + cpu::gemm_backend_name(backend);
+  if (backend == cpu::GemmBackend::OneDnn)
+    r += " (f32: oneDNN; OpenBLAS for a transposed A and inside parallel regions; f64: OpenBLAS)";
+  else
+    r += " (f32, f64: OpenBLAS)";
+  r += std::string("; bf16: ") +
+       (cpu::bf16_gemm_native() ? "oneDNN bf16, f32 accumulation" : "computed in f32") +
+       "; TGPT_GEMM=auto|onednn|openblas\n";
+  r += "oneDNN:         " + (o.version.empty() ? cpu::onednn_version() : o.version) + ", ISA " +
+       (o.isa.empty() ? cpu::onednn_isa() : o.isa) + ", f32 " + cpu::onednn_impl_name(false) +
+       ", bf16 " + cpu::onednn_impl_name(true) +
+       (cpu::onednn_native_bf16() ? " (native bf16)" : " (no bf16 dot products: emulated)") + "\n";
+  r += "oneDNN self-test: ";
+  if (!o.self_test_ran)
+    r += "not run";
+  else if (o.self_test_passed)
+    r += std::string("passed (f32") + (o.native_bf16 ? ", bf16" : "") +
+         " against a plain loop, exact)";
+  else
+    r += "FAILED: " + o.self_test_detail + "; " + o.fallback;
   r += "\n";
   if (f.x86)
     r += str_cat("CPU:            ", f.brand.empty() ? std::string("unknown") : f.brand, " (",

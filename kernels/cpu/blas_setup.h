@@ -1,5 +1,6 @@
 /*
- * blas_setup.h — makes OpenBLAS run the GEMM kernels this CPU can execute, and checks them.
+ * blas_setup.h — makes OpenBLAS run the GEMM kernels this CPU can execute, and checks them and
+ * oneDNN's.
  *
  * OpenBLAS built with DYNAMIC_ARCH (Debian's) picks its kernels ("core") once, in a library
  * constructor, from the CPU model number. A CPU model it does not know (e.g. a cloud VM whose
@@ -19,7 +20,14 @@
  *      kept with a warning; TGPT_BLAS_SELF_TEST_FAILED stops any further restart.
  *      (For tests, TGPT_TEST_FAIL_BLAS_SELF_TEST=CORE makes the self-test fail under that core.)
  *
- * Nothing changes when the user set OPENBLAS_CORETYPE, or set TGPT_NO_BLAS_TUNING (any value but
+ *   3. then checks oneDNN (kernels/cpu/onednn_gemm.h), which runs the f32 GEMMs by default
+ *      (kernels/cpu/matmul.h, TGPT_GEMM=auto|onednn|openblas; an unknown value exits with an
+ *      error) and the bf16 ones: the same exact self-test on its f32 and, where the CPU has bf16
+ *      dot products, bf16 GEMMs. A failure warns and falls back: f32 GEMMs to OpenBLAS, bf16 to
+ *      f32 compute. (For tests, TGPT_TEST_FAIL_ONEDNN_SELF_TEST=f32|bf16 fails that part.)
+ *
+ * The OpenBLAS core is left alone when the user set OPENBLAS_CORETYPE, or set TGPT_NO_BLAS_TUNING
+ * (any value but
  * "" or "0"), on a machine OpenBLAS recognises, or on a CPU other than x86-64.
  *
  * Core names are OpenBLAS 0.3.21's (driver/others/dynamic.c); its OPENBLAS_CORETYPE accepts
@@ -98,6 +106,15 @@ void select_blas_kernels(int argc, char** argv);
 // `detail` says which product and element differed.
 bool blas_self_test(std::string* detail = nullptr);
 
+// oneDNN (kernels/cpu/onednn_gemm.h) as select_blas_kernels found it.
+struct OnednnStatus {
+  std::string version, isa;                              // "oneDNN 2.6.3", "avx512_core_bf16"
+  bool native_bf16 = false;                              // the ISA has bf16 dot products
+  bool self_test_ran = false, self_test_passed = false;  // not run when TGPT_GEMM=openblas
+  std::string self_test_detail;                          // the failure
+  std::string fallback;                                  // what runs instead after a failure
+};
+
 struct BlasStatus {
   std::string config;           // openblas_get_config(): version, build options, core
   std::string core;             // openblas_get_corename(): the core in use
@@ -106,14 +123,16 @@ struct BlasStatus {
   std::string reason;  // why this core (BlasCoreDecision::reason)
   bool self_test_ran = false, self_test_passed = false;
   std::string self_test_detail;  // the failure, or the earlier core that failed (restart)
+  OnednnStatus onednn;
 };
 
 // The state after select_blas_kernels (or, in a program that never called it, the core OpenBLAS
 // chose, no self-test).
 BlasStatus blas_status();
 
-// Lines for --version: BLAS library and build, core in use and who chose it, CPU and its usable
-// features, the self-test's result, threads.
+// Lines for --version: BLAS library and build, core in use and who chose it, the self-test's
+// result, the GEMM backend, oneDNN's version, ISA, kernels and self-test, CPU and its usable
+// features, threads.
 std::string blas_report();
 
 }  // namespace tgpt

@@ -2,8 +2,9 @@
  * conv.h — CPU kernels for conv2d_patch, the patch-embedding convolution (kernel = stride = P, no
  * padding): im2col as a pure permutation (patches do not overlap), one GEMM per image.
  *
- * T is float or double; OpenBLAS underneath (call outside OpenMP parallel regions). Extents
- * must fit the BLAS integer type (the op checks this).
+ * T is float, double or bf16; the GEMMs are kernels/cpu/matmul.h's (oneDNN/OpenBLAS; bf16 with
+ * f32 accumulation, dw summed over the images in f32). Call outside OpenMP parallel regions.
+ * Extents must fit the BLAS integer type (the op checks this).
  */
 #pragma once
 
