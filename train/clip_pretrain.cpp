@@ -264,27 +264,8 @@ ClipPretrainResult run_clip_pretraining(const ClipPretrainOptions& o) {
   // the trainer's generator as they stand now (after a resume), prepared ahead on worker threads.
   const int loader_threads =
       o.loader_threads >= 0 ? o.loader_threads : default_loader_threads(o.device == Device::CUDA);
-  std::unique_ptr<BatchPrefetcher> loader;
-  if (loader_threads > 0) {
-    BatchPrefetcherOptions lo;
-    lo.threads = loader_threads;
-    lo.depth = std::max(3, loader_threads);
-    lo.max_batches = std::max<int64_t>(0, o.max_iter - trainer.iteration());
-    lo.what = what;
-    loader = std::make_unique<BatchPrefetcher>(
-        std::vector<int64_t>{3, R, R},
-        [plan_sampler = sampler, plan_rng = trainer.rng()]() mutable {
-          BatchRequest r;
-          r.items = plan_sampler.next_batch();
-          r.seed = plan_rng();
-          return r;
-        },
-        prepare, lo);
-    log.line(str_cat("Input pipeline: ", loader_threads, " loader thread",
-                     loader_threads == 1 ? "" : "s", ", up to ", lo.depth, " batches ahead"));
-  } else {
-    log.line("Input pipeline: on the training thread (--loader-threads 0)");
-  }
+  const std::unique_ptr<BatchPrefetcher> loader = make_training_prefetcher(
+      loader_threads, sampler, trainer, o.max_iter, {3, R, R}, prepare, what, log);
   auto step = [&](int64_t) {
     BatchRequest request;
     request.items = sampler.next_batch();

@@ -413,29 +413,11 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
   const int loader_threads = o.loader_threads >= 0
                                  ? o.loader_threads
                                  : default_loader_threads(clip.device() == Device::CUDA);
-  std::unique_ptr<BatchPrefetcher> loader;
-  if (loader_threads > 0) {
-    BatchPrefetcherOptions lo;
-    lo.threads = loader_threads;
-    lo.depth = std::max(3, loader_threads);
-    lo.max_batches = std::max<int64_t>(0, o.max_iter - trainer.iteration());
-    std::vector<std::string> train_paths;
-    for (const LabeledImage& it : data.train) train_paths.push_back(it.path);
-    loader = std::make_unique<BatchPrefetcher>(
-        std::vector<int64_t>{3, R, R},
-        [plan_sampler = sampler, plan_rng = trainer.rng()]() mutable {
-          BatchRequest r;
-          r.items = plan_sampler.next_batch();
-          r.seed = plan_rng();
-          return r;
-        },
-        train_image_prepare(std::move(train_paths), R, o.train_transform), lo);
-    std::snprintf(buf, sizeof buf, "Input pipeline: %d loader thread%s, up to %lld batches ahead",
-                  loader_threads, loader_threads == 1 ? "" : "s", static_cast<long long>(lo.depth));
-    log.line(buf);
-  } else {
-    log.line("Input pipeline: on the training thread (--loader-threads 0)");
-  }
+  std::vector<std::string> train_paths;
+  for (const LabeledImage& it : data.train) train_paths.push_back(it.path);
+  const std::unique_ptr<BatchPrefetcher> loader = make_training_prefetcher(
+      loader_threads, sampler, trainer, o.max_iter, {3, R, R},
+      train_image_prepare(std::move(train_paths), R, o.train_transform), "training batch", log);
 
   auto step = [&](int64_t) {
     BatchRequest request;

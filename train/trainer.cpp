@@ -366,4 +366,32 @@ void Trainer::restore_position(int64_t iteration, double best_score, int64_t bes
   last_checkpoint_ = iteration;
 }
 
+std::unique_ptr<BatchPrefetcher> make_training_prefetcher(int threads, const RandomSampler& sampler,
+                                                          Trainer& trainer, int64_t max_iter,
+                                                          std::vector<int64_t> image_shape,
+                                                          BatchPrefetcher::PrepareFn prepare,
+                                                          const std::string& what, TrainLog& log) {
+  if (threads <= 0) {
+    log.line("Input pipeline: on the training thread (--loader-threads 0)");
+    return nullptr;
+  }
+  BatchPrefetcherOptions lo;
+  lo.threads = threads;
+  lo.depth = std::max(3, threads);
+  lo.max_batches = std::max<int64_t>(0, max_iter - trainer.iteration());
+  lo.what = what;
+  auto loader = std::make_unique<BatchPrefetcher>(
+      std::move(image_shape),
+      [plan_sampler = sampler, plan_rng = trainer.rng()]() mutable {
+        BatchRequest r;
+        r.items = plan_sampler.next_batch();
+        r.seed = plan_rng();
+        return r;
+      },
+      std::move(prepare), lo);
+  log.line(str_cat("Input pipeline: ", threads, " loader thread", threads == 1 ? "" : "s",
+                   ", up to ", lo.depth, " batches ahead"));
+  return loader;
+}
+
 }  // namespace tgpt

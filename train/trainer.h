@@ -48,10 +48,12 @@
 #include <utility>
 #include <vector>
 
+#include "data/batch_prefetcher.h"
 #include "engine/optim.h"
 #include "engine/schedule.h"
 #include "engine/tensor.h"
 #include "models/nn/parameters.h"
+#include "train/sampler.h"
 
 namespace tgpt {
 
@@ -211,5 +213,17 @@ class Trainer {
   StepObserverFn step_observer_;
   int64_t last_checkpoint_ = 0;
 };
+
+// The input pipeline of a training run (data/batch_prefetcher.h): batches predicted from copies
+// of `sampler` and of the trainer's generator as they stand now (after a resume, too), prepared
+// ahead on `threads` worker threads, up to max(3, threads) batches, for the iterations left until
+// `max_iter`. Null when `threads` is 0 (the step makes its batch on the training thread). Writes
+// the choice to the log either way. The step must draw each batch exactly as the plan does:
+// sampler.next_batch(), then trainer.rng()() as the seed.
+std::unique_ptr<BatchPrefetcher> make_training_prefetcher(int threads, const RandomSampler& sampler,
+                                                          Trainer& trainer, int64_t max_iter,
+                                                          std::vector<int64_t> image_shape,
+                                                          BatchPrefetcher::PrepareFn prepare,
+                                                          const std::string& what, TrainLog& log);
 
 }  // namespace tgpt
