@@ -606,6 +606,25 @@ TEST_F(TrainTool, UnreadableImagesAreNamedOrSkipped) {
   EXPECT_EQ(used["test"].size() + 1, drawn["test"].size());
   for (const auto& it : used["train"]) EXPECT_NE(it[0].get<std::string>(), bad_train);
   for (const auto& it : used["test"]) EXPECT_NE(it[0].get<std::string>(), gone_test);
+  EXPECT_EQ(text.find("no readable training image left"), std::string::npos) << text;
+
+  // Every training image of the first class unreadable: the run goes on, and the log says which
+  // class has no example left.
+  const nlohmann::json full = nlohmann::json::parse(
+      read_all(dir_ / "world" / "synth_shapes" / "split_zhou_SynthShapes.json"));
+  std::string first_class;
+  for (const auto& it : full["train"]) {
+    if (it[1].get<int>() != 0) continue;
+    first_class = it[2].get<std::string>();
+    std::ofstream(images / it[0].get<std::string>(), std::ios::binary | std::ios::trunc) << "junk";
+  }
+  ASSERT_FALSE(first_class.empty());
+  ASSERT_EQ(test::run_command(train_command("out_empty", "--skip-bad"), dir_, &log), 0) << log;
+  const std::string empty_log =
+      read_all(dir_ / "out_empty" / "SynthShapes" / "2shots" / "seed3" / "log.txt");
+  EXPECT_NE(empty_log.find("warning: 1 class has no readable training image left: " + first_class),
+            std::string::npos)
+      << empty_log;
 }
 
 }  // namespace

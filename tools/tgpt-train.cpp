@@ -194,6 +194,22 @@ int run_train(const TrainArgs& a) {
     for (size_t i = 0; i < skipped.size() && i < 5; ++i)
       skipped_line += (i ? "\n  " : ": first:\n  ") + skipped[i].error;
     if (skipped.size() > 5) skipped_line += str_cat("\n  ... and ", skipped.size() - 5, " more");
+    // A class left without a training image still gets its zero-shot-initialised head row, but
+    // no example: said, not silent.
+    std::vector<int64_t> per_class(fs.split.classnames.size(), 0);
+    for (const LabeledImage& it : fs.split.train)
+      if (it.label >= 0 && static_cast<size_t>(it.label) < per_class.size()) ++per_class[it.label];
+    std::vector<std::string> empty_classes;
+    for (size_t c = 0; c < per_class.size(); ++c)
+      if (per_class[c] == 0) empty_classes.push_back(fs.split.classnames[c]);
+    if (!empty_classes.empty()) {
+      skipped_line += str_cat("\nwarning: ", empty_classes.size(), " class",
+                              empty_classes.size() == 1 ? " has" : "es have",
+                              " no readable training image left: ");
+      for (size_t i = 0; i < empty_classes.size() && i < 5; ++i)
+        skipped_line += (i ? ", " : "") + empty_classes[i];
+      if (empty_classes.size() > 5) skipped_line += str_cat(", ... (", empty_classes.size(), ")");
+    }
     std::fprintf(stderr, "%s\n", skipped_line.c_str());
   }
   FewshotData data;
