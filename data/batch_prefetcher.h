@@ -55,7 +55,8 @@ struct BatchPrefetcherOptions {
 };
 
 // The worker count tgpt-train uses when none is given (--loader-threads): on the GPU every core
-// but the one feeding it, at most 8; on the CPU 1 (the model's OpenMP team uses every core).
+// but the one feeding it, at most 8; on the CPU 0, batches made on the training thread (the
+// model's OpenMP team uses every core; a worker beside it slows it down).
 int default_loader_threads(bool gpu_training);
 
 class BatchPrefetcher {

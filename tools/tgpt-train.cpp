@@ -45,8 +45,8 @@
  * parameters, losses and optimizer stay f32).
  *
  * Input: training batches are decoded and augmented ahead of the model on --loader-threads N
- * worker threads (data/batch_prefetcher.h; default 1 on the CPU, cores - 1 up to 8 on the GPU;
- * 0: on the training thread), the same batches bit for bit whatever N. An unreadable image stops
+ * worker threads (data/batch_prefetcher.h; default 0 on the CPU: on the training thread, whose
+ * OpenMP team uses every core; cores - 1 up to 8 on the GPU), the same batches bit for bit whatever N. An unreadable image stops
  * training with an error listing the bad files of its batch; --skip-bad decodes every image of
  * the dataset's train, val and test first, leaves out those that fail (missing files too), logs
  * "Skipped N unreadable images" in log.txt, and draws the few-shot split from the readable ones.
@@ -464,8 +464,8 @@ int main(int argc, char** argv) {
                  "folder of the on-disk cache of frozen val/test image features, shared by runs");
   app.add_option("--loader-threads", t.loader_threads,
                  "worker threads decoding and augmenting training batches ahead of the model "
-                 "(0: on the training thread; default: 1 on the CPU, cores - 1 up to 8 on the "
-                 "GPU); the batches are the same whatever the number")
+                 "(0: on the training thread, the default on the CPU; cores - 1 up to 8 on the "
+                 "GPU by default); the batches are the same whatever the number")
       ->check(CLI::Range(0, 256));
   app.add_flag("--skip-bad", t.skip_bad,
                "decode every image of the dataset's train, val and test first and leave out "
