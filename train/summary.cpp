@@ -14,9 +14,9 @@
 #include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <tuple>
 
 #include "base/error.h"
@@ -43,24 +43,29 @@ SeedStats mean_std(const std::vector<double>& values) {
 
 namespace {
 
-// "16shots" -> 16, "seed1" -> 1; nullopt when the name is not of that form.
-std::optional<int64_t> folder_number(const std::string& name, const std::regex& re) {
-  std::smatch m;
-  if (!std::regex_match(name, m, re)) return std::nullopt;
+// "16shots" -> 16 (prefix "", suffix "shots"), "seed1" -> 1 (prefix "seed", suffix ""): the name
+// is prefix, 1-9 ASCII digits, suffix; nullopt when it is not of that form.
+std::optional<int64_t> folder_number(const std::string& name, std::string_view prefix,
+                                     std::string_view suffix) {
+  if (name.size() <= prefix.size() + suffix.size() || !name.starts_with(prefix) ||
+      !name.ends_with(suffix))
+    return std::nullopt;
+  const std::string_view digits =
+      std::string_view(name).substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  if (digits.size() > 9 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
   int64_t v = 0;
-  const std::string digits = m[1].str();
   const auto r = std::from_chars(digits.data(), digits.data() + digits.size(), v);
   if (r.ec != std::errc()) return std::nullopt;
   return v;
 }
 
-const std::regex& shots_re() {
-  static const std::regex re("([0-9]{1,9})shots");
-  return re;
+std::optional<int64_t> shots_folder_number(const std::string& name) {
+  return folder_number(name, "", "shots");
 }
-const std::regex& seed_re() {
-  static const std::regex re("seed([0-9]{1,9})");
-  return re;
+std::optional<int64_t> seed_folder_number(const std::string& name) {
+  return folder_number(name, "seed", "");
 }
 
 // An integer key of metrics.json that must agree with its folder's number.
@@ -94,8 +99,8 @@ std::optional<double> json_percent(const nlohmann::json& j, const char* key,
 
 RunMetrics read_run_metrics(const std::string& metrics_json, const std::string& dataset_dir,
                             const std::string& shots_dir, const std::string& seed_dir) {
-  const std::optional<int64_t> folder_shots = folder_number(shots_dir, shots_re());
-  const std::optional<int64_t> folder_seed = folder_number(seed_dir, seed_re());
+  const std::optional<int64_t> folder_shots = shots_folder_number(shots_dir);
+  const std::optional<int64_t> folder_seed = seed_folder_number(seed_dir);
   TGPT_CHECK(folder_shots && folder_seed && !dataset_dir.empty(), "metrics file '", metrics_json,
              "' is not in a <dataset>/<K>shots/seed<S>/ folder");
   std::ifstream f(metrics_json, std::ios::binary);
@@ -157,9 +162,9 @@ RunSearch find_runs(const std::vector<std::string>& dirs) {
     const fs::path seed_dir = p.parent_path();
     const fs::path shots_dir = seed_dir.parent_path();
     const fs::path dataset_dir = shots_dir.parent_path();
-    if (!folder_number(seed_dir.filename().string(), seed_re()) ||
-        !folder_number(shots_dir.filename().string(), shots_re()) ||
-        dataset_dir.filename().empty() || dataset_dir == dataset_dir.root_path()) {
+    if (!seed_folder_number(seed_dir.filename().string()) ||
+        !shots_folder_number(shots_dir.filename().string()) || dataset_dir.filename().empty() ||
+        dataset_dir == dataset_dir.root_path()) {
       out.ignored.push_back(p.string());
       continue;
     }
@@ -917,8 +922,11 @@ void add_json_number_field(nlohmann::json& j, const std::string& key_equals_numb
              "': expected KEY=NUMBER (e.g. main_job_seconds=512.3)");
   const std::string key = key_equals_number.substr(0, eq);
   const std::string value = key_equals_number.substr(eq + 1);
-  static const std::regex key_re("[A-Za-z0-9_.-]+");
-  TGPT_CHECK(std::regex_match(key, key_re), "--field '", key_equals_number, "': the key \"", key,
+  const bool key_ok = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+  TGPT_CHECK(key_ok, "--field '", key_equals_number, "': the key \"", key,
              "\" must be letters, digits, '_', '-' or '.'");
   TGPT_CHECK(j.is_object() && !j.contains(key), "--field '", key_equals_number, "': the key \"",
              key, "\" is already in the JSON summary");
