@@ -209,22 +209,6 @@ int32_t test_quarters(int64_t i, int salt) {
   return static_cast<int32_t>((i * 7 + salt * 3) % 13) - 6;
 }
 
-template <typename T>
-T from_f64(double v) {
-  if constexpr (std::is_same_v<T, bf16>)
-    return f32_to_bf16(static_cast<float>(v));
-  else
-    return static_cast<T>(v);
-}
-
-template <typename T>
-double to_f64(T v) {
-  if constexpr (std::is_same_v<T, bf16>)
-    return bf16_to_f32(v);
-  else
-    return static_cast<double>(v);
-}
-
 // One product through `gemm` (a gemm-like function on TAB operands and a TC result, scalars S).
 // The expected result is exact in f32 before C's rounding (to TC), so it must match exactly.
 template <typename TAB, typename TC, typename S, typename Gemm>
@@ -236,17 +220,17 @@ bool self_test_case(Gemm gemm, const char* what, bool ta, bool tb, int64_t M, in
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
   for (int64_t i = 0; i < M * K; ++i) {
     const int32_t q = test_quarters(i, 1);
-    A[i] = from_f64<TAB>(q * 0.25);
+    A[i] = cpu::from_double<TAB>(q * 0.25);
     const int64_t row = i / lda, col = i % lda;  // A's buffer is [M, K], or [K, M] with ta
     a[ta ? col * K + row : row * K + col] = q;
   }
   for (int64_t i = 0; i < K * N; ++i) {
     const int32_t q = test_quarters(i, 2);
-    B[i] = from_f64<TAB>(q * 0.25);
+    B[i] = cpu::from_double<TAB>(q * 0.25);
     const int64_t row = i / ldb, col = i % ldb;  // B's buffer is [K, N], or [N, K] with tb
     bt[tb ? row * K + col : col * K + row] = q;
   }
-  for (int64_t i = 0; i < M * N; ++i) C[i] = from_f64<TC>(test_quarters(i, 3) * 0.25);
+  for (int64_t i = 0; i < M * N; ++i) C[i] = cpu::from_double<TC>(test_quarters(i, 3) * 0.25);
   std::vector<TC> ref(M * N);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
@@ -254,16 +238,17 @@ bool self_test_case(Gemm gemm, const char* what, bool ta, bool tb, int64_t M, in
       const int32_t* br = bt.data() + n * K;
       int32_t acc = 0;
       for (int64_t k = 0; k < K; ++k) acc += ar[k] * br[k];
-      ref[m * N + n] = from_f64<TC>(static_cast<double>(alpha) * acc / 16.0 +
-                                    static_cast<double>(beta) * to_f64(C[m * N + n]));
+      ref[m * N + n] =
+          cpu::from_double<TC>(static_cast<double>(alpha) * acc / 16.0 +
+                               static_cast<double>(beta) * cpu::as_double(C[m * N + n]));
     }
   gemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), N);
   for (int64_t i = 0; i < M * N; ++i)
-    if (to_f64(C[i]) != to_f64(ref[i])) {
+    if (cpu::as_double(C[i]) != cpu::as_double(ref[i])) {
       if (detail)
-        *detail =
-            str_cat(what, " ", M, "x", N, "x", K, ta ? " A^T" : " A", tb ? " B^T" : " B", ": C[",
-                    i / N, ",", i % N, "] = ", to_f64(C[i]), ", expected ", to_f64(ref[i]));
+        *detail = str_cat(what, " ", M, "x", N, "x", K, ta ? " A^T" : " A", tb ? " B^T" : " B",
+                          ": C[", i / N, ",", i % N, "] = ", cpu::as_double(C[i]), ", expected ",
+                          cpu::as_double(ref[i]));
       return false;
     }
   return true;

@@ -40,22 +40,6 @@ void scale_block(T* C, int64_t M, int64_t N, int64_t ldc, T beta) {
     for (int64_t c = 0; c < N; ++c) C[r * ldc + c] = beta == T(0) ? T(0) : beta * C[r * ldc + c];
 }
 
-template <typename T>
-double as_double(T v) {
-  if constexpr (std::is_same_v<T, bf16>)
-    return bf16_to_f32(v);
-  else
-    return static_cast<double>(v);
-}
-
-template <typename T>
-T from_double(double v) {
-  if constexpr (std::is_same_v<T, bf16>)
-    return f32_to_bf16(static_cast<float>(v));
-  else
-    return static_cast<T>(v);
-}
-
 // Writes bias[c] into every row of out [rows, cols] (the gemm then accumulates with beta = 1).
 template <typename T>
 void fill_rows_with_bias(T* out, const T* bias, int64_t rows, int64_t cols) {

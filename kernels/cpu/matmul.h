@@ -24,6 +24,22 @@
 
 namespace tgpt::cpu {
 
+// An element of a float, double or bf16 buffer as double, and a double rounded to one.
+template <typename T>
+inline double as_double(T v) {
+  if constexpr (std::is_same_v<T, bf16>)
+    return bf16_to_f32(v);
+  else
+    return static_cast<double>(v);
+}
+template <typename T>
+inline T from_double(double v) {
+  if constexpr (std::is_same_v<T, bf16>)
+    return f32_to_bf16(static_cast<float>(v));
+  else
+    return static_cast<T>(v);
+}
+
 // ---- which library runs the f32 GEMMs -----------------------------------------------------------
 
 // Auto (the default): f32 on OpenBLAS, bf16 on oneDNN. OneDnn: f32 on oneDNN too, except
