@@ -62,6 +62,8 @@ const std::vector<DatasetLayout>& dataset_layouts() {
        R::RelativePath, 9, 0, 0, 0},
       {"SynthScenes", "synth_scenes", "synth_scenes", "images", "split_zhou_SynthScenes.json",
        R::RelativePath, 9, 0, 0, 0},
+      {"SynthSpecies", "synth_species", "synth_species", "images", "split_zhou_SynthSpecies.json",
+       R::RelativePath, 9, 0, 0, 0},
   };
   return kLayouts;
 }

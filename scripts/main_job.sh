@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # main_job.sh — tgpt's built-in default, with nothing downloaded: a captioned synthetic world, a
 # small CLIP pretrained on it with the contrastive loss, then zero-shot, CoOp, TGP-T and CLIP's
-# linear probe at 16 shots on its three downstream datasets, a table, an SVG plot and a JSON
+# linear probe at 16 shots on its four downstream datasets, a table, an SVG plot and a JSON
 # summary.
 #
 #   bash scripts/main_job.sh [--bin DIR] [--out DIR] [--size default|toy] [--seed S]
@@ -48,7 +48,8 @@ for tool in tgpt-data tgpt-tokenize tgpt-train tgpt-eval; do
 done
 
 shots=16
-datasets=(SynthShapes:synth_shapes SynthColors:synth_colors SynthScenes:synth_scenes)
+datasets=(SynthShapes:synth_shapes SynthColors:synth_colors SynthScenes:synth_scenes
+          SynthSpecies:synth_species)
 case "$size" in
   default)
     world_opts=(--pretrain 20000 --size 64 --train-per-class 24 --val-per-class 8

@@ -21,8 +21,8 @@
 #include "data/dataset.h"
 #include "data/dataset_layout.h"
 #include "data/fewshot.h"
-#include "data/synth/world.h"
 #include "data/python_random.h"
+#include "data/synth/world.h"
 #include "tests/test_files.h"
 #include "tests/test_util.h"
 
@@ -386,8 +386,8 @@ TEST(Fewshot, SplitFileMatchesPython) {
 }
 
 TEST(DatasetLayout, Table) {
-  // method.md §5's 13, ImageNet-A and -R (data.md §1.1), and the 3 synthetic ones.
-  EXPECT_EQ(dataset_layouts().size(), 18u);
+  // method.md §5's 13, ImageNet-A and -R (data.md §1.1), and the 4 synthetic ones.
+  EXPECT_EQ(dataset_layouts().size(), 19u);
   // The synthetic datasets' layout matches what the world generator writes.
   for (const synth::SynthDatasetSpec& spec : synth::synth_datasets()) {
     const DatasetLayout& l = find_dataset_layout(spec.name);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -195,16 +196,16 @@ TEST(Synth, SameOptionsSameBytesAtAnyThreadCount) {
   set_num_threads(threads);
   const auto ha = tree_hashes(a), hb = tree_hashes(b);
   EXPECT_EQ(ha, hb);
-  // 30 pretraining images + captions, 3 datasets x (9 classes x 7 images + split, captions,
+  // 30 pretraining images + captions, 4 datasets x (9 classes x 7 images + split, captions,
   // classnames), templates.json, world.json; no temporary or marker file left.
-  EXPECT_EQ(ha.size(), 30u + 1 + 3 * (9 * 7 + 3) + 2);
+  EXPECT_EQ(ha.size(), 30u + 1 + 4 * (9 * 7 + 3) + 2);
   for (const auto& [path, hash] : ha) {
     EXPECT_EQ(path.find(".tmp"), std::string::npos) << path;
     EXPECT_EQ(path.find("incomplete"), std::string::npos) << path;
   }
   // Pinned: this changes only when the generator's output changes, which must bump
   // kWorldGeneratorVersion (the manifest records it).
-  EXPECT_EQ(tree_digest(ha), "3f4754bf72c915d72daf5ea372b86a04c7df68d89cd4c25de45e3c804a975e73");
+  EXPECT_EQ(tree_digest(ha), "0400fb30289ec92158e6517e569a309589b4ec0806b4c5a3568c7b8d2dbf92b7");
   WorldOptions other = o;
   other.seed = 6;
   generate_world(c.string(), other);
@@ -305,6 +306,32 @@ TEST(Synth, CaptionsStateTrueAttributes) {
       }
     }
   }
+}
+
+// SynthSpecies' made-up names are unknown to pretraining: no pretraining caption and no caption
+// of the dataset's own images contains one (the captions describe the animals in known words).
+TEST(Synth, SpeciesNamesAppearInNoCaption) {
+  WorldOptions o = small_options();
+  o.image_size = 16;
+  o.pretrain_images = 2000;
+  const auto& ds = synth_datasets();
+  const auto it = std::find_if(ds.begin(), ds.end(),
+                               [](const SynthDatasetSpec& d) { return d.name == "SynthSpecies"; });
+  ASSERT_NE(it, ds.end());
+  const int di = static_cast<int>(it - ds.begin());
+  std::vector<std::string> names;
+  for (const SynthClass& c : it->classes) names.push_back(c.name);
+  auto lower = [](std::string s) {
+    for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return s;
+  };
+  auto expect_no_name = [&](const std::string& caption) {
+    const std::string l = lower(caption);
+    for (const std::string& n : names) EXPECT_EQ(l.find(n), std::string::npos) << caption;
+  };
+  for (int64_t i = 0; i < o.pretrain_images; ++i) expect_no_name(make_pretrain_item(o, i).caption);
+  for (int ci = 0; ci < static_cast<int>(names.size()); ++ci)
+    for (int64_t i = 0; i < 7; ++i) expect_no_name(make_dataset_item(o, di, ci, i).caption);
 }
 
 TEST(Synth, ClassesFixTheirAttributesAndVaryTheRest) {

@@ -36,7 +36,7 @@
  * every image (in parallel) and lists those that cannot be decoded. Prints "check passed" and exits
  * 0, or lists the problems and exits 1. synth: writes the synthetic captioned image world
  * (data/synth/world.h): a pretraining set (images + captions) and the downstream datasets
- * SynthShapes, SynthColors and SynthScenes in the CoOp layout, with templates.json and the
+ * SynthShapes, SynthColors, SynthScenes and SynthSpecies in the CoOp layout, with templates.json and the
  * world.json manifest; the same options give the same bytes. DIR must be missing, empty, or a world
  * written before: the same options make it a no-op; other options (or an interrupted run) replace
  * it; any other non-empty folder is refused. Errors go to stderr with exit 1.

@@ -56,7 +56,7 @@
 namespace tgpt::synth {
 
 // Bumped whenever the bytes a given option set produces change.
-inline constexpr int kWorldGeneratorVersion = 1;
+inline constexpr int kWorldGeneratorVersion = 2;
 
 enum class Shape { Circle, Square, Triangle, Star, Cross, Ring, Crescent, Heart };
 enum class Colour { Red, Orange, Yellow, Green, Blue, Purple, Pink, White };
@@ -151,6 +151,8 @@ struct SynthDatasetSpec {
 //   SynthShapes  shape × pattern   {circle, triangle, star} × {solid, striped, dotted}  (9)
 //   SynthColors  colour × count    {red, blue, yellow} × {one, two, three}             (9)
 //   SynthScenes  scene × column    {grass, sand, snow} × {left, center, right}          (9)
+//   SynthSpecies shape × colour × pattern under made-up names ("velmora", ...) that no
+//                pretraining caption contains (the rare names of fine-grained benchmarks) (9)
 const std::vector<SynthDatasetSpec>& synth_datasets();
 
 // Attributes of an item of class `cls`: the class's fixed attributes, the rest drawn as for
