@@ -36,7 +36,10 @@
  *
  * Usage: bench_tgpt_step [--method tgpt|coop] [--device cpu|cuda] [--batch 8] [--classes 1000]
  *          [--category-queries 32] [--content-queries 64] [--warmup 1] [--iters 3]
- *          [--threads N] [--phase-detail] [--val-images N]
+ *          [--threads N] [--phase-detail] [--val-images N] [--precision f32|bf16]
+ * --precision: the frozen CLIP's compute dtype, as tgpt-train's --precision (default f32; bf16 on
+ * the CPU runs linear, matmul and the patch convolution as bf16 GEMMs where the CPU has bf16 dot
+ * products, kernels/cpu/matmul.h); the trainable tensors, losses and optimizer stay f32.
  * --val-images N (TGP-T): after the iterations, one validation pass over N images in batches
  * of B, timed twice: from the images (frozen image encoder without a tape, then the Bonders, the
  * text encoder and both heads) and from image features encoded before (what the trainer does
@@ -65,10 +68,10 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/random.h"
+#include "kernels/cpu/blas_setup.h"
 #include "models/clip/clip.h"
 #include "models/coop/coop.h"
 #include "models/tgpt/tgpt.h"
-#include "kernels/cpu/blas_setup.h"
 
 using namespace tgpt;
 
@@ -79,6 +82,7 @@ constexpr int64_t kSot = 49406, kEot = 49407, kPeriod = 269, kX = 343;
 struct Options {
   std::string method = "tgpt";
   std::string device = "cpu";
+  std::string precision = "f32";
   int64_t batch = 8, classes = 1000, category_queries = 32, content_queries = 64;
   int warmup = 1, iters = 3, threads = 0;
   int64_t val_images = 0;
@@ -122,12 +126,14 @@ Options parse(int argc, char** argv) {
       o.phase_detail = true;
     else if (a == "--val-images")
       o.val_images = integer(i);
+    else if (a == "--precision")
+      o.precision = need(i);
     else if (a == "-h" || a == "--help") {
       std::printf(
           "usage: bench_tgpt_step [--method tgpt|coop] [--device cpu|cuda] [--batch 8]\n"
           "         [--classes 1000] [--category-queries 32] [--content-queries 64]\n"
           "         [--warmup 1] [--iters 3] [--threads N] [--phase-detail]\n"
-          "         [--val-images N]\n");
+          "         [--val-images N] [--precision f32|bf16]\n");
       std::exit(0);
     } else {
       TGPT_CHECK(false, "unknown argument '", a, "' (see --help)");
@@ -141,6 +147,8 @@ Options parse(int argc, char** argv) {
                  o.warmup >= 0 && o.iters >= 1 && o.threads >= 0 && o.val_images >= 0,
              "sizes and --iters must be positive, --warmup, --threads and --val-images >= 0");
   TGPT_CHECK(o.val_images == 0 || o.method == "tgpt", "--val-images needs --method tgpt");
+  TGPT_CHECK(o.precision == "f32" || o.precision == "bf16", "--precision is f32 or bf16, got '",
+             o.precision, "'");
   return o;
 }
 
@@ -216,8 +224,8 @@ int main(int argc, char** argv) try {
   if (o.threads > 0) set_num_threads(o.threads);
   const Device dev = o.device == "cuda" ? Device::CUDA : Device::CPU;
   const ClipConfig cfg = ClipConfig::openai("ViT-B/16");
-  const ClipModel clip =
-      ClipModel::from_tensors(bench::random_clip_weights(cfg, 0), cfg, dev, DType::f32);
+  const ClipModel clip = ClipModel::from_tensors(bench::random_clip_weights(cfg, 0), cfg, dev,
+                                                 o.precision == "bf16" ? DType::bf16 : DType::f32);
   const int64_t B = o.batch, C = o.classes, E = cfg.embed_dim;
   Generator gen(1);
   const Tensor images = gen.randn({B, 3, cfg.image_resolution, cfg.image_resolution}).to(dev);
@@ -429,13 +437,15 @@ int main(int argc, char** argv) try {
 
   std::printf(
       "{\"kind\":\"summary\",\"bench\":\"tgpt_step\",\"impl\":\"tgpt\",\"method\":\"%s\","
-      "\"device\":\"%s\",\"threads\":%d,\"B\":%lld,\"C\":%lld,\"Nc\":%lld,\"Nn\":%lld,"
+      "\"device\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"B\":%lld,\"C\":%lld,\"Nc\":%lld,"
+      "\"Nn\":%lld,"
       "\"trainable_params\":%lld,\"warmup\":%d,\"iters\":%d,\"median_s\":%.4f,\"min_s\":%.4f,"
       "\"phases_median_s\":{",
-      o.method.c_str(), o.device.c_str(), num_threads(), static_cast<long long>(B),
-      static_cast<long long>(C), static_cast<long long>(o.category_queries),
-      static_cast<long long>(o.content_queries), static_cast<long long>(trainable), o.warmup,
-      o.iters, median(seconds), *std::min_element(seconds.begin(), seconds.end()));
+      o.method.c_str(), o.device.c_str(), o.precision.c_str(), num_threads(),
+      static_cast<long long>(B), static_cast<long long>(C),
+      static_cast<long long>(o.category_queries), static_cast<long long>(o.content_queries),
+      static_cast<long long>(trainable), o.warmup, o.iters, median(seconds),
+      *std::min_element(seconds.begin(), seconds.end()));
   for (size_t i = 0; i < phase_order.size(); ++i)
     std::printf("%s\"%s\":%.4f", i ? "," : "", phase_order[i].c_str(),
                 median(phase_times[phase_order[i]]));

@@ -9,6 +9,9 @@ Several pairs are rounds of the same benchmark run one after the other (bench/ru
 alternates tgpt and PyTorch): the table then shows the median time of each side over the rounds,
 and the median and range of the per-round speed-ups, so that a slow stretch of a shared machine
 that falls on one side shows as a wide range instead of deciding the ratio.
+
+A tgpt case whose name holds "_bf16" (bench_clip_cpu's --precision bf16 model) is compared with
+PyTorch's case of the same name without it (PyTorch's f32).
 """
 import json
 import statistics
@@ -29,6 +32,13 @@ def tgpt_rows(path):
     return out
 
 
+def torch_name(name, torch_results):
+    """The PyTorch case a tgpt case is compared with (its f32 twin for a *_bf16 case)."""
+    if name in torch_results or "_bf16" not in name:
+        return name
+    return name.replace("_bf16", "")
+
+
 def main():
     args = sys.argv[1:]
     if len(args) < 2 or len(args) % 2:
@@ -45,7 +55,8 @@ def main():
     print("| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if multi else ""))
     for name in rounds[0][0]:
         ours = [r[0][name] for r in rounds if name in r[0]]
-        refs = [r[1]["results"].get(name) for r in rounds if name in r[0]]
+        refs = [r[1]["results"].get(torch_name(name, r[1]["results"])) for r in rounds
+                if name in r[0]]
         ms = statistics.median(o[0] for o in ours)
         rate = statistics.median(o[1] for o in ours)
         unit, key = ours[0][2], ours[0][3]

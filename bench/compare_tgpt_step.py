@@ -10,6 +10,8 @@ import sys
 def main():
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
     rounds = sorted({r["round"] for r in rows})
+    precision = sorted({r.get("precision", "f32") for r in rows if r["impl"] == "tgpt"})
+    print(f"tgpt frozen-CLIP precision: {', '.join(precision)}; PyTorch: f32\n")
     print("| round | tgpt s/iter (median, min) | torch s/iter (median, min) | speed-up (median) "
           "| tgpt CPU s/iter | torch CPU s/iter | CPU-time ratio | tgpt peak RSS MB | torch peak RSS MB |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -31,6 +31,21 @@ run_pair() {  # run_pair NAME TGPT_BINARY TORCH_SCRIPT MIN_TIME ROUNDS
 run_pair ops bench_cpu torch_cpu.py 0.5 3
 run_pair clip bench_clip_cpu torch_clip_cpu.py 1 3
 
+# CLIP again with PyTorch given the OpenBLAS core tgpt runs (OPENBLAS_CORETYPE; out of the box,
+# OpenBLAS 0.3.21 falls back to Prescott on a CPU it does not recognise): the honest comparison.
+# tgpt's side is the rounds above (the *_bf16 rows: tgpt bf16 against PyTorch f32).
+core=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["context"]["blas_core"])' \
+  "$out/clip_tgpt_1.json")
+files=()
+for r in 1 2 3; do
+  OPENBLAS_CORETYPE=$core /usr/bin/python3 bench/torch_clip_cpu.py "$threads" \
+    > "$out/clip_torch_core_$r.json"
+  files+=("$out/clip_tgpt_$r.json" "$out/clip_torch_core_$r.json")
+done
+echo "PyTorch with OPENBLAS_CORETYPE=$core:"
+/usr/bin/python3 bench/compare.py "${files[@]}" | tee "$out/clip_core_table.md"
+echo
+
 # GEMM at the CLIP shapes: forced fallback core vs the core tgpt runs (the JSON context names it).
 OPENBLAS_CORETYPE=Prescott ./build/bench_cpu --benchmark_filter=BM_linear \
   --benchmark_out_format=json --benchmark_out="$out/gemm_prescott.json" \
