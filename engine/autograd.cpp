@@ -31,8 +31,26 @@ void accumulate(const Tensor& t, const Tensor& g) {
 
 }  // namespace
 
-bool grad_enabled() { return t_grad_enabled; }
-void set_grad_enabled(bool enabled) { t_grad_enabled = enabled; }
+bool grad_enabled() {
+  return t_grad_enabled;
+}
+void set_grad_enabled(bool enabled) {
+  t_grad_enabled = enabled;
+}
+
+Tensor gradient_route(const Tensor& t) {
+  if (!t.defined() || t.is_leaf()) return t;
+  // A zero-byte external storage on t's device: device() answers, nothing is allocated or kept.
+  static const std::shared_ptr<const void> kNoOwner = std::make_shared<int>(0);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(nullptr, 0, t.device(), kNoOwner);
+  impl->shape = t.shape();
+  impl->strides = t.strides();
+  impl->dtype = t.dtype();
+  impl->requires_grad = t.requires_grad();
+  impl->grad_fn = t.impl().grad_fn;
+  return Tensor(std::move(impl));
+}
 
 bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
   for (const Tensor* t : inputs)
@@ -47,7 +65,9 @@ void record(Tensor& out, std::shared_ptr<Node> node) {
   t_tape.nodes.push_back(std::move(node));
 }
 
-size_t tape_size() { return t_tape.nodes.size(); }
+size_t tape_size() {
+  return t_tape.nodes.size();
+}
 
 void clear_tape() {
   for (auto& n : t_tape.nodes) {

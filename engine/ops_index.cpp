@@ -158,7 +158,7 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
   }
   if (grad_enabled() && needs_node) {
     auto node = std::make_shared<ConcatNode>();
-    node->inputs = xs;
+    for (const Tensor& x : xs) node->inputs.push_back(gradient_route(x));
     node->dim = d;
     record(out, node);
   }
