@@ -2,10 +2,9 @@
  * test_autograd.cpp — tape semantics: accumulation, zeroing, frozen inputs, no-grad mode,
  * released graphs, views, and allocation-free repeated steps.
  */
-#include "engine/autograd.h"
-
 #include <gtest/gtest.h>
 
+#include "engine/autograd.h"
 #include "tests/test_util.h"
 
 using namespace tgpt;
@@ -153,4 +152,37 @@ TEST(Autograd, RepeatedStepAllocatesNothingNew) {
   uint64_t before = memory_stats(Device::CPU).system_allocs;
   for (int i = 0; i < 5; ++i) step();
   EXPECT_EQ(memory_stats(Device::CPU).system_allocs, before);
+}
+
+// A node keeps a gradient route of an intermediate input, not its storage: an intermediate that
+// no node saved is freed when the forward code drops it (the casts of the CPU's bf16 ops, residual
+// adds, reshapes), and backward still routes its gradient through the producing node.
+TEST(Autograd, NodesDoNotKeepUnsavedIntermediatesAlive) {
+  Generator gen(3);
+  Tensor x = gen.randn({64, 256}).set_requires_grad(true);
+  const size_t bytes = 64 * 256 * sizeof(float);
+  Tensor y;
+  size_t held = 0;
+  {
+    Tensor t = mul(x, 2.0);         // intermediate: mul_scalar saves nothing
+    Tensor t64 = t.to(DType::f64);  // cast: saves nothing
+    y = add(t64, 1.0);              // add_scalar: saves nothing
+    held = memory_stats(Device::CPU).current_bytes;
+  }  // t and t64 dropped: their buffers go back to the allocator
+  EXPECT_EQ(memory_stats(Device::CPU).current_bytes, held - bytes - 2 * bytes);
+  Tensor s = sum(y);
+  s.backward();
+  ASSERT_TRUE(x.grad().defined());
+  for (double g : x.grad().to_double_vector()) EXPECT_EQ(g, 2.0);
+  // The route of an intermediate has its shape, dtype and device, and no data.
+  Tensor a = mul(x, 3.0);
+  const Tensor r = gradient_route(a);
+  EXPECT_EQ(r.shape(), a.shape());
+  EXPECT_EQ(r.dtype(), a.dtype());
+  EXPECT_EQ(r.device(), a.device());
+  EXPECT_EQ(r.grad_fn(), a.grad_fn());
+  EXPECT_EQ(r.data_ptr(), nullptr);
+  // A leaf is its own route (backward accumulates into its .grad).
+  EXPECT_EQ(gradient_route(x).data_ptr(), x.data_ptr());
+  clear_tape();
 }
