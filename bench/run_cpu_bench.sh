@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # run_cpu_bench.sh — runs tgpt's CPU benchmarks (GEMM and attention at CLIP shapes; CLIP ViT-B/16
-# encode_image and encode_text) and the same operations in PyTorch CPU with the same thread
-# count, and prints them side by side; then tgpt's GEMMs with OpenBLAS's generic Prescott kernels
-# forced (what OpenBLAS 0.3.21 runs on a CPU it does not recognise) against the kernels tgpt
-# selects (kernels/cpu/blas_setup.h). PyTorch runs with OpenBLAS's own choice, as a user's would. Usage: bench/run_cpu_bench.sh [THREADS] (default: all
-# cores). Expects a built ./build (scripts/run.sh builds it). Tables land in build/bench/.
+# encode_image and encode_text, f32 and bf16) and the same operations in PyTorch CPU (f32) with
+# the same thread count, and prints them side by side; PyTorch runs with OpenBLAS's own choice of
+# kernels, as a user's would, and for CLIP again with the kernels tgpt selects. Then tgpt's GEMMs
+# with OpenBLAS's generic Prescott kernels forced (what OpenBLAS 0.3.21 runs on a CPU it does not
+# recognise) against the kernels tgpt selects (kernels/cpu/blas_setup.h), and the GEMM libraries.
+# Usage: bench/run_cpu_bench.sh [THREADS] (default: all cores). Expects a built ./build
+# (scripts/run.sh builds it). Tables land in build/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-$(nproc)}
