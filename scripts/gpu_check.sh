@@ -32,8 +32,9 @@
 #                the device or driver refuses the sanitizer, as on some H200 machines)
 #   check:LAB    every kernel lab's correctness check (bench/lab_*.cu --check-only)
 #   bench:gpu    bench/run_gpu_bench.sh: tgpt-bench and clip-gpu-bench side by side with PyTorch
-#   bench:tgpt_step, bench:coop_step
-#                bench_tgpt_step --device cuda: one TGP-T training iteration and one CoOp step at
+#   bench:tgpt_step, bench:tgpt_step_bf16, bench:coop_step
+#                bench_tgpt_step --device cuda: one TGP-T training iteration (frozen CLIP in f32,
+#                and in bf16 as tgpt-train runs it on the GPU by default) and one CoOp step at
 #                ViT-B/16 shapes, 1000 classes (time and the caching allocator's peak)
 #   timing:LAB   every kernel lab's timing table
 # The card (nvidia-smi) is recorded in the summary; the same script serves both machine kinds.
@@ -504,10 +505,13 @@ else
   record bench:gpu not-run 0 200 "tgpt-bench did not build"
 fi
 [ -f "$logs/bench/gpu_table.md" ] && cp "$logs/bench/gpu_table.md" "$logs/gpu_table.md"
-# One TGP-T training iteration (B 8, C 1000, 32/64 queries) and one CoOp step (C 1000) on the
-# GPU: seconds per iteration and the caching allocator's peak (JSON lines in the step logs).
+# One TGP-T training iteration (B 8, C 1000, 32/64 queries; frozen CLIP in f32, then in bf16,
+# tgpt-train's GPU default) and one CoOp step (C 1000) on the GPU: seconds per iteration and the
+# caching allocator's peak (JSON lines in the step logs).
 if [ "$dry" = 1 ] || [ -x "$build/bench_tgpt_step" ]; then
   step bench:tgpt_step 120 "$build/bench_tgpt_step" --device cuda --warmup 2 --iters 5
+  step bench:tgpt_step_bf16 90 "$build/bench_tgpt_step" --device cuda --precision bf16 --warmup 2 \
+    --iters 5
   step bench:coop_step 90 "$build/bench_tgpt_step" --device cuda --method coop --warmup 1 --iters 2
 else
   record bench:tgpt_step not-run 0 120 "bench_tgpt_step did not build"

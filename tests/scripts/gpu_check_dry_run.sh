@@ -26,7 +26,7 @@ suites=$(grep -ohE '^TEST(_F|_P)?\( *[A-Za-z0-9_]+' "$repo"/tests/cuda/*.cpp |
   sed -E 's/.*\( *//' | sort -u)
 [ -n "$suites" ] || fail "no CUDA test suites found in tests/cuda"
 labs=$(find "$repo/bench" -maxdepth 1 -name 'lab_*.cu' -printf '%f\n' | sed 's/\.cu$//' | sort)
-expected=(probe configure build_tests memcheck racecheck build_bench bench:gpu bench:tgpt_step bench:coop_step)
+expected=(probe configure build_tests memcheck racecheck build_bench bench:gpu bench:tgpt_step bench:tgpt_step_bf16 bench:coop_step)
 for s in $suites; do expected+=("test:$s"); done
 for l in $labs; do expected+=("check:$l" "timing:$l"); done
 
