@@ -40,10 +40,14 @@ void set_grad_enabled(bool enabled) {
 
 Tensor gradient_route(const Tensor& t) {
   if (!t.defined() || t.is_leaf()) return t;
-  // A zero-byte external storage on t's device: device() answers, nothing is allocated or kept.
+  // One zero-byte external storage per device, shared by every route: device() answers, nothing
+  // is allocated or kept.
   static const std::shared_ptr<const void> kNoOwner = std::make_shared<int>(0);
+  static const std::shared_ptr<Storage> kNoData[2] = {
+      std::make_shared<Storage>(nullptr, 0, Device::CPU, kNoOwner),
+      std::make_shared<Storage>(nullptr, 0, Device::CUDA, kNoOwner)};
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(nullptr, 0, t.device(), kNoOwner);
+  impl->storage = kNoData[t.device() == Device::CPU ? 0 : 1];
   impl->shape = t.shape();
   impl->strides = t.strides();
   impl->dtype = t.dtype();
