@@ -9,9 +9,35 @@
 #include <utility>
 
 #include "base/error.h"
+#include "base/parallel.h"
 #include "data/preprocess.h"
 
 namespace tgpt {
+
+Tensor prepare_batch(const std::vector<int64_t>& image_shape,
+                     const BatchPrefetcher::PrepareFn& prepare, const BatchRequest& request,
+                     const std::string& what) {
+  const int64_t B = static_cast<int64_t>(request.items.size());
+  std::vector<int64_t> shape = {B};
+  shape.insert(shape.end(), image_shape.begin(), image_shape.end());
+  Tensor images = Tensor::empty(Shape(shape), DType::f32);
+  const int64_t per_image = B > 0 ? images.numel() / B : 0;
+  float* dst = B > 0 ? images.data<float>() : nullptr;
+  // Exceptions must not leave the OpenMP region: failures are collected and thrown below.
+  std::vector<std::string> errors(static_cast<size_t>(B));
+  parallel_for(B, [&](int64_t j) {
+    try {
+      prepare(request, j, dst + j * per_image);
+    } catch (const std::exception& e) {
+      errors[static_cast<size_t>(j)] = e.what()[0] ? e.what() : "unknown error";
+    } catch (...) {
+      errors[static_cast<size_t>(j)] = "unknown error";
+    }
+  });
+  const std::string msg = batch_failure_message(what, errors);
+  if (!msg.empty()) throw Error(msg);
+  return images;
+}
 
 int default_loader_threads(bool gpu_training) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -108,6 +108,13 @@ class BatchPrefetcher {
   std::vector<std::thread> workers_;
 };
 
+// The batch of `request` prepared on the calling thread's OpenMP team (one image per task), with
+// next()'s errors (one tgpt::Error listing every failed image, named by `what`): f32
+// [B, image_shape...], the same values as the prefetcher's.
+Tensor prepare_batch(const std::vector<int64_t>& image_shape,
+                     const BatchPrefetcher::PrepareFn& prepare, const BatchRequest& request,
+                     const std::string& what);
+
 // The PrepareFn of training images exactly as preprocess_image_files(paths of the batch's items,
 // n, true, request.seed, transform) makes them (image j from its generator seeded from (seed,
 // j)): f32 [3, n, n]. paths[item] is the file of dataset item `item`; errors name the file.

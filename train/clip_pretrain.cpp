@@ -262,10 +262,8 @@ ClipPretrainResult run_clip_pretraining(const ClipPretrainOptions& o) {
   };
   // The input pipeline (data/batch_prefetcher.h): batches predicted from copies of the sampler and
   // the trainer's generator as they stand now (after a resume), prepared ahead on worker threads.
-  const int loader_threads =
-      o.loader_threads >= 0 ? o.loader_threads : default_loader_threads(o.device == Device::CUDA);
-  const std::unique_ptr<BatchPrefetcher> loader = make_training_prefetcher(
-      loader_threads, sampler, trainer, o.max_iter, {3, R, R}, prepare, what, log);
+  TrainingBatches batches(o.loader_threads, o.device == Device::CUDA, sampler, trainer, o.max_iter,
+                          {3, R, R}, prepare, what, log);
   auto step = [&](int64_t) {
     BatchRequest request;
     request.items = sampler.next_batch();
@@ -273,24 +271,7 @@ ClipPretrainResult run_clip_pretraining(const ClipPretrainOptions& o) {
     const int64_t B = static_cast<int64_t>(idx.size());
     Tensor tok_batch = Tensor::empty({B, ctx}, DType::i32);
     request.seed = trainer.rng()();
-    Tensor batch;
-    if (loader) {
-      batch = loader->next(request);
-    } else {
-      batch = Tensor::empty({B, 3, R, R});
-      float* dst = batch.data<float>();
-      // Exceptions must not leave the parallel region: failures are collected and rethrown.
-      std::vector<std::string> failed(static_cast<size_t>(B));
-      parallel_for(B, [&](int64_t j) {
-        try {
-          prepare(request, j, dst + j * 3 * R * R);
-        } catch (const std::exception& e) {
-          failed[static_cast<size_t>(j)] = e.what();
-        }
-      });
-      const std::string msg = batch_failure_message(what, failed);
-      TGPT_CHECK(msg.empty(), msg);
-    }
+    const Tensor batch = batches.next(request);  // [B, 3, R, R]
     for (int64_t j = 0; j < B; ++j) tok_batch.narrow(0, j, 1).copy_(tokens.narrow(0, idx[j], 1));
     const Tensor fi = model.encode_image(batch);     // [B, E]
     const Tensor ft = model.encode_text(tok_batch);  // [B, E]
@@ -318,10 +299,7 @@ ClipPretrainResult run_clip_pretraining(const ClipPretrainOptions& o) {
   install_interrupt_handler();
   const TrainResult tr = trainer.run(step, evaluate);
   log.end_bar();
-  if (loader && !loader->prefetching())
-    log.line(
-        "Input pipeline: a batch differed from the predicted one (something else drew from the "
-        "generator); later batches were prepared on demand, not ahead");
+  batches.log_prediction_dropped(log);
   result.status = tr.status;
   result.iteration = tr.iteration;
   double sum = 0;

@@ -410,13 +410,10 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
 
   // The input pipeline: batches predicted from copies of the sampler and the trainer's generator
   // as they stand now (after a resume), prepared ahead on worker threads.
-  const int loader_threads = o.loader_threads >= 0
-                                 ? o.loader_threads
-                                 : default_loader_threads(clip.device() == Device::CUDA);
   std::vector<std::string> train_paths;
   for (const LabeledImage& it : data.train) train_paths.push_back(it.path);
-  const std::unique_ptr<BatchPrefetcher> loader = make_training_prefetcher(
-      loader_threads, sampler, trainer, o.max_iter, {3, R, R},
+  TrainingBatches batches(
+      o.loader_threads, clip.device() == Device::CUDA, sampler, trainer, o.max_iter, {3, R, R},
       train_image_prepare(std::move(train_paths), R, o.train_transform), "training batch", log);
 
   auto step = [&](int64_t) {
@@ -426,14 +423,7 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
     const std::vector<int64_t>& idx = request.items;
     std::vector<int64_t> labels;
     for (int64_t i : idx) labels.push_back(data.train[static_cast<size_t>(i)].label);
-    Tensor images;
-    if (loader) {
-      images = loader->next(request);
-    } else {
-      std::vector<std::string> paths;
-      for (int64_t i : idx) paths.push_back(data.train[static_cast<size_t>(i)].path);
-      images = preprocess_image_files(paths, R, true, request.seed, o.train_transform);
-    }
+    const Tensor images = batches.next(request);  // [B, 3, R, R]
     Tensor cap;
     if (captions.defined()) {
       cap = Tensor::empty({static_cast<int64_t>(idx.size()), captions.size(1)}, DType::i32);
@@ -447,10 +437,7 @@ FewshotRunResult run_fewshot_training(const FewshotRunOptions& o, const FewshotD
   install_interrupt_handler();
   const TrainResult tr = trainer.run(step, topt.eval_every > 0 ? EvalFn(validate) : EvalFn());
   log.end_bar();
-  if (loader && !loader->prefetching())
-    log.line(
-        "Input pipeline: a batch differed from the predicted one (something else drew from the "
-        "generator); later batches were prepared on demand, not ahead");
+  batches.log_prediction_dropped(log);
   FewshotRunResult result;
   result.status = tr.status;
   result.iteration = tr.iteration;

@@ -366,32 +366,44 @@ void Trainer::restore_position(int64_t iteration, double best_score, int64_t bes
   last_checkpoint_ = iteration;
 }
 
-std::unique_ptr<BatchPrefetcher> make_training_prefetcher(int threads, const RandomSampler& sampler,
-                                                          Trainer& trainer, int64_t max_iter,
-                                                          std::vector<int64_t> image_shape,
-                                                          BatchPrefetcher::PrepareFn prepare,
-                                                          const std::string& what, TrainLog& log) {
-  if (threads <= 0) {
+TrainingBatches::TrainingBatches(int threads, bool gpu_training, const RandomSampler& sampler,
+                                 Trainer& trainer, int64_t max_iter,
+                                 std::vector<int64_t> image_shape,
+                                 BatchPrefetcher::PrepareFn prepare, std::string what,
+                                 TrainLog& log)
+    : image_shape_(std::move(image_shape)), prepare_(std::move(prepare)), what_(std::move(what)) {
+  if (threads < 0) threads = default_loader_threads(gpu_training);
+  if (threads == 0) {
     log.line("Input pipeline: on the training thread (--loader-threads 0)");
-    return nullptr;
+    return;
   }
   BatchPrefetcherOptions lo;
   lo.threads = threads;
   lo.depth = std::max(3, threads);
   lo.max_batches = std::max<int64_t>(0, max_iter - trainer.iteration());
-  lo.what = what;
-  auto loader = std::make_unique<BatchPrefetcher>(
-      std::move(image_shape),
+  lo.what = what_;
+  loader_ = std::make_unique<BatchPrefetcher>(
+      image_shape_,
       [plan_sampler = sampler, plan_rng = trainer.rng()]() mutable {
         BatchRequest r;
         r.items = plan_sampler.next_batch();
         r.seed = plan_rng();
         return r;
       },
-      std::move(prepare), lo);
+      prepare_, lo);
   log.line(str_cat("Input pipeline: ", threads, " loader thread", threads == 1 ? "" : "s",
                    ", up to ", lo.depth, " batches ahead"));
-  return loader;
+}
+
+Tensor TrainingBatches::next(const BatchRequest& request) {
+  return loader_ ? loader_->next(request) : prepare_batch(image_shape_, prepare_, request, what_);
+}
+
+void TrainingBatches::log_prediction_dropped(TrainLog& log) const {
+  if (loader_ && !loader_->prefetching())
+    log.line(
+        "Input pipeline: a batch differed from the predicted one (something else drew from the "
+        "generator); later batches were prepared on demand, not ahead");
 }
 
 }  // namespace tgpt

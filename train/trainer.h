@@ -214,16 +214,29 @@ class Trainer {
   int64_t last_checkpoint_ = 0;
 };
 
-// The input pipeline of a training run (data/batch_prefetcher.h): batches predicted from copies
-// of `sampler` and of the trainer's generator as they stand now (after a resume, too), prepared
-// ahead on `threads` worker threads, up to max(3, threads) batches, for the iterations left until
-// `max_iter`. Null when `threads` is 0 (the step makes its batch on the training thread). Writes
-// the choice to the log either way. The step must draw each batch exactly as the plan does:
-// sampler.next_batch(), then trainer.rng()() as the seed.
-std::unique_ptr<BatchPrefetcher> make_training_prefetcher(int threads, const RandomSampler& sampler,
-                                                          Trainer& trainer, int64_t max_iter,
-                                                          std::vector<int64_t> image_shape,
-                                                          BatchPrefetcher::PrepareFn prepare,
-                                                          const std::string& what, TrainLog& log);
+// The input pipeline of a training run (data/batch_prefetcher.h). With `threads` > 0 (-1: the
+// default_loader_threads for the device) batches are predicted from copies of `sampler` and of
+// the trainer's generator as they stand now (after a resume, too) and prepared ahead on that many
+// worker threads, up to max(3, threads) batches, for the iterations left until `max_iter`; with 0
+// each batch is prepared when asked for, on the training thread (prepare_batch). The same images
+// either way. The constructor writes the choice to the log. The step must draw each batch exactly
+// as the plan does: sampler.next_batch(), then trainer.rng()() as the seed.
+class TrainingBatches {
+ public:
+  TrainingBatches(int threads, bool gpu_training, const RandomSampler& sampler, Trainer& trainer,
+                  int64_t max_iter, std::vector<int64_t> image_shape,
+                  BatchPrefetcher::PrepareFn prepare, std::string what, TrainLog& log);
+  // The batch of `request`: f32 [B, image_shape...] on the CPU.
+  Tensor next(const BatchRequest& request);
+  // After training: says in the log when a batch differed from the prediction (the later ones
+  // were then prepared on demand, not ahead).
+  void log_prediction_dropped(TrainLog& log) const;
+
+ private:
+  std::vector<int64_t> image_shape_;
+  BatchPrefetcher::PrepareFn prepare_;
+  std::string what_;
+  std::unique_ptr<BatchPrefetcher> loader_;  // null: prepared on the training thread
+};
 
 }  // namespace tgpt
