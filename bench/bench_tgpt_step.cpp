@@ -14,7 +14,10 @@
  *   on prompt_learner.ctx.
  *
  * Random inputs: images N(0,1); labels, captions and category sentences random token ids (SOT,
- * words, EOT, padding), so every vocabulary-loss row is a real target.
+ * words, EOT, padding). By default the sentences and captions are long enough that every
+ * vocabulary-loss row is a real target (the most work); --sentence-words N / --caption-words N
+ * give them N words instead, so that N + 1 targets (words and EOT) are real and the rest padding,
+ * as on real data ("a photo of a {name}." is ~7 tokens, a MiniGPT-4 caption ~24).
  *
  * Output (stdout), one JSON object per line:
  *   {"kind":"iter", "i":k, "seconds":s, "phases":{...}}     for every timed iteration
@@ -37,6 +40,7 @@
  * Usage: bench_tgpt_step [--method tgpt|coop] [--device cpu|cuda] [--batch 8] [--classes 1000]
  *          [--category-queries 32] [--content-queries 64] [--warmup 1] [--iters 3]
  *          [--threads N] [--phase-detail] [--val-images N] [--precision f32|bf16]
+ *          [--sentence-words N] [--caption-words N]
  * --precision: the frozen CLIP's compute dtype, as tgpt-train's --precision (default f32; bf16 on
  * the CPU runs linear, matmul and the patch convolution as bf16 GEMMs where the CPU has bf16 dot
  * products, kernels/cpu/matmul.h); the trainable tensors, losses and optimizer stay f32.
@@ -84,6 +88,7 @@ struct Options {
   std::string device = "cpu";
   std::string precision = "f32";
   int64_t batch = 8, classes = 1000, category_queries = 32, content_queries = 64;
+  int64_t sentence_words = 0, caption_words = 0;  // 0: every target a word
   int warmup = 1, iters = 3, threads = 0;
   int64_t val_images = 0;
   bool phase_detail = false;
@@ -116,6 +121,10 @@ Options parse(int argc, char** argv) {
       o.category_queries = integer(i);
     else if (a == "--content-queries")
       o.content_queries = integer(i);
+    else if (a == "--sentence-words")
+      o.sentence_words = integer(i);
+    else if (a == "--caption-words")
+      o.caption_words = integer(i);
     else if (a == "--warmup")
       o.warmup = static_cast<int>(integer(i));
     else if (a == "--iters")
@@ -133,7 +142,8 @@ Options parse(int argc, char** argv) {
           "usage: bench_tgpt_step [--method tgpt|coop] [--device cpu|cuda] [--batch 8]\n"
           "         [--classes 1000] [--category-queries 32] [--content-queries 64]\n"
           "         [--warmup 1] [--iters 3] [--threads N] [--phase-detail]\n"
-          "         [--val-images N] [--precision f32|bf16]\n");
+          "         [--val-images N] [--precision f32|bf16]\n"
+          "         [--sentence-words N] [--caption-words N]\n");
       std::exit(0);
     } else {
       TGPT_CHECK(false, "unknown argument '", a, "' (see --help)");
@@ -147,6 +157,11 @@ Options parse(int argc, char** argv) {
                  o.warmup >= 0 && o.iters >= 1 && o.threads >= 0 && o.val_images >= 0,
              "sizes and --iters must be positive, --warmup, --threads and --val-images >= 0");
   TGPT_CHECK(o.val_images == 0 || o.method == "tgpt", "--val-images needs --method tgpt");
+  if (o.sentence_words == 0) o.sentence_words = std::min<int64_t>(o.category_queries, 75);
+  if (o.caption_words == 0) o.caption_words = std::min<int64_t>(o.content_queries, 75);
+  TGPT_CHECK(o.sentence_words >= 1 && o.sentence_words <= 75 && o.caption_words >= 1 &&
+                 o.caption_words <= 75,
+             "--sentence-words and --caption-words are 1..75");
   TGPT_CHECK(o.precision == "f32" || o.precision == "bf16", "--precision is f32 or bf16, got '",
              o.precision, "'");
   return o;
@@ -251,11 +266,8 @@ int main(int argc, char** argv) try {
     ids.period = kPeriod;
     tgpt_model = std::make_unique<TgptModel>(clip, tc, ids, gen);
     tgpt_model->set_zeroshot_head(tgpt_zeroshot_head(gen.randn({C, E})));
-    // Category sentences long enough that every category target is a word (Nc + 1 words);
-    // captions likewise for the content targets.
-    tgpt_model->set_category_sentences(
-        sentence_tokens(gen, C, std::min<int64_t>(o.category_queries, 75)));
-    captions = sentence_tokens(gen, B, std::min<int64_t>(o.content_queries, 75));
+    tgpt_model->set_category_sentences(sentence_tokens(gen, C, o.sentence_words));
+    captions = sentence_tokens(gen, B, o.caption_words);
     std::vector<Tensor> params;
     for (const auto& [name, t] : tgpt_model->parameters().items(true)) params.push_back(t);
     trainable = tgpt_model->parameters().numel(true);
@@ -438,12 +450,13 @@ int main(int argc, char** argv) try {
   std::printf(
       "{\"kind\":\"summary\",\"bench\":\"tgpt_step\",\"impl\":\"tgpt\",\"method\":\"%s\","
       "\"device\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"B\":%lld,\"C\":%lld,\"Nc\":%lld,"
-      "\"Nn\":%lld,"
+      "\"Nn\":%lld,\"sentence_words\":%lld,\"caption_words\":%lld,"
       "\"trainable_params\":%lld,\"warmup\":%d,\"iters\":%d,\"median_s\":%.4f,\"min_s\":%.4f,"
       "\"phases_median_s\":{",
       o.method.c_str(), o.device.c_str(), o.precision.c_str(), num_threads(),
       static_cast<long long>(B), static_cast<long long>(C),
       static_cast<long long>(o.category_queries), static_cast<long long>(o.content_queries),
+      static_cast<long long>(o.sentence_words), static_cast<long long>(o.caption_words),
       static_cast<long long>(trainable), o.warmup, o.iters, median(seconds),
       *std::min_element(seconds.begin(), seconds.end()));
   for (size_t i = 0; i < phase_order.size(); ++i)

@@ -20,6 +20,7 @@ cpu_s_median (process CPU time per iteration, all threads).
 Usage: /usr/bin/python3 bench/torch_tgpt_step.py [--method tgpt|coop] [--device cpu|cuda]
          [--threads N] [--batch 8]
          [--classes 1000] [--category-queries 32] [--content-queries 64] [--warmup 1] [--iters 3]
+         [--sentence-words N] [--caption-words N]   (as the C++ benchmark; 0 = every target a word)
 """
 import argparse
 import json
@@ -89,8 +90,8 @@ def tgpt_setup(a, g):
     B, C = a.batch, a.classes
     images = torch.randn(B, 3, 224, 224, generator=g).to(dev)
     labels = torch.randint(0, C, (B,), generator=g).to(dev)
-    captions = sentence_tokens(g, B, min(a.content_queries, 75)).to(dev)
-    sentences = sentence_tokens(g, C, min(a.category_queries, 75)).to(dev)
+    captions = sentence_tokens(g, B, a.caption_words).to(dev)
+    sentences = sentence_tokens(g, C, a.sentence_words).to(dev)
 
     def step():
         ph = {}
@@ -181,9 +182,17 @@ def main():
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--category-queries", type=int, default=32)
     p.add_argument("--content-queries", type=int, default=64)
+    p.add_argument("--sentence-words", type=int, default=0,
+                   help="words per category sentence (0: every category target a word)")
+    p.add_argument("--caption-words", type=int, default=0,
+                   help="words per caption (0: every content target a word)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--iters", type=int, default=3)
     a = p.parse_args()
+    a.sentence_words = a.sentence_words or min(a.category_queries, 75)
+    a.caption_words = a.caption_words or min(a.content_queries, 75)
+    if not (1 <= a.sentence_words <= 75 and 1 <= a.caption_words <= 75):
+        p.error("--sentence-words and --caption-words are 1..75")
     torch.set_num_threads(a.threads)
     g = torch.Generator().manual_seed(0)
     step, trainable = (tgpt_setup if a.method == "tgpt" else coop_setup)(a, g)
@@ -207,6 +216,7 @@ def main():
         "kind": "summary", "bench": "tgpt_step", "impl": "torch", "torch": torch.__version__,
         "method": a.method, "device": a.device, "threads": torch.get_num_threads(), "B": a.batch,
         "C": a.classes, "Nc": a.category_queries, "Nn": a.content_queries,
+        "sentence_words": a.sentence_words, "caption_words": a.caption_words,
         "trainable_params": trainable, "warmup": a.warmup, "iters": a.iters,
         "median_s": round(statistics.median(secs), 4), "min_s": round(min(secs), 4),
         "phases_median_s": {k: round(statistics.median(v), 4) for k, v in phases.items()},
