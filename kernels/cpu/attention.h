@@ -43,13 +43,26 @@ void attention_forward_cpu(T* out, T* att, const T* qkv, int64_t B, int64_t Tn, 
       T* p = s + i * Tn;
       const int64_t jend = causal ? i + 1 : Tn;
       T mx = p[0];
-      for (int64_t j = 1; j < jend; ++j) mx = std::max(mx, p[j]);
+#pragma omp simd reduction(max : mx)
+      for (int64_t j = 1; j < jend; ++j) mx = p[j] > mx ? p[j] : mx;  // exact in any order
       for (int64_t j = 0; j < jend; ++j) p[j] = exp_fast(p[j] - mx);  // vectorised
-      T sum = 0;
-      for (int64_t j = 0; j < jend; ++j) sum += p[j];
-      const T inv = T(1) / sum;
-      for (int64_t j = 0; j < jend; ++j) p[j] *= inv;
       std::fill(p + jend, p + Tn, T(0));
+    }
+    // Row sums in key order (the masked zeros add nothing), kRows rows at a time: independent
+    // chains instead of one latency-bound chain per row, the same result bit for bit.
+    constexpr int64_t kRows = 8;
+    for (int64_t i0 = 0; i0 < Tn; i0 += kRows) {
+      const int64_t rows = std::min(kRows, Tn - i0);
+      T sum[kRows] = {};
+      const int64_t jmax = causal ? i0 + rows : Tn;  // zeros beyond it in every row of the block
+      for (int64_t j = 0; j < jmax; ++j)
+        for (int64_t r = 0; r < rows; ++r) sum[r] += s[(i0 + r) * Tn + j];
+      for (int64_t r = 0; r < rows; ++r) {
+        T* p = s + (i0 + r) * Tn;
+        const T inv = T(1) / sum[r];
+        const int64_t jend = causal ? i0 + r + 1 : Tn;
+        for (int64_t j = 0; j < jend; ++j) p[j] *= inv;
+      }
     }
     gemm(false, false, Tn, D, Tn, T(1), s, Tn, v, C3, T(0), out + b * Tn * C + h * D, C);
   });
@@ -73,14 +86,23 @@ void attention_backward_cpu(T* dqkv, const T* dout, const T* qkv, const T* att, 
     T* dq = dqkv + b * Tn * C3 + h * D;
     std::vector<T> ds(static_cast<size_t>(Tn * Tn));
     gemm(false, true, Tn, Tn, D, T(1), g, C, v, C3, T(0), ds.data(), Tn);  // dP
-    for (int64_t i = 0; i < Tn; ++i) {
-      T* r = ds.data() + i * Tn;
-      const T* pr = p + i * Tn;
-      const int64_t jend = causal ? i + 1 : Tn;
-      T pdp = 0;
-      for (int64_t j = 0; j < jend; ++j) pdp += pr[j] * r[j];
-      for (int64_t j = 0; j < jend; ++j) r[j] = pr[j] * (r[j] - pdp) * scale;
-      std::fill(r + jend, r + Tn, T(0));
+    // rowsum(P * dP) in key order, kRows rows at a time (independent chains, same result).
+    constexpr int64_t kRows = 8;
+    for (int64_t i0 = 0; i0 < Tn; i0 += kRows) {
+      const int64_t rows = std::min(kRows, Tn - i0);
+      T pdp[kRows] = {};
+      const int64_t jmax = causal ? i0 + rows : Tn;
+      for (int64_t j = 0; j < jmax; ++j)
+        for (int64_t r = 0; r < rows; ++r)
+          if (!causal || j <= i0 + r) pdp[r] += p[(i0 + r) * Tn + j] * ds[(i0 + r) * Tn + j];
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t i = i0 + r;
+        T* rr = ds.data() + i * Tn;
+        const T* pr = p + i * Tn;
+        const int64_t jend = causal ? i + 1 : Tn;
+        for (int64_t j = 0; j < jend; ++j) rr[j] = pr[j] * (rr[j] - pdp[r]) * scale;
+        std::fill(rr + jend, rr + Tn, T(0));
+      }
     }
     gemm(false, false, Tn, D, Tn, T(1), ds.data(), Tn, k, C3, T(0), dq, C3);     // dQ
     gemm(true, false, Tn, D, Tn, T(1), ds.data(), Tn, q, C3, T(0), dq + C, C3);  // dK
