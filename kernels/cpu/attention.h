@@ -8,9 +8,11 @@
  * the caller passes a buffer.
  *
  * Each (b, h) runs its products as GEMMs (kernels/cpu/matmul.h) straight on the strided head
- * slices of qkv, and the softmax row by row. Work is split over the B * NH independent
- * (batch, head) pairs inside one parallel region, where OpenBLAS (OpenMP build) runs each GEMM
- * on the calling thread, so every (b, h) is computed the same way whatever the thread count.
+ * slices of qkv, and the softmax row by row (the row max over SIMD lanes, exact; each row sum
+ * in key order, eight rows interleaved so the additions are not one latency-bound chain). Work is
+ * split over the B * NH independent (batch, head) pairs inside one parallel region, where OpenBLAS
+ * (OpenMP build) runs each GEMM on the calling thread, so every (b, h) is computed the same way
+ * whatever the thread count.
  */
 #pragma once
 
