@@ -489,9 +489,15 @@ TEST_F(TrainTool, FeatureCacheIsReusedAndSurvivesDamage) {
   ASSERT_EQ(test::run_command(train_command("out_p1", cache + " --method probe"), dir_, &log), 0)
       << log;
   EXPECT_EQ(count_entries(), 5);
+  EXPECT_NE(log.find("Image features of the train set stored in the cache"), std::string::npos)
+      << log;
   ASSERT_EQ(test::run_command(train_command("out_p2", cache + " --method probe"), dir_, &log), 0)
       << log;
   EXPECT_EQ(count_entries(), 5);
+  for (const char* set : {"train", "val", "test"})
+    EXPECT_NE(log.find(std::string("Image features of the ") + set + " set from the cache"),
+              std::string::npos)
+        << log;
   const auto probe_acc = [&](const char* out) {
     return nlohmann::json::parse(
         read_all(dir_ / out / "SynthShapes" / "2shots" / "seed3" / "metrics.json"))["accuracy"];

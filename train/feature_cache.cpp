@@ -42,6 +42,20 @@ std::string ImageFeatureCache::key(const std::vector<std::string>& image_paths, 
   return sha256_hex(s.data(), s.size());
 }
 
+CachedImageFeatures ImageFeatureCache::load_or_encode(
+    const std::string& key, int64_t n, int64_t embed_dim, int64_t tokens,
+    const std::function<CachedImageFeatures()>& encode,
+    const std::function<void(const std::string&)>& log, const std::string& what) const {
+  if (std::optional<CachedImageFeatures> hit = load(key, n, embed_dim, tokens, log)) {
+    log("Image features of the " + what + " set from the cache (" + entry_path(key) + ")");
+    return *std::move(hit);
+  }
+  CachedImageFeatures f = encode();
+  store(key, f);
+  log("Image features of the " + what + " set stored in the cache (" + entry_path(key) + ")");
+  return f;
+}
+
 std::string ImageFeatureCache::entry_path(const std::string& key) const {
   return (fs::path(dir_) / (key + ".safetensors")).string();
 }

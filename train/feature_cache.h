@@ -54,6 +54,14 @@ class ImageFeatureCache {
       const std::function<void(const std::string&)>& warn) const;
   // Writes the entry atomically.
   void store(const std::string& key, const CachedImageFeatures& features) const;
+  // The entry's features when load finds them, else encode()'s, then stored under key. `log`
+  // gets one line naming the entry: "Image features of the <what> set from the cache (...)" or
+  // "... stored in the cache (...)" (and load's warning first, for a damaged entry).
+  CachedImageFeatures load_or_encode(const std::string& key, int64_t n, int64_t embed_dim,
+                                     int64_t tokens,
+                                     const std::function<CachedImageFeatures()>& encode,
+                                     const std::function<void(const std::string&)>& log,
+                                     const std::string& what) const;
 
   std::string entry_path(const std::string& key) const;
   const std::string& dir() const { return dir_; }

@@ -183,38 +183,30 @@ ImageFeatures encode_items(const Learner& learner, const std::vector<LabeledImag
                            const ImageFeatureCache* cache, const FewshotRunOptions& o,
                            TrainLog& log, const char* what, bool progress) {
   const int64_t n = static_cast<int64_t>(items.size());
-  std::string key;
-  if (cache) {
-    key = cache->key(paths_of(items, 0, n), R, o.compute_dtype, o.device, tokens);
-    std::optional<CachedImageFeatures> hit =
-        cache->load(key, n, E, tokens ? T : 0, [&log](const std::string& m) { log.line(m); });
-    if (hit) {
-      log.line(std::string("Image features of the ") + what + " set from the cache (" +
-               cache->entry_path(key) + ")");
-      return {hit->cls, hit->tokens};
+  auto encode = [&]() -> CachedImageFeatures {
+    ImageFeatures all{Tensor::empty({n, E}), tokens ? Tensor::empty({n, T, E}) : Tensor()};
+    for (int64_t b = 0; b < n; b += batch_size) {
+      const int64_t len = std::min(batch_size, n - b);
+      const ImageFeatures f =
+          learner.encode(preprocess_image_files(paths_of(items, b, len), R, false));
+      all.cls.narrow(0, b, len).copy_(f.cls);
+      if (tokens) all.tokens.narrow(0, b, len).copy_(f.tokens);
+      if (progress && log.terminal()) {
+        char buf[128];
+        std::snprintf(buf, sizeof buf, "encoding the %s set: %lld/%lld images", what,
+                      static_cast<long long>(b + len), static_cast<long long>(n));
+        log.bar(buf);
+      }
     }
-  }
-  ImageFeatures all{Tensor::empty({n, E}), tokens ? Tensor::empty({n, T, E}) : Tensor()};
-  for (int64_t b = 0; b < n; b += batch_size) {
-    const int64_t len = std::min(batch_size, n - b);
-    const ImageFeatures f =
-        learner.encode(preprocess_image_files(paths_of(items, b, len), R, false));
-    all.cls.narrow(0, b, len).copy_(f.cls);
-    if (tokens) all.tokens.narrow(0, b, len).copy_(f.tokens);
-    if (progress && log.terminal()) {
-      char buf[128];
-      std::snprintf(buf, sizeof buf, "encoding the %s set: %lld/%lld images", what,
-                    static_cast<long long>(b + len), static_cast<long long>(n));
-      log.bar(buf);
-    }
-  }
-  if (progress && log.terminal()) log.end_bar();
-  if (cache) {
-    cache->store(key, {all.cls, all.tokens});
-    log.line(std::string("Image features of the ") + what + " set stored in the cache (" +
-             cache->entry_path(key) + ")");
-  }
-  return all;
+    if (progress && log.terminal()) log.end_bar();
+    return {all.cls, all.tokens};
+  };
+  const CachedImageFeatures f =
+      cache ? cache->load_or_encode(
+                  cache->key(paths_of(items, 0, n), R, o.compute_dtype, o.device, tokens), n, E,
+                  tokens ? T : 0, encode, [&log](const std::string& m) { log.line(m); }, what)
+            : encode();
+  return {f.cls, f.tokens};
 }
 
 // Plain (and WiSE-FT) accuracy of a learner on features encoded before.

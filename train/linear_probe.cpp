@@ -202,25 +202,24 @@ std::vector<double> linear_probe_logits(const LinearProbeModel& m, const std::ve
 namespace {
 
 // Frozen, L2-normalised image features [N, E] of the items, f64 row-major (through the feature
-// cache when there is one).
+// cache when there is one; `what` names the set in its log line).
 std::vector<double> probe_features(const ClipModel& clip, const std::vector<LabeledImage>& items,
                                    int64_t batch_size, const ImageFeatureCache* cache,
-                                   const LinearProbeOptions& o, TrainLog& log) {
+                                   const LinearProbeOptions& o, TrainLog& log, const char* what) {
   std::vector<std::string> paths;
   for (const LabeledImage& it : items) paths.push_back(it.path);
   const int64_t n = static_cast<int64_t>(items.size()), e = clip.config().embed_dim;
   const int64_t R = clip.config().image_resolution;
-  Tensor f;
-  std::string key;
-  if (cache && n > 0) {
-    key = cache->key(paths, R, o.compute_dtype, o.device, false);
-    if (auto hit = cache->load(key, n, e, 0, [&log](const std::string& m) { log.line(m); }))
-      f = hit->cls;
-  }
-  if (!f.defined()) {
-    f = encode_images_batched(clip, image_file_source(std::move(paths), R), batch_size);
-    if (cache && n > 0) cache->store(key, {f, Tensor()});
-  }
+  auto encode = [&]() -> CachedImageFeatures {
+    return {encode_images_batched(clip, image_file_source(paths, R), batch_size), Tensor()};
+  };
+  const Tensor f = cache && n > 0
+                       ? cache
+                             ->load_or_encode(
+                                 cache->key(paths, R, o.compute_dtype, o.device, false), n, e, 0,
+                                 encode, [&log](const std::string& m) { log.line(m); }, what)
+                             .cls
+                       : encode().cls;
   std::vector<double> v = f.to_double_vector();
   TGPT_CHECK(static_cast<int64_t>(v.size()) == n * e, "linear probe: feature shape mismatch");
   for (int64_t i = 0; i < n; ++i) {
@@ -282,8 +281,9 @@ LinearProbeResult run_linear_probe(const LinearProbeOptions& o, const FewshotDat
     log.line("Image feature cache: " + o.feature_cache_dir);
   }
   const ImageFeatureCache* fc = cache ? &*cache : nullptr;
-  const std::vector<double> xtr = probe_features(clip, data.train, o.batch_size, fc, o, log);
-  const std::vector<double> xva = probe_features(clip, data.val, o.batch_size, fc, o, log);
+  const std::vector<double> xtr =
+      probe_features(clip, data.train, o.batch_size, fc, o, log, "train");
+  const std::vector<double> xva = probe_features(clip, data.val, o.batch_size, fc, o, log, "val");
   const std::vector<int64_t> ytr = labels_of(data.train), yva = labels_of(data.val);
 
   // λ search on the val set (ties: the larger λ).
@@ -315,7 +315,7 @@ LinearProbeResult run_linear_probe(const LinearProbeOptions& o, const FewshotDat
 
   log.line("Evaluate on the *test* set");
   AccuracyMeter test(C);
-  count_into(test, best, probe_features(clip, data.test, o.batch_size, fc, o, log),
+  count_into(test, best, probe_features(clip, data.test, o.batch_size, fc, o, log, "test"),
              labels_of(data.test));
   log.line(result_block(test));
   LinearProbeResult r;
