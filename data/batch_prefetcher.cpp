@@ -14,25 +14,41 @@
 
 namespace tgpt {
 
+namespace {
+
+// Empty f32 [B, image_shape...].
+Tensor empty_batch(int64_t B, const std::vector<int64_t>& image_shape) {
+  std::vector<int64_t> shape = {B};
+  shape.insert(shape.end(), image_shape.begin(), image_shape.end());
+  return Tensor::empty(Shape(shape), DType::f32);
+}
+
+// Prepares image j of the request into dst; "" or what went wrong (never throws).
+std::string prepare_image(const BatchPrefetcher::PrepareFn& prepare, const BatchRequest& request,
+                          int64_t j, float* dst) {
+  try {
+    prepare(request, j, dst);
+    return {};
+  } catch (const std::exception& e) {
+    return e.what()[0] ? e.what() : "unknown error";
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
+}  // namespace
+
 Tensor prepare_batch(const std::vector<int64_t>& image_shape,
                      const BatchPrefetcher::PrepareFn& prepare, const BatchRequest& request,
                      const std::string& what) {
   const int64_t B = static_cast<int64_t>(request.items.size());
-  std::vector<int64_t> shape = {B};
-  shape.insert(shape.end(), image_shape.begin(), image_shape.end());
-  Tensor images = Tensor::empty(Shape(shape), DType::f32);
+  Tensor images = empty_batch(B, image_shape);
   const int64_t per_image = B > 0 ? images.numel() / B : 0;
   float* dst = B > 0 ? images.data<float>() : nullptr;
   // Exceptions must not leave the OpenMP region: failures are collected and thrown below.
   std::vector<std::string> errors(static_cast<size_t>(B));
   parallel_for(B, [&](int64_t j) {
-    try {
-      prepare(request, j, dst + j * per_image);
-    } catch (const std::exception& e) {
-      errors[static_cast<size_t>(j)] = e.what()[0] ? e.what() : "unknown error";
-    } catch (...) {
-      errors[static_cast<size_t>(j)] = "unknown error";
-    }
+    errors[static_cast<size_t>(j)] = prepare_image(prepare, request, j, dst + j * per_image);
   });
   const std::string msg = batch_failure_message(what, errors);
   if (!msg.empty()) throw Error(msg);
@@ -97,9 +113,7 @@ bool BatchPrefetcher::prefetching() const {
 std::shared_ptr<BatchPrefetcher::Slot> BatchPrefetcher::make_slot(BatchRequest request) const {
   auto slot = std::make_shared<Slot>();
   slot->size = static_cast<int64_t>(request.items.size());
-  std::vector<int64_t> shape = {slot->size};
-  shape.insert(shape.end(), image_shape_.begin(), image_shape_.end());
-  slot->images = Tensor::empty(Shape(shape), DType::f32);
+  slot->images = empty_batch(slot->size, image_shape_);
   slot->errors.resize(request.items.size());
   slot->request = std::move(request);
   return slot;
@@ -137,15 +151,8 @@ void BatchPrefetcher::work() {
     }
     const int64_t j = slot->taken++;
     lock.unlock();
-    std::string error;
-    try {
-      prepare_(slot->request, j, slot->images.data<float>() + j * image_numel_);
-    } catch (const std::exception& e) {
-      error = e.what();
-      if (error.empty()) error = "unknown error";
-    } catch (...) {
-      error = "unknown error";
-    }
+    std::string error =
+        prepare_image(prepare_, slot->request, j, slot->images.data<float>() + j * image_numel_);
     lock.lock();
     slot->errors[static_cast<size_t>(j)] = std::move(error);
     if (++slot->finished == slot->size) ready_cv_.notify_all();

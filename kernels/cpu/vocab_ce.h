@@ -43,40 +43,12 @@
 
 namespace tgpt::cpu {
 
-// -> row_loss [N] (0 for ignored rows); grad_dir [N, W] (0 for ignored rows) when not null.
+// The kernel on rows that all have a target (none is ignore_index): row_loss [N]; grad_dir
+// [N, W] when not null.
 template <typename T>
-void vocab_ce_forward_cpu(double* row_loss, T* grad_dir, const T* hidden, const T* emb,
-                          const int64_t* target, int64_t N, int64_t W, int64_t V, int64_t chunk,
-                          double label_smoothing, int64_t ignore_index) {
-  std::vector<int64_t> valid;  // rows whose target is not ignored
-  valid.reserve(static_cast<size_t>(N));
-  for (int64_t n = 0; n < N; ++n)
-    if (target[n] != ignore_index) valid.push_back(n);
-  const int64_t Nv = static_cast<int64_t>(valid.size());
-  if (Nv < N) {
-    // Gather the valid rows, run on the dense block, scatter back (0 for ignored rows).
-    std::vector<T> h_v(static_cast<size_t>(Nv * W)),
-        g_v(grad_dir ? static_cast<size_t>(Nv * W) : 0);
-    std::vector<int64_t> t_v(static_cast<size_t>(Nv));
-    std::vector<double> loss_v(static_cast<size_t>(Nv));
-    for (int64_t j = 0; j < Nv; ++j) {
-      const int64_t n = valid[static_cast<size_t>(j)];
-      std::copy(hidden + n * W, hidden + (n + 1) * W, h_v.begin() + j * W);
-      t_v[static_cast<size_t>(j)] = target[n];
-    }
-    if (Nv > 0)
-      vocab_ce_forward_cpu<T>(loss_v.data(), grad_dir ? g_v.data() : nullptr, h_v.data(), emb,
-                              t_v.data(), Nv, W, V, chunk, label_smoothing, ignore_index);
-    for (int64_t n = 0; n < N; ++n) row_loss[n] = 0.0;
-    if (grad_dir)
-      for (int64_t i = 0; i < N * W; ++i) grad_dir[i] = T(0);
-    for (int64_t j = 0; j < Nv; ++j) {
-      const int64_t n = valid[static_cast<size_t>(j)];
-      row_loss[n] = loss_v[static_cast<size_t>(j)];
-      if (grad_dir) std::copy(g_v.begin() + j * W, g_v.begin() + (j + 1) * W, grad_dir + n * W);
-    }
-    return;
-  }
+void vocab_ce_dense_rows_cpu(double* row_loss, T* grad_dir, const T* hidden, const T* emb,
+                             const int64_t* target, int64_t N, int64_t W, int64_t V, int64_t chunk,
+                             double label_smoothing) {
   const double ls = label_smoothing;
   const int64_t Vc_max = chunk < V ? chunk : V;
   std::vector<T> logits(static_cast<size_t>(N * Vc_max));  // [N, Vc], probabilities in place
@@ -94,7 +66,7 @@ void vocab_ce_forward_cpu(double* row_loss, T* grad_dir, const T* hidden, const 
         N,
         [&](int64_t n) {
           T* x = logits.data() + n * Vc;
-          const int64_t t = target[n];  // every row is valid here
+          const int64_t t = target[n];
           if (t >= v0 && t < v0 + Vc) xt[n] = static_cast<double>(x[t - v0]);  // before overwrite
           double m_new, alpha, csum = 0.0, csumx = 0.0;
           if constexpr (std::is_same_v<T, float>) {
@@ -170,6 +142,42 @@ void vocab_ce_forward_cpu(double* row_loss, T* grad_dir, const T* hidden, const 
         }
       },
       N * W >= 4096 ? 2 : N + 1);
+}
+
+// -> row_loss [N] (0 for ignored rows); grad_dir [N, W] (0 for ignored rows) when not null.
+template <typename T>
+void vocab_ce_forward_cpu(double* row_loss, T* grad_dir, const T* hidden, const T* emb,
+                          const int64_t* target, int64_t N, int64_t W, int64_t V, int64_t chunk,
+                          double label_smoothing, int64_t ignore_index) {
+  std::vector<int64_t> valid;  // rows whose target is not ignored
+  valid.reserve(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n)
+    if (target[n] != ignore_index) valid.push_back(n);
+  const int64_t Nv = static_cast<int64_t>(valid.size());
+  if (Nv == N) {
+    vocab_ce_dense_rows_cpu<T>(row_loss, grad_dir, hidden, emb, target, N, W, V, chunk,
+                               label_smoothing);
+    return;
+  }
+  // Gather the valid rows, run on the dense block, scatter back (0 for ignored rows).
+  std::vector<T> h_v(static_cast<size_t>(Nv * W)), g_v(grad_dir ? static_cast<size_t>(Nv * W) : 0);
+  std::vector<int64_t> t_v(static_cast<size_t>(Nv));
+  std::vector<double> loss_v(static_cast<size_t>(Nv));
+  for (int64_t j = 0; j < Nv; ++j) {
+    const int64_t n = valid[static_cast<size_t>(j)];
+    std::copy(hidden + n * W, hidden + (n + 1) * W, h_v.begin() + j * W);
+    t_v[static_cast<size_t>(j)] = target[n];
+  }
+  if (Nv > 0)
+    vocab_ce_dense_rows_cpu<T>(loss_v.data(), grad_dir ? g_v.data() : nullptr, h_v.data(), emb,
+                               t_v.data(), Nv, W, V, chunk, label_smoothing);
+  std::fill(row_loss, row_loss + N, 0.0);
+  if (grad_dir) std::fill(grad_dir, grad_dir + N * W, T(0));
+  for (int64_t j = 0; j < Nv; ++j) {
+    const int64_t n = valid[static_cast<size_t>(j)];
+    row_loss[n] = loss_v[static_cast<size_t>(j)];
+    if (grad_dir) std::copy(g_v.begin() + j * W, g_v.begin() + (j + 1) * W, grad_dir + n * W);
+  }
 }
 
 }  // namespace tgpt::cpu
